@@ -1,0 +1,37 @@
+# Two entry points for a fresh machine: `make train` and `make test`. Each creates .venv when missing.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# A CPU-only torch when the machine has no NVIDIA GPU, so set-up never pulls a multi-gigabyte CUDA build.
+TORCH_CPU_SPEC ?= torch==2.13.0+cpu
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+TRAIN_CONFIG ?= experiments/configs/navigation2d_smoke.yaml
+TRAIN_OUTPUT ?= runs/navigation2d-smoke
+
+.PHONY: setup train test bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@if $(BIN)/python -c "import torch" 2>/dev/null; then \
+		echo "torch already installed"; \
+	elif nvidia-smi -L >/dev/null 2>&1; then \
+		$(BIN)/pip install torch; \
+	else \
+		$(BIN)/pip install "$(TORCH_CPU_SPEC)" || $(BIN)/pip install torch --index-url $(TORCH_CPU_INDEX); \
+	fi
+	$(BIN)/pip install -e ".[test]"
+	touch $@
+
+train: setup
+	$(BIN)/metarl train --config $(TRAIN_CONFIG) --output $(TRAIN_OUTPUT) --overwrite
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python experiments/bench_envs.py
+
+clean:
+	rm -rf $(VENV) *.egg-info

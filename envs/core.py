@@ -1,0 +1,231 @@
+"""The batched task env: ``num_envs`` slots, each with its own task, stepped together.
+
+Episode bookkeeping lives here, shared by every task family; subclasses only say how to reset slots and
+how one step maps actions to observations, rewards and terminations for all slots at once.
+
+Conventions (gymnasium ``VectorEnv`` with autoreset disabled):
+
+* every episode has a fixed horizon; at step ``horizon`` every slot that has not terminated reports
+  ``truncated``, and the next ``step`` raises until ``reset``;
+* a terminated slot stays terminated: it is not simulated any more, repeats its last observation, earns
+  reward 0 and reports ``terminated=True`` until the next reset, so a sampler can mask it;
+* actions outside the action space are clipped to it (the paper's environments clip the policy's raw
+  Gaussian sample); non-finite actions and wrong shapes raise.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import gymnasium
+import numpy as np
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from envs.tasks import TaskSpace, check_count
+
+
+class BatchedTaskEnv(VectorEnv):
+    """Base class of the fast batched task envs; see the module docstring for the episode rules."""
+
+    metadata: dict[str, Any] = {"autoreset_mode": AutoresetMode.DISABLED, "render_modes": []}
+    task_space: TaskSpace
+
+    def __init__(
+        self,
+        num_envs: int,
+        task_space: TaskSpace,
+        obs_dim: int,
+        action_low: np.ndarray,
+        action_high: np.ndarray,
+        horizon: int,
+    ) -> None:
+        self.num_envs = check_count(num_envs, "num_envs")
+        self.horizon = check_count(horizon, "horizon")
+        self.task_space = task_space
+        action_low = np.asarray(action_low, dtype=np.float32)
+        action_high = np.asarray(action_high, dtype=np.float32)
+        self.single_observation_space = gymnasium.spaces.Box(-np.inf, np.inf, (obs_dim,), np.float64)
+        self.single_action_space = gymnasium.spaces.Box(action_low, action_high, dtype=np.float32)
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self._act_low = action_low.astype(np.float64)
+        self._act_high = action_high.astype(np.float64)
+        self._tasks = task_space.default(self.num_envs)
+        self._slot_rngs: list[np.random.Generator] = [np.random.default_rng() for _ in range(self.num_envs)]
+        self._t = 0
+        self._needs_reset = True
+        self._terminated = np.zeros(self.num_envs, dtype=bool)
+        self._last_obs = np.zeros((self.num_envs, obs_dim), dtype=np.float64)
+
+    # ---- tasks ---------------------------------------------------------------------------------
+    def sample_tasks(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Draw ``n`` tasks ``[n, k]`` from this family's training distribution."""
+        return self.task_space.sample(n, rng)
+
+    def set_tasks(self, tasks: np.ndarray) -> None:
+        """Give slot ``i`` the task ``tasks[i]``; takes effect from the next step's reward."""
+        self._tasks = self.task_space.check(tasks, count=self.num_envs)
+
+    def get_tasks(self) -> np.ndarray:
+        return self._tasks.copy()
+
+    @property
+    def tasks(self) -> np.ndarray:
+        return self.get_tasks()
+
+    # ---- episode loop --------------------------------------------------------------------------
+    def reset(
+        self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Reset slots; ``seed=s`` seeds slot ``i`` with ``s + i`` (a list gives one seed per slot).
+
+        ``options={"reset_mask": mask}`` resets only the slots where ``mask`` is True; the episode
+        clock is shared, so a partial reset is only allowed while no slot has been stepped past
+        the current time, i.e. right after a full reset.
+        """
+        mask = np.ones(self.num_envs, dtype=bool)
+        if options:
+            unknown = set(options) - {"reset_mask"}
+            if unknown:
+                raise ValueError(f"options: unknown keys {sorted(unknown)}; the only option is 'reset_mask'")
+            mask = np.asarray(options["reset_mask"])
+            if mask.shape != (self.num_envs,) or mask.dtype != np.bool_:
+                raise ValueError(
+                    f"options['reset_mask']: expected a bool array of shape ({self.num_envs},), "
+                    f"got {mask.dtype} {mask.shape}"
+                )
+            if self._t != 0 and not mask.all():
+                raise ValueError(
+                    "options['reset_mask']: slots share one episode clock, so a partial reset is only "
+                    f"possible before the first step (now at step {self._t}); reset all slots instead"
+                )
+        if seed is not None:
+            seeds = self._expand_seeds(seed)
+            for i in np.flatnonzero(mask):
+                if seeds[i] is not None:
+                    self._slot_rngs[i] = np.random.default_rng(seeds[i])
+        ids = np.flatnonzero(mask)
+        obs = self._reset_slots(ids, [self._slot_rngs[i] for i in ids])
+        self._last_obs[ids] = obs
+        self._terminated[ids] = False
+        self._t = 0
+        self._needs_reset = False
+        return self._last_obs.copy(), {}
+
+    def step(
+        self, actions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        if self._needs_reset:
+            why = "the episode reached its horizon" if self._t else "the env has not been reset"
+            raise RuntimeError(f"step() called but {why}; call reset() first")
+        a = self._check_actions(actions)
+        active = ~self._terminated
+        ids = None if active.all() else np.flatnonzero(active)
+        obs, reward, terminated = self._step_slots(a, ids)
+        if ids is not None:
+            frozen = self._terminated
+            obs[frozen] = self._last_obs[frozen]
+            reward[frozen] = 0.0
+            terminated |= frozen
+        self._terminated = terminated
+        self._last_obs = obs
+        self._t += 1
+        truncated = np.zeros(self.num_envs, dtype=bool)
+        if self._t >= self.horizon:
+            truncated = ~terminated
+            self._needs_reset = True
+        return obs.copy(), reward, terminated.copy(), truncated, {}
+
+    @property
+    def elapsed_steps(self) -> int:
+        return self._t
+
+    # ---- hooks for task families ---------------------------------------------------------------
+    def _reset_slots(self, ids: np.ndarray, rngs: list[np.random.Generator]) -> np.ndarray:
+        """Put slots ``ids`` at their initial state; return their observations ``[len(ids), obs]``."""
+        raise NotImplementedError
+
+    def _step_slots(
+        self, actions: np.ndarray, ids: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Advance the slots ``ids`` (all when None) with the clipped ``actions [num_envs, act]``.
+
+        Returns observations ``[num_envs, obs]``, rewards ``[num_envs]`` and terminations
+        ``[num_envs]`` for all slots; rows of slots not in ``ids`` are overwritten by the caller.
+        """
+        raise NotImplementedError
+
+    # ---- validation ----------------------------------------------------------------------------
+    def _check_actions(self, actions: object) -> np.ndarray:
+        a = np.asarray(actions, dtype=np.float64)
+        want = (self.num_envs, self._act_low.shape[0])
+        if a.shape != want:
+            raise ValueError(
+                f"actions: expected shape {want} (one row per slot), got {a.shape}; "
+                "for a single slot use gymnasium.make() or pass actions.reshape(1, -1)"
+            )
+        if not np.isfinite(a).all():
+            row = int(np.argwhere(~np.isfinite(a))[0][0])
+            raise ValueError(f"actions: row {row} is not finite ({a[row].tolist()}); check the policy for NaN/inf")
+        return np.clip(a, self._act_low, self._act_high)
+
+    def _expand_seeds(self, seed: int | Sequence[int | None]) -> list[int | None]:
+        if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+            if seed < 0:
+                raise ValueError(f"seed: expected a non-negative integer, got {seed}")
+            return [int(seed) + i for i in range(self.num_envs)]
+        seeds = list(seed)  # type: ignore[arg-type]
+        if len(seeds) != self.num_envs:
+            raise ValueError(f"seed: got {len(seeds)} seeds for {self.num_envs} slots; pass one per slot or an int")
+        return seeds
+
+
+class SingleTaskEnv(gymnasium.Env):
+    """One slot of a batched task env as a plain ``gymnasium.Env``: the same code, so the same numbers.
+
+    ``reset(seed=s)`` matches slot ``i`` of a batched env reset with seed ``s - i``.
+    """
+
+    metadata: dict[str, Any] = {"render_modes": []}
+
+    def __init__(self, vec: BatchedTaskEnv) -> None:
+        if vec.num_envs != 1:
+            raise ValueError(f"num_envs: a SingleTaskEnv wraps exactly one slot, got {vec.num_envs}")
+        self.vec = vec
+        self.observation_space = vec.single_observation_space
+        self.action_space = vec.single_action_space
+        self.task_space = vec.task_space
+        self.horizon = vec.horizon
+
+    def sample_tasks(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        return self.vec.sample_tasks(n, rng)
+
+    def set_task(self, task: np.ndarray) -> None:
+        """Set this env's task, a vector ``[k]`` (one row of ``sample_tasks``)."""
+        arr = np.asarray(task, dtype=np.float64)
+        if arr.ndim != 1:
+            raise ValueError(
+                f"task: expected a vector of shape ({self.task_space.dim},), got shape {arr.shape}; "
+                "pass one row of sample_tasks(), e.g. tasks[0]"
+            )
+        self.vec.task_space.check(arr[None], field="task")
+        self.vec.set_tasks(arr[None])
+
+    def get_task(self) -> np.ndarray:
+        return self.vec.get_tasks()[0]
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        self.vec._slot_rngs[0] = self.np_random
+        obs, info = self.vec.reset(options=options)
+        return obs[0], info
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        a = np.asarray(action, dtype=np.float64)
+        if a.shape != self.action_space.shape:
+            raise ValueError(f"action: expected shape {self.action_space.shape}, got {a.shape}")
+        obs, reward, terminated, truncated, info = self.vec.step(a[None])
+        return obs[0], float(reward[0]), bool(terminated[0]), bool(truncated[0]), info

@@ -1,0 +1,103 @@
+"""MuJoCo models of the paper's robots, built at load time from the models gymnasium ships.
+
+``dynamics="paper"`` edits gymnasium's model with ``mujoco.MjSpec`` wherever the simulation the MAML
+authors ran differs (PROTOCOL.md, "Simulation"); ``dynamics="gymnasium"`` keeps the model as gymnasium's
+HalfCheetah-v5 / Ant-v5 load it.  Both get read-only sensors that make MuJoCo compute what the rewards need
+(subtree velocity, contact forces); sensors change no dynamics.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import warnings
+from dataclasses import dataclass
+
+import mujoco
+import numpy as np
+
+from envs.mujoco_env import add_contact_force_sensor, add_subtree_velocity_sensor
+
+DYNAMICS = ("paper", "gymnasium")
+
+# Ant as the authors simulated it (PROTOCOL.md): MuJoCo's old default contact softness, a 0.02 s RK4 step,
+# torque range +-150 applied as control (gear 1), and the pose of the model's ``init_qpos`` numeric.
+ANT_PAPER_TIMESTEP = 0.02
+ANT_PAPER_SOLREF = (0.02, 1.0)
+ANT_PAPER_SOLIMP = (0.8, 0.8, 0.01, 0.5, 2.0)
+ANT_TORQUE_LIMIT = 150.0
+
+
+def gymnasium_asset(name: str) -> str:
+    """Path of a model file shipped inside gymnasium's MuJoCo environments."""
+    spec = importlib.util.find_spec("gymnasium.envs.mujoco")
+    if spec is None or spec.origin is None:
+        raise ImportError("gymnasium's MuJoCo environments are missing; install gymnasium[mujoco]")
+    path = os.path.join(os.path.dirname(spec.origin), "assets", name)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"gymnasium ships no model {name!r} (looked in {path})")
+    return path
+
+
+def check_dynamics(dynamics: str) -> str:
+    if dynamics not in DYNAMICS:
+        raise ValueError(
+            f"dynamics: expected 'paper' (the MAML paper's simulation) or 'gymnasium' "
+            f"(HalfCheetah-v5 / Ant-v5), got {dynamics!r}"
+        )
+    return dynamics
+
+
+@dataclass
+class RobotModel:
+    """A compiled model plus what the task envs read from it."""
+
+    model: mujoco.MjModel
+    init_qpos: np.ndarray
+    velocity_sensor: slice
+    torso: int
+
+
+def _compile(spec: mujoco.MjSpec) -> mujoco.MjModel:
+    with warnings.catch_warnings():
+        # gymnasium's half-cheetah sets settotalmass, which MuJoCo 4 still honours but flags as deprecated
+        warnings.filterwarnings("ignore", message=".*settotalmass.*")
+        return spec.compile()
+
+
+def _sensor_slice(model: mujoco.MjModel, name: str) -> slice:
+    s = model.sensor(name)
+    return slice(int(s.adr[0]), int(s.adr[0] + s.dim[0]))
+
+
+def half_cheetah(dynamics: str = "paper") -> RobotModel:
+    """The half-cheetah; the paper's model is gymnasium's (0.01 s Euler step), so no edit is needed."""
+    check_dynamics(dynamics)
+    spec = mujoco.MjSpec.from_file(gymnasium_asset("half_cheetah.xml"))
+    vel = add_subtree_velocity_sensor(spec, "torso")
+    model = _compile(spec)
+    return RobotModel(model, model.qpos0.copy(), _sensor_slice(model, vel), model.body("torso").id)
+
+
+def ant(dynamics: str = "paper") -> RobotModel:
+    """The ant, edited to the paper's simulation unless ``dynamics="gymnasium"``."""
+    check_dynamics(dynamics)
+    spec = mujoco.MjSpec.from_file(gymnasium_asset("ant.xml"))
+    init_qpos = None
+    if dynamics == "paper":
+        spec.option.timestep = ANT_PAPER_TIMESTEP
+        spec.option.integrator = mujoco.mjtIntegrator.mjINT_RK4
+        for geom in spec.geoms:
+            geom.solref = list(ANT_PAPER_SOLREF)
+            geom.solimp = list(ANT_PAPER_SOLIMP)
+        for act in spec.actuators:
+            act.gear = [1.0, 0, 0, 0, 0, 0]
+            act.ctrlrange = [-ANT_TORQUE_LIMIT, ANT_TORQUE_LIMIT]
+        init_qpos = np.array(spec.numeric("init_qpos").data, dtype=np.float64)
+    vel = add_subtree_velocity_sensor(spec, "torso")
+    if dynamics == "paper":  # gymnasium's Ant-v5 calls mj_rnePostConstraint itself after the step
+        add_contact_force_sensor(spec, "torso")
+    model = _compile(spec)
+    if init_qpos is None:
+        init_qpos = model.qpos0.copy()
+    return RobotModel(model, init_qpos, _sensor_slice(model, vel), model.body("torso").id)

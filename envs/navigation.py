@@ -1,0 +1,41 @@
+"""Navigation2D: a point moves in the plane towards a goal (PROTOCOL.md); no physics engine needed."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from envs.core import BatchedTaskEnv
+from envs.tasks import UniformTasks
+
+MAX_STEP = 0.1
+GOAL_TOLERANCE = 0.01
+
+
+class Navigation2DEnv(BatchedTaskEnv):
+    """``metarl/Navigation2D-v0``: goal ``g ~ U(-0.5, 0.5)^2``, start at the origin.
+
+    The action is the displacement, each coordinate clipped to ``[-0.1, 0.1]``; the reward is minus the
+    distance to the goal after the move; an episode terminates once both coordinates are within 0.01
+    of the goal, else lasts 100 steps.
+    """
+
+    def __init__(self, num_envs: int = 1, horizon: int = 100) -> None:
+        tasks = UniformTasks(["goal_x", "goal_y"], [-0.5, -0.5], [0.5, 0.5])
+        super().__init__(num_envs, tasks, 2, np.full(2, -MAX_STEP), np.full(2, MAX_STEP), horizon)
+        self.position = np.zeros((self.num_envs, 2))
+
+    def _reset_slots(self, ids: np.ndarray, rngs: list[np.random.Generator]) -> np.ndarray:
+        self.position[ids] = 0.0
+        return self.position[ids].copy()
+
+    def _step_slots(
+        self, actions: np.ndarray, ids: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if ids is None:
+            self.position += actions
+        else:
+            self.position[ids] += actions[ids]
+        offset = self.position - self._tasks
+        reward = -np.sqrt(np.einsum("ij,ij->i", offset, offset))
+        reached = np.all(np.abs(offset) < GOAL_TOLERANCE, axis=1)
+        return self.position.copy(), reward, reached

@@ -1,0 +1,166 @@
+"""Rewards, observations and dynamics checked against independent computations on plain MjData."""
+
+import gymnasium
+import mujoco
+import numpy as np
+import pytest
+
+import envs  # noqa: F401  (registers the ids)
+from envs import models
+
+
+def replay_on_mjdata(vec, slot, actions, forward_after_step):
+    """Replay one slot's episode on a fresh MjData, computing derived quantities ourselves."""
+    m = vec.model
+    d = mujoco.MjData(m)
+    d.qpos[:] = vec._replay_qpos0[slot]
+    d.qvel[:] = vec._replay_qvel0[slot]
+    mujoco.mj_forward(m, d)
+    frames = []
+    for a in actions:
+        a = np.clip(a, -1, 1)
+        lo, hi = m.actuator_ctrlrange.T
+        d.ctrl[:] = lo + (a + 1) / 2 * (hi - lo)
+        mujoco.mj_step(m, d)
+        if forward_after_step:
+            mujoco.mj_forward(m, d)
+        mujoco.mj_subtreeVel(m, d)
+        mujoco.mj_rnePostConstraint(m, d)
+        frames.append(
+            dict(
+                qpos=d.qpos.copy(),
+                qvel=d.qvel.copy(),
+                com=d.subtree_com[1].copy(),
+                comvel=d.subtree_linvel[1].copy(),
+                cfrc=d.cfrc_ext.copy(),
+                xmat=d.xmat[1].copy(),
+                a=a,
+            )
+        )
+    return frames
+
+
+def start(env_id, n, seed, tasks, **kw):
+    vec = gymnasium.make_vec(env_id, num_envs=n, **kw)
+    vec.set_tasks(tasks)
+    vec.reset(seed=seed)
+    vec._replay_qpos0 = vec.qpos.copy()
+    vec._replay_qvel0 = vec.qvel.copy()
+    return vec
+
+
+def test_half_cheetah_vel_reward_and_observation_from_mujoco_state():
+    tasks = np.array([[0.3], [1.7]])
+    vec = start("metarl/HalfCheetahVel-v0", 2, 0, tasks)
+    acts = np.random.default_rng(0).normal(size=(40, 2, 6)) * 1.5  # some beyond [-1, 1]: clipped
+    out = [vec.step(a) for a in acts]
+    for slot in range(2):
+        frames = replay_on_mjdata(vec, slot, acts[:, slot], forward_after_step=True)
+        for t, f in enumerate(frames):
+            obs, rew = out[t][0][slot], out[t][1][slot]
+            np.testing.assert_allclose(obs, np.concatenate([f["qpos"][1:], f["qvel"], f["com"]]), rtol=0, atol=1e-12)
+            expected = -abs(f["comvel"][0] - tasks[slot, 0]) - 0.05 * np.sum(f["a"] ** 2)
+            assert rew == pytest.approx(expected, abs=1e-12)
+
+
+def test_ant_reward_observation_and_contacts_from_mujoco_state():
+    tasks = np.array([[1.0], [-1.0]])
+    vec = start("metarl/AntDir-v0", 2, 1, tasks)
+    acts = np.random.default_rng(1).normal(size=(30, 2, 8)) * 0.3
+    out = [vec.step(a) for a in acts]
+    saw_contact = False
+    for slot in range(2):
+        frames = replay_on_mjdata(vec, slot, acts[:, slot], forward_after_step=True)
+        for t, f in enumerate(frames):
+            if out[t][2][slot]:
+                break
+            cf = np.clip(f["cfrc"], -1, 1).ravel()
+            saw_contact |= bool(np.abs(f["cfrc"]).sum() > 0)
+            expect_obs = np.concatenate([f["qpos"], f["qvel"], cf, f["xmat"], f["com"]])
+            np.testing.assert_allclose(out[t][0][slot], expect_obs, rtol=0, atol=1e-10)
+            expected = (
+                tasks[slot, 0] * f["comvel"][0] - 0.005 * np.sum(f["a"] ** 2) - 0.0005 * np.sum(cf**2) + 0.05
+            )
+            assert out[t][1][slot] == pytest.approx(expected, abs=1e-10)
+    assert saw_contact
+
+
+def test_ant_vel_reward_has_the_papers_bonus():
+    vec = start("metarl/AntVel-v0", 1, 2, np.array([[1.5]]))
+    a = np.zeros((1, 8))
+    obs, r, *_ = vec.step(a)
+    v = vec.sensordata[0, vec._vel_sensor.start]
+    cf = obs[0, 29 : 29 + 84]
+    assert r[0] == pytest.approx(-abs(v - 1.5) + 1.0 - 0.0005 * np.sum(cf**2) + 0.05, abs=1e-12)
+
+
+def test_ant_feels_the_ground():
+    vec = gymnasium.make_vec("metarl/AntVel-v0", num_envs=2)
+    vec.reset(seed=0)
+    forces = []
+    for _ in range(25):
+        obs, *_ = vec.step(np.zeros((2, 8)))
+        forces.append(np.abs(obs[:, 29 : 29 + 84]).sum(axis=1))
+    assert (np.array(forces)[-5:] > 0.1).all(), "standing ant must report contact forces"
+
+
+@pytest.mark.parametrize("env_id,dim", [("metarl/HalfCheetahVel-v0", 17), ("metarl/AntVel-v0", 0)])
+def test_velocity_integrates_to_centre_of_mass_displacement(env_id, dim):
+    vec = gymnasium.make_vec(env_id, num_envs=3)
+    obs, _ = vec.reset(seed=4)
+    com0 = vec.subtree_com[:, 1, 0].copy()
+    dist = np.zeros(3)
+    alive = np.ones(3, bool)
+    acts = np.random.default_rng(4).normal(size=(60, 3, vec.single_action_space.shape[0])) * 0.5
+    for a in acts:
+        _, _, term, _, _ = vec.step(a)
+        alive &= ~term
+        dist += vec.sensordata[:, vec._vel_sensor.start] * vec.dt
+    moved = vec.subtree_com[:, 1, 0] - com0
+    assert np.abs(moved[alive]).max() > 0.05
+    np.testing.assert_allclose(dist[alive], moved[alive], atol=0.02 * max(1.0, np.abs(moved).max()))
+
+
+@pytest.mark.parametrize("env_id", ["metarl/HalfCheetahVel-v0", "metarl/AntDir-v0", "metarl/Navigation2D-v0"])
+def test_task_changes_rewards_not_dynamics(env_id):
+    def run(tasks):
+        vec = gymnasium.make_vec(env_id, num_envs=2)
+        vec.set_tasks(tasks)
+        vec.reset(seed=9)
+        acts = np.random.default_rng(3).normal(size=(15, 2, vec.single_action_space.shape[0])) * 0.05
+        steps = [vec.step(a) for a in acts]
+        return np.stack([s[0] for s in steps]), np.stack([s[1] for s in steps])
+
+    if "Navigation" in env_id:  # goals out of reach within the episode, so no slot terminates
+        t1, t2 = np.array([[0.45, 0.45], [-0.45, 0.45]]), np.array([[0.45, -0.45], [-0.45, -0.45]])
+    else:
+        t1 = gymnasium.make_vec(env_id, num_envs=2).sample_tasks(2, np.random.default_rng(0))
+        t2 = -t1 if "Dir" in env_id else t1 * 0.5
+    obs1, rew1 = run(t1)
+    obs2, rew2 = run(t2)
+    np.testing.assert_array_equal(obs1, obs2)
+    assert not np.allclose(rew1, rew2)
+
+
+def test_navigation_reward_is_distance_after_the_clipped_move():
+    vec = gymnasium.make_vec("metarl/Navigation2D-v0", num_envs=1)
+    vec.set_tasks(np.array([[0.3, -0.2]]))
+    vec.reset(seed=0)
+    obs, r, term, _, _ = vec.step(np.array([[0.5, -0.04]]))  # x clipped to 0.1
+    np.testing.assert_allclose(obs, [[0.1, -0.04]])
+    assert r[0] == pytest.approx(-np.hypot(0.2, 0.16))
+    assert not term[0]
+
+
+def test_paper_ant_model_edits():
+    paper, gym = models.ant("paper").model, models.ant("gymnasium").model
+    assert paper.opt.timestep == 0.02 and paper.opt.integrator == mujoco.mjtIntegrator.mjINT_RK4
+    np.testing.assert_allclose(paper.geom_solimp[:, :3], np.tile([0.8, 0.8, 0.01], (paper.ngeom, 1)))
+    np.testing.assert_allclose(paper.geom_solref, np.tile([0.02, 1.0], (paper.ngeom, 1)))
+    np.testing.assert_allclose(paper.actuator_ctrlrange, np.tile([-150.0, 150.0], (8, 1)))
+    # the same torque range either way: gear x ctrlrange
+    np.testing.assert_allclose(
+        paper.actuator_gear[:, 0] * paper.actuator_ctrlrange[:, 1], gym.actuator_gear[:, 0] * gym.actuator_ctrlrange[:, 1]
+    )
+    assert models.ant("paper").init_qpos[2] == pytest.approx(0.55)
+    assert gym.opt.timestep == 0.01
