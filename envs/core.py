@@ -15,6 +15,7 @@ Conventions (gymnasium ``VectorEnv`` with autoreset disabled):
 
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import gymnasium
@@ -52,11 +53,15 @@ class BatchedTaskEnv(VectorEnv):
         self._act_low = action_low.astype(np.float64)
         self._act_high = action_high.astype(np.float64)
         self._tasks = task_space.default(self.num_envs)
+        self._tasks.flags.writeable = False
         self._slot_rngs: list[np.random.Generator] = [np.random.default_rng() for _ in range(self.num_envs)]
         self._t = 0
         self._needs_reset = True
         self._terminated = np.zeros(self.num_envs, dtype=bool)
-        self._last_obs = np.zeros((self.num_envs, obs_dim), dtype=np.float64)
+        self._any_terminated = False
+        self._reset_obs = np.zeros((self.num_envs, obs_dim), dtype=np.float64)
+        self._frozen_obs = np.zeros((self.num_envs, obs_dim), dtype=np.float64)
+        self._clipped = np.zeros((self.num_envs, action_low.shape[0]), dtype=np.float64)
 
     # ---- tasks ---------------------------------------------------------------------------------
     def sample_tasks(self, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -65,14 +70,18 @@ class BatchedTaskEnv(VectorEnv):
 
     def set_tasks(self, tasks: np.ndarray) -> None:
         """Give slot ``i`` the task ``tasks[i]``; takes effect from the next step's reward."""
-        self._tasks = self.task_space.check(tasks, count=self.num_envs)
+        checked = self.task_space.check(tasks, count=self.num_envs)
+        checked.flags.writeable = False
+        self._tasks = checked
 
     def get_tasks(self) -> np.ndarray:
+        """A copy of the slots' tasks ``[num_envs, k]``."""
         return self._tasks.copy()
 
     @property
-    def tasks(self) -> np.ndarray:
-        return self.get_tasks()
+    def slot_tasks(self) -> np.ndarray:
+        """The slots' tasks ``[num_envs, k]`` as a read-only array, for reward functions (no copy)."""
+        return self._tasks
 
     # ---- episode loop --------------------------------------------------------------------------
     def reset(
@@ -107,11 +116,12 @@ class BatchedTaskEnv(VectorEnv):
                     self._slot_rngs[i] = np.random.default_rng(seeds[i])
         ids = np.flatnonzero(mask)
         obs = self._reset_slots(ids, [self._slot_rngs[i] for i in ids])
-        self._last_obs[ids] = obs
+        self._reset_obs[ids] = obs
         self._terminated[ids] = False
+        self._any_terminated = bool(self._terminated.any())
         self._t = 0
         self._needs_reset = False
-        return self._last_obs.copy(), {}
+        return self._reset_obs.copy(), {}
 
     def step(
         self, actions: np.ndarray
@@ -120,22 +130,27 @@ class BatchedTaskEnv(VectorEnv):
             why = "the episode reached its horizon" if self._t else "the env has not been reset"
             raise RuntimeError(f"step() called but {why}; call reset() first")
         a = self._check_actions(actions)
-        active = ~self._terminated
-        ids = None if active.all() else np.flatnonzero(active)
+        # the common case (no slot terminated) costs no masking work: this loop runs once per env step
+        any_frozen = self._any_terminated
+        ids = np.flatnonzero(~self._terminated) if any_frozen else None
         obs, reward, terminated = self._step_slots(a, ids)
-        if ids is not None:
+        if any_frozen:
             frozen = self._terminated
-            obs[frozen] = self._last_obs[frozen]
+            obs[frozen] = self._frozen_obs[frozen]
             reward[frozen] = 0.0
             terminated |= frozen
+        if terminated.any():
+            newly = terminated & ~self._terminated
+            self._frozen_obs[newly] = obs[newly]
+            self._any_terminated = True
         self._terminated = terminated
-        self._last_obs = obs
         self._t += 1
-        truncated = np.zeros(self.num_envs, dtype=bool)
         if self._t >= self.horizon:
             truncated = ~terminated
             self._needs_reset = True
-        return obs.copy(), reward, terminated.copy(), truncated, {}
+        else:
+            truncated = np.zeros(self.num_envs, dtype=bool)
+        return obs, reward, terminated.copy(), truncated, {}
 
     @property
     def elapsed_steps(self) -> int:
@@ -159,16 +174,19 @@ class BatchedTaskEnv(VectorEnv):
     # ---- validation ----------------------------------------------------------------------------
     def _check_actions(self, actions: object) -> np.ndarray:
         a = np.asarray(actions, dtype=np.float64)
-        want = (self.num_envs, self._act_low.shape[0])
-        if a.shape != want:
+        if a.shape != self._clipped.shape:
             raise ValueError(
-                f"actions: expected shape {want} (one row per slot), got {a.shape}; "
+                f"actions: expected shape {self._clipped.shape} (one row per slot), got {a.shape}; "
                 "for a single slot use gymnasium.make() or pass actions.reshape(1, -1)"
             )
-        if not np.isfinite(a).all():
+        # one reduction detects NaN/inf cheaply; the exact check runs only when it fires
+        if not math.isfinite(np.add.reduce(a, axis=None)) and not np.isfinite(a).all():
             row = int(np.argwhere(~np.isfinite(a))[0][0])
             raise ValueError(f"actions: row {row} is not finite ({a[row].tolist()}); check the policy for NaN/inf")
-        return np.clip(a, self._act_low, self._act_high)
+        out = np.empty_like(self._clipped)
+        np.minimum(a, self._act_high, out=out)
+        np.maximum(out, self._act_low, out=out)
+        return out
 
     def _expand_seeds(self, seed: int | Sequence[int | None]) -> list[int | None]:
         if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):

@@ -111,10 +111,11 @@ class TaskSyncVectorEnv(VectorEnv):
         if self._t >= self.horizon:
             self._needs_reset = True
             return obs, reward, self._terminated.copy(), ~self._terminated, info
-        if newly_done.any():
+        inner_done = np.asarray(terminated) | np.asarray(truncated)
+        if inner_done.any():
             # gymnasium requires done slots to be reset before the next step; the slot stays reported as
             # terminated (frozen) for the rest of this episode, and what it simulates meanwhile is dropped
-            self.vec.reset(options={"reset_mask": newly_done})
+            self.vec.reset(options={"reset_mask": inner_done})
         return obs, reward, self._terminated.copy(), np.zeros(self.num_envs, dtype=bool), info
 
     def close_extras(self, **kwargs: Any) -> None:

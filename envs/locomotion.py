@@ -103,7 +103,7 @@ class LocomotionTaskEnv(MujocoTaskEnv):
             self._x_before = self._x_position().copy()
 
     def control_cost(self, actions: np.ndarray) -> np.ndarray:
-        return self.ctrl_cost_weight * np.einsum("ij,ij->i", actions, actions)
+        return self.ctrl_cost_weight * np.add.reduce(actions * actions, axis=1)
 
 
 class HalfCheetahTaskEnv(LocomotionTaskEnv):
@@ -122,7 +122,7 @@ class HalfCheetahTaskEnv(LocomotionTaskEnv):
         return np.concatenate([self.qpos[:, 1:], self.qvel], axis=1)
 
     def reward(self, actions: np.ndarray) -> np.ndarray:
-        return self._objective(self.forward_velocity(), self._tasks) - self.control_cost(actions)
+        return self._objective(self.forward_velocity(), self.slot_tasks) - self.control_cost(actions)
 
 
 class AntTaskEnv(LocomotionTaskEnv):
@@ -187,7 +187,7 @@ class AntTaskEnv(LocomotionTaskEnv):
     def reward(self, actions: np.ndarray) -> np.ndarray:
         contact_cost = self.contact_cost_weight * np.einsum("ij,ij->i", self._contact, self._contact)
         return (
-            self._objective(self.forward_velocity(), self._tasks)
+            self._objective(self.forward_velocity(), self.slot_tasks)
             + self.objective_bonus
             - self.control_cost(actions)
             - contact_cost

@@ -58,7 +58,8 @@ class RobotModel:
     torso: int
 
 
-def _compile(spec: mujoco.MjSpec) -> mujoco.MjModel:
+def compile_spec(spec: mujoco.MjSpec) -> mujoco.MjModel:
+    """Compile a spec built from gymnasium's models, without MuJoCo 4's settotalmass deprecation warning."""
     with warnings.catch_warnings():
         # gymnasium's half-cheetah sets settotalmass, which MuJoCo 4 still honours but flags as deprecated
         warnings.filterwarnings("ignore", message=".*settotalmass.*")
@@ -75,7 +76,7 @@ def half_cheetah(dynamics: str = "paper") -> RobotModel:
     check_dynamics(dynamics)
     spec = mujoco.MjSpec.from_file(gymnasium_asset("half_cheetah.xml"))
     vel = add_subtree_velocity_sensor(spec, "torso")
-    model = _compile(spec)
+    model = compile_spec(spec)
     return RobotModel(model, model.qpos0.copy(), _sensor_slice(model, vel), model.body("torso").id)
 
 
@@ -97,7 +98,7 @@ def ant(dynamics: str = "paper") -> RobotModel:
     vel = add_subtree_velocity_sensor(spec, "torso")
     if dynamics == "paper":  # gymnasium's Ant-v5 calls mj_rnePostConstraint itself after the step
         add_contact_force_sensor(spec, "torso")
-    model = _compile(spec)
+    model = compile_spec(spec)
     if init_qpos is None:
         init_qpos = model.qpos0.copy()
     return RobotModel(model, init_qpos, _sensor_slice(model, vel), model.body("torso").id)

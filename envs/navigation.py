@@ -16,10 +16,11 @@ class Navigation2DEnv(BatchedTaskEnv):
 
     The action is the displacement, each coordinate clipped to ``[-0.1, 0.1]``; the reward is minus the
     distance to the goal after the move; an episode terminates once both coordinates are within 0.01
-    of the goal, else lasts 100 steps.
+    of the goal, else lasts 100 steps.  ``num_threads`` is accepted so that every task env takes the same
+    arguments; the numpy dynamics run on the calling thread.
     """
 
-    def __init__(self, num_envs: int = 1, horizon: int = 100) -> None:
+    def __init__(self, num_envs: int = 1, horizon: int = 100, num_threads: int = 0) -> None:
         tasks = UniformTasks(["goal_x", "goal_y"], [-0.5, -0.5], [0.5, 0.5])
         super().__init__(num_envs, tasks, 2, np.full(2, -MAX_STEP), np.full(2, MAX_STEP), horizon)
         self.position = np.zeros((self.num_envs, 2))
@@ -35,7 +36,7 @@ class Navigation2DEnv(BatchedTaskEnv):
             self.position += actions
         else:
             self.position[ids] += actions[ids]
-        offset = self.position - self._tasks
+        offset = self.position - self.slot_tasks
         reward = -np.sqrt(np.einsum("ij,ij->i", offset, offset))
         reached = np.all(np.abs(offset) < GOAL_TOLERANCE, axis=1)
         return self.position.copy(), reward, reached

@@ -1,0 +1,61 @@
+"""The documented plug-in example works on both paths."""
+
+import gymnasium
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import envs
+from experiments.plugins.cheetah_goal_position import register
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _registered():
+    register()
+
+
+@pytest.mark.filterwarnings("ignore:.*Box observation space (minimum|maximum) value is.*")
+def test_fast_path_plugin_makes_single_and_batched_envs():
+    single = gymnasium.make("mylab/HalfCheetahGoalPos-v0")
+    check_env(single.unwrapped, skip_render_check=True)
+    vec = gymnasium.make_vec("mylab/HalfCheetahGoalPos-v0", num_envs=3)
+    assert isinstance(vec, envs.MujocoTaskEnv)
+    tasks = np.array([[-2.0], [0.0], [2.5]])
+    vec.set_tasks(tasks)
+    obs, _ = vec.reset(seed=0)
+    acts = np.random.default_rng(0).normal(size=(10, 3, 6))
+    for a in acts:
+        obs, r, *_ = vec.step(a)
+        clipped = np.clip(a, -1, 1)
+        expected = -np.abs(obs[:, 0] - tasks[:, 0]) - 0.05 * (clipped**2).sum(1)
+        np.testing.assert_allclose(r, expected, atol=1e-12)
+    single.unwrapped.set_task(tasks[2])
+    o, _ = single.reset(seed=2)
+    for a in acts:
+        o, *_ = single.step(a[2])
+    np.testing.assert_array_equal(o, obs[2])
+
+
+def test_general_path_runs_any_task_env_through_sync_vector_env():
+    vec = envs.TaskSyncVectorEnv([lambda: gymnasium.make("mylab/PointGoal-v0") for _ in range(3)])
+    assert vec.horizon == 50
+    tasks = np.array([[0.15], [-0.5], [0.9]])
+    vec.set_tasks(tasks)
+    np.testing.assert_array_equal(vec.get_tasks(), tasks)
+    obs0, _ = vec.reset(seed=1)
+    done_at = {}
+    for t in range(50):
+        obs, r, term, trunc, _ = vec.step(np.ones((3, 1), np.float32))
+        for i in np.flatnonzero(term):
+            done_at.setdefault(i, (t, obs[i].copy()))
+            np.testing.assert_array_equal(obs[i], done_at[i][1])  # frozen after termination
+            if t > done_at[i][0]:
+                assert r[i] == 0.0
+    assert set(done_at) == {0, 2}  # moving right reaches 0.15 and 0.9, never -0.5
+    assert done_at[0][0] < done_at[2][0]
+    assert trunc.tolist() == [False, True, False]
+
+
+def test_general_path_rejects_envs_without_tasks():
+    with pytest.raises(TypeError, match="sample_tasks"):
+        envs.TaskSyncVectorEnv([lambda: gymnasium.make("CartPole-v1")])
