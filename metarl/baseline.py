@@ -1,0 +1,65 @@
+"""The linear feature baseline of the paper, refit per task on that task's batch, all tasks at once."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+class LinearFeatureBaseline:
+    """``V(s_t) = w . [o, o^2, t/100, (t/100)^2, (t/100)^3, 1]`` with ``o`` clipped to ``[-10, 10]``.
+
+    One ridge regression per task on the discounted returns, solved as a batch of ``[T, d, d]`` systems
+    in float64.  Steps that did not happen are excluded.  If a solve is not finite the ridge is
+    multiplied by 10, up to ``max_tries`` times, as in the original implementation.
+    """
+
+    def __init__(self, reg_coeff: float = 1e-5, max_tries: int = 5) -> None:
+        if reg_coeff <= 0:
+            raise ValueError(f"reg_coeff: expected a positive ridge coefficient, got {reg_coeff}")
+        self.reg_coeff = float(reg_coeff)
+        self.max_tries = int(max_tries)
+
+    @staticmethod
+    def features(obs: Tensor) -> Tensor:
+        """Features ``[T, E, H, 2 * obs_dim + 4]`` of observations ``[T, E, H, obs_dim]``."""
+        o = obs.to(torch.float64).clamp(-10.0, 10.0)
+        horizon = obs.shape[-2]
+        t = (torch.arange(horizon, dtype=torch.float64, device=obs.device) / 100.0).view(-1, 1)
+        t = t.expand(*obs.shape[:-1], 1)
+        return torch.cat([o, o * o, t, t * t, t * t * t, torch.ones_like(t)], dim=-1)
+
+    def fit_predict(self, obs: Tensor, returns: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """Fit one baseline per task and return ``(values [T, E, H], weights [T, d])``."""
+        feats = self.features(obs)
+        num_tasks, d = feats.shape[0], feats.shape[-1]
+        m = mask.to(torch.float64).reshape(num_tasks, -1, 1)
+        f = feats.reshape(num_tasks, -1, d) * m
+        r = returns.to(torch.float64).reshape(num_tasks, -1, 1) * m
+        gram = f.transpose(1, 2) @ f
+        rhs = f.transpose(1, 2) @ r
+        eye = torch.eye(d, dtype=torch.float64, device=obs.device)
+        weights = torch.full((num_tasks, d, 1), float("nan"), dtype=torch.float64, device=obs.device)
+        todo = torch.ones(num_tasks, dtype=torch.bool, device=obs.device)
+        reg = self.reg_coeff
+        for _ in range(self.max_tries):
+            sol, info = torch.linalg.solve_ex(gram[todo] + reg * eye, rhs[todo])
+            sol[info != 0] = float("nan")  # singular even with this ridge: retry with a larger one
+            weights[todo] = sol
+            todo = ~torch.isfinite(weights).all(dim=(1, 2))
+            if not todo.any():
+                break
+            reg *= 10
+        weights = torch.nan_to_num(weights, nan=0.0, posinf=0.0, neginf=0.0)
+        values = (feats @ weights.unsqueeze(1)).squeeze(-1) * mask.to(torch.float64)
+        return values.to(returns.dtype), weights.squeeze(-1)
+
+
+def explained_variance(values: Tensor, returns: Tensor, mask: Tensor) -> float:
+    """``1 - Var[R - V] / Var[R]`` over the steps that happened (1 is perfect, <= 0 is no better than a constant)."""
+    m = mask.bool()
+    r, v = returns[m].to(torch.float64), values[m].to(torch.float64)
+    var = r.var(unbiased=False)
+    if r.numel() == 0 or var <= 0:
+        return float("nan")
+    return float(1.0 - (r - v).var(unbiased=False) / var)

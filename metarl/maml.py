@@ -1,0 +1,120 @@
+"""MAML with a TRPO meta-optimizer (Finn, Abbeel & Levine 2017, Algorithm 3 with TRPO as the outer step).
+
+    for each meta-iteration:
+        sample tasks T_i
+        D_i   <- episodes of pi_theta on T_i                       (pre-adaptation)
+        theta'_i = theta - alpha * grad L_i(theta; D_i)            (inner step, all tasks at once)
+        D'_i  <- episodes of pi_theta'_i on T_i                    (post-adaptation)
+        theta <- TRPO step on  sum_i L_i^surr(theta'_i(theta); D'_i)
+                 subject to   mean_i KL(pi_theta'_i,old || pi_theta'_i(theta)) <= delta
+
+The surrogate and the KL are differentiated through the inner step, so the meta-gradient and the
+Hessian-vector products of the KL are exact (second order unless ``first_order``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+from metarl import trpo
+from metarl.adaptation import AdaptationData, adapt
+from metarl.baseline import LinearFeatureBaseline, explained_variance
+from metarl.episodes import EpisodeBatch, discounted_returns, gae, standardize_per_task
+from metarl.policy import GaussianMLPPolicy, Params, flat, unflat
+
+
+@dataclass
+class MAMLSettings:
+    inner_step_size: float = 0.1
+    first_order: bool = False
+    discount: float = 0.99
+    gae_lambda: float = 1.0
+    normalize_advantages: bool = True
+    max_kl: float = 0.01
+    cg_iters: int = 10
+    cg_damping: float = 1e-5
+    backtrack_ratio: float = 0.8
+    max_backtracks: int = 15
+
+
+class MAMLTRPO:
+    """The meta-learner: advantages, inner loop and the TRPO meta-update over functional parameters."""
+
+    def __init__(self, policy: GaussianMLPPolicy, baseline: LinearFeatureBaseline, settings: MAMLSettings) -> None:
+        self.policy, self.baseline, self.s = policy, baseline, settings
+
+    def advantages(self, batch: EpisodeBatch) -> tuple[AdaptationData, float]:
+        """Fit the baseline per task, compute GAE and standardise per task; also the explained variance."""
+        returns = discounted_returns(batch.rewards, batch.mask, self.s.discount)
+        values, _ = self.baseline.fit_predict(batch.obs, returns, batch.mask)
+        adv = gae(batch.rewards, values, batch.mask, self.s.discount, self.s.gae_lambda)
+        if self.s.normalize_advantages:
+            adv = standardize_per_task(adv, batch.mask)
+        return AdaptationData(batch, adv.detach()), explained_variance(values, returns, batch.mask)
+
+    def adapt(self, params: Params, inner: Sequence[AdaptationData], create_graph: bool = True) -> Params:
+        sizes = [self.s.inner_step_size] * len(inner)
+        return adapt(self.policy, params, inner, sizes, self.s.first_order, create_graph)
+
+    def objective(self, params: Params, inner: Sequence[AdaptationData], post: AdaptationData,
+                  old: tuple[Tensor, Tensor, Tensor], create_graph: bool) -> tuple[Tensor, Tensor]:
+        """Post-adaptation surrogate loss and mean KL, both averaged over tasks."""
+        old_logp, old_mu, old_log_std = old
+        adapted = self.adapt(params, inner, create_graph)
+        obs, actions, mask, adv = _flat_steps(post)
+        ratio = torch.exp(self.policy.log_prob(adapted, obs, actions) - old_logp)
+        n = mask.sum(-1).clamp(min=1)
+        surrogate = -((ratio * adv * mask).sum(-1) / n).mean()
+        kl = ((self.policy.kl((old_mu, old_log_std), adapted, obs) * mask).sum(-1) / n).mean()
+        return surrogate, kl
+
+    def meta_update(self, params: Params, inner: Sequence[AdaptationData], post: AdaptationData) -> tuple[Params, dict[str, float]]:
+        """One TRPO step on the meta-parameters; returns the new parameters (or the old ones, untouched)."""
+        theta = {k: v.detach().requires_grad_() for k, v in params.items()}
+        names = list(theta)
+        with torch.no_grad():  # pi_theta'_old: the adapted policies at the current theta
+            adapted_old = {k: v.detach() for k, v in self.adapt(theta, inner, create_graph=False).items()}
+            obs, actions, _, _ = _flat_steps(post)
+            old_mu, old_log_std = self.policy.moments(adapted_old, obs)
+            old = (self.policy.log_prob(adapted_old, obs, actions), old_mu, old_log_std)
+        surrogate, kl = self.objective(theta, inner, post, old, create_graph=True)
+        g = flat(dict(zip(names, torch.autograd.grad(surrogate, [theta[k] for k in names], retain_graph=True))))
+        kl_grad = flat(dict(zip(names, torch.autograd.grad(kl, [theta[k] for k in names], create_graph=True))))
+
+        def fisher_vector(v: Tensor) -> Tensor:  # exact Hessian of the mean KL times v, plus damping
+            hv = torch.autograd.grad(kl_grad @ v, [theta[k] for k in names], retain_graph=True)
+            return torch.cat([h.reshape(-1) for h in hv]) + self.s.cg_damping * v
+
+        direction = trpo.conjugate_gradient(fisher_vector, -g.detach(), self.s.cg_iters)
+        full_step = trpo.max_step(direction, fisher_vector, self.s.max_kl)
+        theta0 = flat(theta).detach()
+        stats = {"surrogate_before": surrogate.item(), "kl_before": kl.item(), "grad_norm": g.norm().item()}
+        if full_step is None or not torch.isfinite(full_step).all():
+            return params, {**stats, "accepted": 0.0, "line_search_steps": 0.0, "step_fraction": 0.0,
+                            "surrogate_after": surrogate.item(), "kl_after": kl.item(), "surrogate_improvement": 0.0}
+
+        def evaluate(candidate: Tensor) -> tuple[float, float]:
+            with torch.no_grad():  # the inner gradient still runs: adapt() enables grad for it
+                s, k = self.objective(unflat(candidate, params), inner, post, old, create_graph=False)
+            return float(s), float(k)
+
+        new_flat, ls = trpo.backtracking_line_search(theta0, full_step, evaluate, surrogate.item(), self.s.max_kl,
+                                                     self.s.backtrack_ratio, self.s.max_backtracks)
+        new_params = {k: v.detach().clone() for k, v in unflat(new_flat, params).items()} if ls.accepted else params
+        after = ls.loss if ls.accepted else surrogate.item()
+        return new_params, {**stats, "accepted": float(ls.accepted), "line_search_steps": float(ls.steps),
+                            "step_fraction": ls.fraction, "surrogate_after": after,
+                            "kl_after": ls.kl if ls.accepted else 0.0,
+                            "surrogate_improvement": surrogate.item() - after}
+
+
+def _flat_steps(data: AdaptationData) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Episodes as ``[T, E*H, ...]`` for task-batched policy calls."""
+    b = data.batch
+    T = b.num_tasks
+    return (b.obs.reshape(T, -1, b.obs.shape[-1]), b.actions.reshape(T, -1, b.actions.shape[-1]),
+            b.mask.reshape(T, -1), data.advantages.reshape(T, -1))

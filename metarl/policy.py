@@ -1,0 +1,109 @@
+"""Gaussian MLP policy with functional, optionally task-batched parameters.
+
+Parameters are a plain ``{name: tensor}`` dict, so adaptation never mutates a module: the inner loop
+builds new dicts.  A dict whose tensors carry a leading task dimension ``[T, ...]`` describes T policies;
+one call of :meth:`GaussianMLPPolicy.distribution` evaluates all of them with batched matrix products.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+Params = dict[str, Tensor]
+
+
+class GaussianMLPPolicy:
+    """``a ~ N(mu(s), diag(exp(log_std)^2))`` with ``mu`` an MLP of ReLU layers, ``log_std`` state-free.
+
+    Args:
+        obs_dim: observation length.
+        act_dim: action length.
+        hidden_sizes: widths of the hidden layers (the paper: 100, 100).
+        init_std: initial standard deviation of every action dimension (the paper: 1.0).
+    """
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden_sizes: Sequence[int] = (100, 100), init_std: float = 1.0):
+        if init_std <= 0:
+            raise ValueError(f"init_std: expected a positive standard deviation, got {init_std}")
+        self.obs_dim, self.act_dim = int(obs_dim), int(act_dim)
+        self.hidden_sizes = tuple(int(h) for h in hidden_sizes)
+        self.init_std = float(init_std)
+        self.sizes = (self.obs_dim, *self.hidden_sizes, self.act_dim)
+        self.num_layers = len(self.sizes) - 1
+
+    def init_params(self, generator: torch.Generator, dtype: torch.dtype = torch.float32) -> Params:
+        """Glorot-uniform weights, zero biases, ``log_std = log(init_std)`` (as the original rllab policy)."""
+        params: Params = {}
+        for i, (fan_in, fan_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:])):
+            bound = (6.0 / (fan_in + fan_out)) ** 0.5
+            w = (torch.rand(fan_in, fan_out, generator=generator, dtype=torch.float64) * 2 - 1) * bound
+            params[f"w{i}"] = w.to(dtype)
+            params[f"b{i}"] = torch.zeros(fan_out, dtype=dtype)
+        params["log_std"] = torch.full((self.act_dim,), float(torch.log(torch.tensor(self.init_std))), dtype=dtype)
+        return params
+
+    def mean(self, params: Params, obs: Tensor) -> Tensor:
+        """Action means for ``obs [T, N, obs_dim]`` under task-batched params, or ``[..., obs_dim]`` under shared ones."""
+        batched = params["w0"].dim() == 3
+        h = obs
+        for i in range(self.num_layers):
+            w, b = params[f"w{i}"], params[f"b{i}"]
+            h = torch.baddbmm(b.unsqueeze(1), h, w) if batched else torch.addmm(b, h.reshape(-1, h.shape[-1]), w).reshape(*h.shape[:-1], w.shape[-1])
+            if i < self.num_layers - 1:
+                h = torch.relu(h)
+        return h
+
+    def log_std(self, params: Params, like: Tensor) -> Tensor:
+        log_std = params["log_std"]
+        if log_std.dim() == 2:  # [T, act] against [T, N, act]
+            log_std = log_std.unsqueeze(1)
+        return log_std.expand_as(like)
+
+    def log_prob(self, params: Params, obs: Tensor, actions: Tensor) -> Tensor:
+        """Log-density of ``actions`` (raw Gaussian samples, before any clipping) under the policy."""
+        mu = self.mean(params, obs)
+        log_std = self.log_std(params, mu)
+        z = (actions - mu) * torch.exp(-log_std)
+        return (-0.5 * z.pow(2) - log_std - 0.5 * _LOG_2PI).sum(-1)
+
+    def kl(self, old: tuple[Tensor, Tensor], params: Params, obs: Tensor) -> Tensor:
+        """``KL(old || new)`` per state; ``old`` is ``(mean, log_std)`` evaluated earlier (detached)."""
+        mu_old, log_std_old = old
+        mu = self.mean(params, obs)
+        log_std = self.log_std(params, mu)
+        var_ratio = torch.exp(2 * (log_std_old - log_std))
+        diff = (mu - mu_old) * torch.exp(-log_std)
+        return (0.5 * (var_ratio + diff.pow(2) - 1) + log_std - log_std_old).sum(-1)
+
+    def moments(self, params: Params, obs: Tensor) -> tuple[Tensor, Tensor]:
+        mu = self.mean(params, obs)
+        return mu, self.log_std(params, mu)
+
+    def sample(self, params: Params, obs: Tensor, noise: Tensor) -> Tensor:
+        """``mu + std * noise`` for given standard-normal ``noise`` (drawn by the caller, for reproducibility)."""
+        mu = self.mean(params, obs)
+        return mu + torch.exp(self.log_std(params, mu)) * noise
+
+
+_LOG_2PI = float(torch.log(torch.tensor(2 * torch.pi, dtype=torch.float64)))
+
+
+def expand_params(params: Params, num_tasks: int) -> Params:
+    """Shared parameters viewed as ``num_tasks`` identical task-batched copies ``[T, ...]``."""
+    return {k: v.unsqueeze(0).expand(num_tasks, *v.shape) for k, v in params.items()}
+
+
+def flat(params: Params) -> Tensor:
+    return torch.cat([v.reshape(-1) for v in params.values()])
+
+
+def unflat(vector: Tensor, like: Params) -> Params:
+    out, i = {}, 0
+    for k, v in like.items():
+        n = v.numel()
+        out[k] = vector[i : i + n].view_as(v)
+        i += n
+    return out
