@@ -15,7 +15,7 @@ Hessian-vector products of the KL are exact (second order unless ``first_order``
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -72,44 +72,61 @@ class MAMLTRPO:
         kl = ((self.policy.kl((old_mu, old_log_std), adapted, obs) * mask).sum(-1) / n).mean()
         return surrogate, kl
 
+    def old_policy(self, params: Params, inner: Sequence[AdaptationData], post: AdaptationData) -> tuple[Tensor, Tensor, Tensor]:
+        """``pi_theta'_old`` on the post-adaptation steps: log-probs, means and log-stds, detached."""
+        with torch.no_grad():
+            adapted = {k: v.detach() for k, v in self.adapt(params, inner, create_graph=False).items()}
+            obs, actions, _, _ = _flat_steps(post)
+            mu, log_std = self.policy.moments(adapted, obs)
+            return self.policy.log_prob(adapted, obs, actions), mu, log_std
+
+    def meta_gradients(self, theta: Params, inner: Sequence[AdaptationData], post: AdaptationData,
+                       old: tuple[Tensor, Tensor, Tensor]) -> tuple[Tensor, Tensor, Tensor, Callable[[Tensor], Tensor]]:
+        """Surrogate, KL, the flat meta-gradient, and ``v -> H v`` for the exact Hessian H of the mean KL.
+
+        ``theta`` must require grad.  Both derivatives flow through the inner step.
+        """
+        names = list(theta)
+        leaves = [theta[k] for k in names]
+        surrogate, kl = self.objective(theta, inner, post, old, create_graph=True)
+        g = torch.cat([x.reshape(-1) for x in torch.autograd.grad(surrogate, leaves, retain_graph=True)])
+        kl_grad = torch.cat([x.reshape(-1) for x in torch.autograd.grad(kl, leaves, create_graph=True)])
+
+        def hvp(v: Tensor) -> Tensor:
+            return torch.cat([h.reshape(-1) for h in torch.autograd.grad(kl_grad @ v, leaves, retain_graph=True)])
+
+        return surrogate, kl, g, hvp
+
     def meta_update(self, params: Params, inner: Sequence[AdaptationData], post: AdaptationData) -> tuple[Params, dict[str, float]]:
         """One TRPO step on the meta-parameters; returns the new parameters (or the old ones, untouched)."""
         theta = {k: v.detach().requires_grad_() for k, v in params.items()}
-        names = list(theta)
-        with torch.no_grad():  # pi_theta'_old: the adapted policies at the current theta
-            adapted_old = {k: v.detach() for k, v in self.adapt(theta, inner, create_graph=False).items()}
-            obs, actions, _, _ = _flat_steps(post)
-            old_mu, old_log_std = self.policy.moments(adapted_old, obs)
-            old = (self.policy.log_prob(adapted_old, obs, actions), old_mu, old_log_std)
-        surrogate, kl = self.objective(theta, inner, post, old, create_graph=True)
-        g = flat(dict(zip(names, torch.autograd.grad(surrogate, [theta[k] for k in names], retain_graph=True))))
-        kl_grad = flat(dict(zip(names, torch.autograd.grad(kl, [theta[k] for k in names], create_graph=True))))
+        old = self.old_policy(theta, inner, post)
+        surrogate, kl, g, hvp = self.meta_gradients(theta, inner, post, old)
 
-        def fisher_vector(v: Tensor) -> Tensor:  # exact Hessian of the mean KL times v, plus damping
-            hv = torch.autograd.grad(kl_grad @ v, [theta[k] for k in names], retain_graph=True)
-            return torch.cat([h.reshape(-1) for h in hv]) + self.s.cg_damping * v
+        def fisher_vector(v: Tensor) -> Tensor:
+            return hvp(v) + self.s.cg_damping * v
 
         direction = trpo.conjugate_gradient(fisher_vector, -g.detach(), self.s.cg_iters)
         full_step = trpo.max_step(direction, fisher_vector, self.s.max_kl)
-        theta0 = flat(theta).detach()
-        stats = {"surrogate_before": surrogate.item(), "kl_before": kl.item(), "grad_norm": g.norm().item()}
+        loss_before = surrogate.item()
+        stats = {"surrogate_before": loss_before, "kl_before": kl.item(), "grad_norm": g.norm().item()}
         if full_step is None or not torch.isfinite(full_step).all():
             return params, {**stats, "accepted": 0.0, "line_search_steps": 0.0, "step_fraction": 0.0,
-                            "surrogate_after": surrogate.item(), "kl_after": kl.item(), "surrogate_improvement": 0.0}
+                            "surrogate_after": loss_before, "kl_after": 0.0, "surrogate_improvement": 0.0}
 
         def evaluate(candidate: Tensor) -> tuple[float, float]:
             with torch.no_grad():  # the inner gradient still runs: adapt() enables grad for it
                 s, k = self.objective(unflat(candidate, params), inner, post, old, create_graph=False)
-            return float(s), float(k)
+            return s.item(), k.item()
 
-        new_flat, ls = trpo.backtracking_line_search(theta0, full_step, evaluate, surrogate.item(), self.s.max_kl,
-                                                     self.s.backtrack_ratio, self.s.max_backtracks)
-        new_params = {k: v.detach().clone() for k, v in unflat(new_flat, params).items()} if ls.accepted else params
-        after = ls.loss if ls.accepted else surrogate.item()
-        return new_params, {**stats, "accepted": float(ls.accepted), "line_search_steps": float(ls.steps),
-                            "step_fraction": ls.fraction, "surrogate_after": after,
-                            "kl_after": ls.kl if ls.accepted else 0.0,
-                            "surrogate_improvement": surrogate.item() - after}
+        new_flat, ls = trpo.backtracking_line_search(flat(theta).detach(), full_step, evaluate, loss_before,
+                                                     self.s.max_kl, self.s.backtrack_ratio, self.s.max_backtracks)
+        if not ls.accepted:
+            return params, {**stats, "accepted": 0.0, "line_search_steps": float(ls.steps), "step_fraction": 0.0,
+                            "surrogate_after": loss_before, "kl_after": 0.0, "surrogate_improvement": 0.0}
+        new_params = {k: v.detach().clone() for k, v in unflat(new_flat, params).items()}
+        return new_params, {**stats, "accepted": 1.0, "line_search_steps": float(ls.steps), "step_fraction": ls.fraction,
+                            "surrogate_after": ls.loss, "kl_after": ls.kl, "surrogate_improvement": loss_before - ls.loss}
 
 
 def _flat_steps(data: AdaptationData) -> tuple[Tensor, Tensor, Tensor, Tensor]:

@@ -1,0 +1,62 @@
+"""Scalars per iteration, to TensorBoard event files and to a CSV file with the same columns."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from typing import Mapping
+
+from torch.utils.tensorboard import SummaryWriter
+
+from metarl.checkpoint import atomic_write_bytes
+
+
+class RunLogger:
+    """Writes ``progress.csv`` and TensorBoard events under ``run_dir``.
+
+    On resume, rows and events from iterations at or after ``start_iteration`` (written by an
+    interrupted run after its last checkpoint) are dropped, so the logs match the resumed state.
+    """
+
+    def __init__(self, run_dir: str, start_iteration: int = 0) -> None:
+        self.csv_path = os.path.join(run_dir, "progress.csv")
+        self.tb_dir = os.path.join(run_dir, "tensorboard")
+        self._columns: list[str] | None = None
+        if os.path.exists(self.csv_path):
+            self._truncate(start_iteration)
+        self.writer = SummaryWriter(self.tb_dir, purge_step=start_iteration if start_iteration else None)
+
+    def _truncate(self, start_iteration: int) -> None:
+        with open(self.csv_path, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+            fh.seek(0)
+            header = next(csv.reader(fh), None)
+        if not header:
+            return
+        kept = [r for r in rows if int(float(r["iteration"])) < start_iteration]
+        out = io.StringIO()
+        w = csv.DictWriter(out, fieldnames=header)
+        w.writeheader()
+        w.writerows(kept)
+        atomic_write_bytes(self.csv_path, out.getvalue().encode())
+        self._columns = header
+
+    def log(self, iteration: int, scalars: Mapping[str, float]) -> None:
+        for key, value in scalars.items():
+            self.writer.add_scalar(key, value, iteration)
+        self.writer.flush()
+        row = {"iteration": iteration, **scalars}
+        new_file = not os.path.exists(self.csv_path) or os.path.getsize(self.csv_path) == 0
+        if self._columns is None:
+            self._columns = list(row)
+        with open(self.csv_path, "a", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=self._columns, extrasaction="ignore")
+            if new_file:
+                w.writeheader()
+            w.writerow(row)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def close(self) -> None:
+        self.writer.close()

@@ -1,0 +1,35 @@
+"""Tiny float64 problems with known structure, shared by the math tests."""
+
+import numpy as np
+import torch
+
+from metarl.adaptation import AdaptationData
+from metarl.baseline import LinearFeatureBaseline
+from metarl.episodes import EpisodeBatch
+from metarl.maml import MAMLSettings, MAMLTRPO
+from metarl.policy import GaussianMLPPolicy
+
+
+def tiny_batch(T=2, E=2, H=4, obs_dim=3, act_dim=2, seed=0, mask_tail=True):
+    g = torch.Generator().manual_seed(seed)
+    obs = torch.randn(T, E, H, obs_dim, generator=g, dtype=torch.float64)
+    actions = torch.randn(T, E, H, act_dim, generator=g, dtype=torch.float64)
+    rewards = torch.randn(T, E, H, generator=g, dtype=torch.float64)
+    mask = torch.ones(T, E, H, dtype=torch.float64)
+    if mask_tail:
+        mask[0, 1, H - 2 :] = 0  # one episode terminated early
+    adv = torch.randn(T, E, H, generator=g, dtype=torch.float64) * mask
+    batch = EpisodeBatch(obs, actions, rewards, mask, np.zeros((T, 1)))
+    return AdaptationData(batch, adv)
+
+
+def tiny_problem(first_order=False, seed=0, hidden=(4,), step=0.3):
+    policy = GaussianMLPPolicy(3, 2, hidden, init_std=0.8)
+    params = policy.init_params(torch.Generator().manual_seed(seed), torch.float64)
+    # non-zero biases and a non-trivial log std make every term of the derivatives matter
+    g = torch.Generator().manual_seed(seed + 100)
+    params = {k: v + 0.1 * torch.randn(v.shape, generator=g, dtype=torch.float64) for k, v in params.items()}
+    maml = MAMLTRPO(policy, LinearFeatureBaseline(), MAMLSettings(inner_step_size=step, first_order=first_order))
+    inner = [tiny_batch(seed=seed + 1)]
+    post = tiny_batch(seed=seed + 2)
+    return policy, params, maml, inner, post

@@ -1,0 +1,63 @@
+import os
+
+import pytest
+
+from metarl.config import ConfigError, load_config
+
+CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "experiments", "configs")
+
+
+@pytest.mark.parametrize("name", sorted(os.listdir(CONFIGS)))
+def test_every_shipped_config_loads(name):
+    cfg = load_config(os.path.join(CONFIGS, name))
+    assert cfg.iterations > 0
+
+
+def test_paper_configs_carry_the_released_values():
+    vel = load_config(os.path.join(CONFIGS, "halfcheetah_vel.yaml"))
+    assert (vel.algo.episodes_per_task, vel.iterations, vel.algo.max_kl) == (10, 475, 0.01)
+    hdir = load_config(os.path.join(CONFIGS, "halfcheetah_dir.yaml"))
+    assert (hdir.algo.max_kl, hdir.iterations) == (0.02, 100)
+    adir = load_config(os.path.join(CONFIGS, "ant_dir.yaml"))
+    assert (adir.algo.episodes_per_task, adir.iterations) == (40, 575)
+    nav = load_config(os.path.join(CONFIGS, "navigation2d.yaml"))
+    assert (nav.algo.inner_step_size, nav.algo.num_tasks) == (0.5, 20)
+    for cfg in (vel, hdir, adir, nav):
+        assert cfg.policy.hidden_sizes == [100, 100] and cfg.algo.cg_iters == 10 and cfg.algo.cg_damping == 1e-5
+        assert cfg.algo.discount == 0.99 and cfg.algo.gae_lambda == 1.0
+
+
+def write(tmp_path, text):
+    p = tmp_path / "c.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_unknown_key_is_named_with_a_suggestion(tmp_path):
+    with pytest.raises(ConfigError, match=r"'algo.max_kll' is unknown; did you mean 'algo.max_kl'"):
+        load_config(write(tmp_path, "algo: {max_kll: 0.1}\n"))
+
+
+def test_bad_values_name_field_and_value(tmp_path):
+    with pytest.raises(ConfigError, match=r"'algo.num_tasks': expected a positive number, got 0"):
+        load_config(write(tmp_path, "algo: {num_tasks: 0}\n"))
+    with pytest.raises(ConfigError, match=r"'algo.discount': expected a value in \[0, 1\], got 1.5"):
+        load_config(write(tmp_path, "algo: {discount: 1.5}\n"))
+    with pytest.raises(ConfigError, match=r"'iterations': expected int, got str 'many'"):
+        load_config(write(tmp_path, "iterations: many\n"))
+    with pytest.raises(ConfigError, match=r"'device': expected 'cpu' or 'cuda"):
+        load_config(write(tmp_path, "device: tpu\n"))
+
+
+def test_overrides_from_the_command_line(tmp_path):
+    cfg = load_config(write(tmp_path, "algo: {max_kl: 0.01}\n"), ["algo.max_kl=0.02", "env.kwargs={dynamics: gymnasium}"])
+    assert cfg.algo.max_kl == 0.02 and cfg.env.kwargs == {"dynamics": "gymnasium"}
+    with pytest.raises(ConfigError, match="expected FIELD=VALUE"):
+        load_config(write(tmp_path, ""), ["algo.max_kl"])
+    with pytest.raises(ConfigError, match="'algo.bogus' is unknown"):
+        load_config(write(tmp_path, ""), ["algo.bogus=1"])
+
+
+def test_missing_config_file():
+    with pytest.raises(ConfigError, match="no such file"):
+        load_config("nope.yaml")

@@ -1,0 +1,88 @@
+import numpy as np
+import pytest
+import torch
+
+from metarl.baseline import LinearFeatureBaseline, explained_variance
+from metarl.episodes import discounted_returns, gae, standardize_per_task
+
+
+def t(x):
+    return torch.tensor(x, dtype=torch.float64)
+
+
+def test_discounted_returns_by_hand_with_a_mask():
+    r = t([[1.0, 2.0, 3.0, 4.0], [1.0, 1.0, 5.0, 7.0]])
+    m = t([[1, 1, 1, 1], [1, 1, 0, 0]])
+    R = discounted_returns(r, m, 0.5)
+    np.testing.assert_allclose(R[0], [1 + 0.5 * 2 + 0.25 * 3 + 0.125 * 4, 2 + 0.5 * 3 + 0.25 * 4, 3 + 0.5 * 4, 4])
+    np.testing.assert_allclose(R[1], [1.5, 1.0, 0.0, 0.0])  # rewards after termination never count
+
+
+def test_gae_by_hand_and_lambda_one_is_return_minus_value():
+    r = t([[1.0, 0.0, 2.0]])
+    v = t([[0.5, 1.0, -1.0]])
+    m = t([[1, 1, 1]])
+    g, lam = 0.9, 0.5
+    d0 = 1 + g * 1.0 - 0.5
+    d1 = 0 + g * -1.0 - 1.0
+    d2 = 2 + 0 - -1.0  # no bootstrap after the last step
+    A = gae(r, v, m, g, lam)
+    np.testing.assert_allclose(A[0], [d0 + g * lam * d1 + (g * lam) ** 2 * d2, d1 + g * lam * d2, d2])
+    np.testing.assert_allclose(gae(r, v, m, g, 1.0), discounted_returns(r, m, g) - v)
+    # a terminated tail: the value of a step that did not happen is not bootstrapped
+    m2 = t([[1, 1, 0]])
+    A2 = gae(r, v, m2, g, 1.0)
+    np.testing.assert_allclose(A2[0], [1 + 0 - 0.5, 0 - 1.0, 0.0])
+
+
+def test_standardize_per_task_ignores_masked_steps():
+    adv = t([[[1.0, 2.0, 3.0, 100.0]], [[-1.0, 1.0, -1.0, 1.0]]])
+    m = t([[[1, 1, 1, 0]], [[1, 1, 1, 1]]])
+    out = standardize_per_task(adv, m)
+    np.testing.assert_allclose(out[0, 0, :3], np.array([-1, 0, 1]) / np.std([1, 2, 3]), rtol=1e-7)
+    assert out[0, 0, 3] == 0
+    np.testing.assert_allclose(out[1, 0], [-1, 1, -1, 1], rtol=1e-7)
+
+
+def test_linear_baseline_fits_linear_targets_exactly_per_task():
+    T, E, H, D = 3, 4, 6, 2
+    g = torch.Generator().manual_seed(0)
+    obs = torch.randn(T, E, H, D, generator=g, dtype=torch.float64)
+    mask = torch.ones(T, E, H, dtype=torch.float64)
+    mask[1, 2, 3:] = 0
+    feats = LinearFeatureBaseline.features(obs)
+    assert feats.shape == (T, E, H, 2 * D + 4)
+    w_true = torch.randn(T, 2 * D + 4, generator=g, dtype=torch.float64)
+    targets = (feats @ w_true.unsqueeze(1).unsqueeze(-1)).squeeze(-1) * mask
+    values, w = LinearFeatureBaseline(reg_coeff=1e-12).fit_predict(obs, targets, mask)
+    torch.testing.assert_close(values, targets, rtol=1e-6, atol=1e-7)
+    assert explained_variance(values, targets, mask) == pytest.approx(1.0, abs=1e-9)
+
+
+def test_features_follow_the_paper():
+    obs = torch.tensor([[[[20.0], [-3.0]]]], dtype=torch.float64)  # [1, 1, 2, 1]
+    f = LinearFeatureBaseline.features(obs)[0, 0]
+    np.testing.assert_allclose(f[0], [10.0, 100.0, 0.0, 0.0, 0.0, 1.0])  # clipped to 10
+    np.testing.assert_allclose(f[1], [-3.0, 9.0, 0.01, 1e-4, 1e-6, 1.0])
+
+
+def test_masked_steps_do_not_move_the_fit():
+    g = torch.Generator().manual_seed(1)
+    obs = torch.randn(1, 2, 5, 1, generator=g, dtype=torch.float64)
+    ret = torch.randn(1, 2, 5, generator=g, dtype=torch.float64)
+    mask = torch.ones(1, 2, 5, dtype=torch.float64)
+    mask[0, 0, 3:] = 0
+    b = LinearFeatureBaseline()
+    v1, _ = b.fit_predict(obs, ret, mask)
+    ret2 = ret.clone()
+    ret2[0, 0, 3:] = 1e6
+    v2, _ = b.fit_predict(obs, ret2, mask)
+    torch.testing.assert_close(v1, v2)
+
+
+def test_baseline_survives_degenerate_features():
+    obs = torch.zeros(2, 1, 3, 4, dtype=torch.float64)  # constant observations: singular Gram matrix
+    ret = torch.ones(2, 1, 3, dtype=torch.float64)
+    values, w = LinearFeatureBaseline().fit_predict(obs, ret, torch.ones(2, 1, 3, dtype=torch.float64))
+    assert torch.isfinite(values).all()
+    torch.testing.assert_close(values, ret, rtol=1e-3, atol=1e-3)

@@ -1,0 +1,179 @@
+"""Training runs on real envs, real checkpoints on disk and real TensorBoard files."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from metarl import checkpoint as ckpt
+from metarl.checkpoint import CheckpointError, load_checkpoint
+from metarl.config import load_config
+from metarl.trainer import Trainer
+
+ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
+SMOKE_NAV = os.path.join(ROOT, "experiments", "configs", "smoke_navigation2d.yaml")
+SMOKE_CHEETAH = os.path.join(ROOT, "experiments", "configs", "smoke_halfcheetah_vel.yaml")
+
+
+def run(tmp_path, name, cfg_path=SMOKE_NAV, overrides=(), **kw):
+    cfg = load_config(cfg_path, list(overrides))
+    trainer = Trainer(cfg, str(tmp_path / name), **kw)
+    return trainer, trainer.train()
+
+
+def params_of(path):
+    return load_checkpoint(path)["params"]
+
+
+def test_smoke_navigation_writes_logs_checkpoints_and_tensorboard(tmp_path):
+    trainer, state = run(tmp_path, "nav")
+    d = tmp_path / "nav"
+    assert state.iteration == 3
+    assert sorted(os.listdir(d / "checkpoints")) == ["best.pt", "iter_000002.pt", "latest.pt"]
+    assert (d / "config.yaml").exists()
+    rows = (d / "progress.csv").read_text().splitlines()
+    assert len(rows) == 4 and rows[0].startswith("iteration,return/pre_adaptation,return/post_adaptation")
+    acc = EventAccumulator(str(d / "tensorboard"))
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    for tag in ["return/pre_adaptation", "return/post_adaptation", "trpo/kl_before", "trpo/kl_after",
+                "trpo/surrogate_improvement", "trpo/line_search_steps", "trpo/accepted", "policy/std",
+                "baseline/explained_variance_pre", "env_steps", "time/sampling", "time/optimizing"]:
+        assert tag in tags
+    assert [e.step for e in acc.Scalars("return/post_adaptation")] == [0, 1, 2]
+    latest = load_checkpoint(d / "checkpoints" / "latest.pt")
+    assert latest["iteration"] == 3 and latest["obs_dim"] == 2
+    assert all(torch.isfinite(v).all() for v in latest["params"].values())
+
+
+def test_smoke_mujoco_task(tmp_path):
+    trainer, state = run(tmp_path, "cheetah", SMOKE_CHEETAH)
+    assert state.iteration == 2 and state.env_steps == 2 * 2 * (2 * 3 * 20)
+    assert np.isfinite(state.best_return)
+
+
+def test_same_seed_same_parameters(tmp_path):
+    _, a = run(tmp_path, "a", overrides=["iterations=2"])
+    _, b = run(tmp_path, "b", overrides=["iterations=2"])
+    _, c = run(tmp_path, "c", overrides=["iterations=2", "seed=1"])
+    for k in a.params:
+        assert torch.equal(a.params[k], b.params[k])
+    assert not all(torch.equal(a.params[k], c.params[k]) for k in a.params)
+
+
+def test_resume_matches_an_uninterrupted_run(tmp_path):
+    _, full = run(tmp_path, "full", overrides=["iterations=4"])
+    run(tmp_path, "split", overrides=["iterations=2"])
+    _, resumed = run(tmp_path, "split", overrides=["iterations=4"], resume=True)
+    assert resumed.iteration == 4
+    for k in full.params:
+        assert torch.equal(full.params[k], resumed.params[k])
+    rows = (tmp_path / "split" / "progress.csv").read_text().splitlines()
+    full_rows = (tmp_path / "full" / "progress.csv").read_text().splitlines()
+    strip = lambda rs: [r.split(",")[:4] for r in rs]  # noqa: E731  (timings differ)
+    assert strip(rows) == strip(full_rows)
+
+
+def test_refuses_to_overwrite_a_run_unless_asked(tmp_path):
+    run(tmp_path, "r", overrides=["iterations=1"])
+    before = (tmp_path / "r" / "checkpoints" / "latest.pt").read_bytes()
+    with pytest.raises(FileExistsError, match="--resume.*--overwrite"):
+        run(tmp_path, "r", overrides=["iterations=1"])
+    assert (tmp_path / "r" / "checkpoints" / "latest.pt").read_bytes() == before
+    run(tmp_path, "r", overrides=["iterations=1"], overwrite=True)
+
+
+def test_interrupted_checkpoint_write_keeps_the_good_file(tmp_path, monkeypatch):
+    path = tmp_path / "latest.pt"
+    ckpt.save_checkpoint(path, {"iteration": 1, "params": {"w": torch.ones(3)}})
+    good = path.read_bytes()
+
+    def crash(fd):
+        raise OSError("disk vanished mid-write")
+
+    monkeypatch.setattr(ckpt.os, "fsync", crash)
+    with pytest.raises(OSError, match="mid-write"):
+        ckpt.save_checkpoint(path, {"iteration": 2, "params": {"w": torch.zeros(3)}})
+    monkeypatch.undo()
+    assert path.read_bytes() == good
+    assert load_checkpoint(path)["iteration"] == 1
+    assert os.listdir(tmp_path) == ["latest.pt"]  # no temporary file left behind
+
+
+def test_corrupted_and_mismatched_checkpoints_give_clear_errors(tmp_path):
+    run(tmp_path, "r", overrides=["iterations=1"])
+    latest = tmp_path / "r" / "checkpoints" / "latest.pt"
+    data = latest.read_bytes()
+    latest.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="unreadable or corrupted"):
+        load_checkpoint(latest)
+    (tmp_path / "x.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="corrupted"):
+        load_checkpoint(tmp_path / "x.pt")
+    torch.save({"hello": 1}, tmp_path / "y.pt")
+    with pytest.raises(CheckpointError, match="not a metarl checkpoint"):
+        load_checkpoint(tmp_path / "y.pt")
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.pt")
+    state = {"env_id": "metarl/Navigation2D-v0", "obs_dim": 2, "act_dim": 2, "hidden_sizes": [16, 16]}
+    with pytest.raises(CheckpointError, match="obs_dim: checkpoint 2 vs run 20"):
+        ckpt.check_compatible(state, 20, 2, [16, 16], "metarl/Navigation2D-v0")
+
+
+def test_resume_without_a_run_is_an_error(tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        run(tmp_path, "nothing", resume=True)
+
+
+def test_sigterm_saves_and_resume_finishes(tmp_path):
+    out = tmp_path / "sig"
+    cmd = [sys.executable, "-m", "metarl.cli", "train", "--config", SMOKE_NAV, "--output", str(out),
+           "--iterations", "200", "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    csv = out / "progress.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline and (not csv.exists() or len(csv.read_text().splitlines()) < 3):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "--resume" in err
+    saved = load_checkpoint(out / "checkpoints" / "latest.pt")
+    rows = csv.read_text().splitlines()[1:]
+    assert saved["iteration"] >= 2 and len(rows) >= saved["iteration"]
+    done = subprocess.run([sys.executable, "-m", "metarl.cli", "train", "--output", str(out), "--resume",
+                           "--iterations", str(saved["iteration"] + 1), "--no-progress"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    rows = csv.read_text().splitlines()[1:]
+    assert [int(r.split(",")[0]) for r in rows] == list(range(saved["iteration"] + 1))
+
+
+def test_cli_reports_bad_input_without_a_traceback(tmp_path):
+    res = subprocess.run([sys.executable, "-m", "metarl.cli", "train", "--config", SMOKE_NAV, "--output",
+                          str(tmp_path / "o"), "--set", "algo.max_kl=-1"], capture_output=True, text=True)
+    assert res.returncode == 2
+    assert "algo.max_kl" in res.stderr and "-1" in res.stderr and "Traceback" not in res.stderr
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_navigation_meta_training_learns_to_adapt(tmp_path):
+    """The README's main job: post-adaptation return rises well above pre-adaptation return."""
+    cfg = os.path.join(ROOT, "experiments", "configs", "navigation2d_smoke.yaml")
+    trainer, state = run(tmp_path, "learn", cfg, overrides=["progress_bar=false"])
+    import csv as csvmod
+
+    rows = list(csvmod.DictReader(open(tmp_path / "learn" / "progress.csv")))
+    first_post = float(rows[0]["return/post_adaptation"])
+    last = rows[-5:]
+    post = np.mean([float(r["return/post_adaptation"]) for r in last])
+    pre = np.mean([float(r["return/pre_adaptation"]) for r in last])
+    assert post > first_post + 40, (first_post, post)
+    assert post > pre + 10, (pre, post)
