@@ -24,7 +24,7 @@ from metarl import trpo
 from metarl.adaptation import AdaptationData, adapt
 from metarl.baseline import LinearFeatureBaseline, explained_variance
 from metarl.episodes import EpisodeBatch, discounted_returns, gae, standardize_per_task
-from metarl.policy import GaussianMLPPolicy, Params, flat, unflat
+from metarl.policy import _LOG_2PI, GaussianMLPPolicy, Params, flat, unflat
 
 
 @dataclass
@@ -63,14 +63,24 @@ class MAMLTRPO:
     def objective(self, params: Params, inner: Sequence[AdaptationData], post: AdaptationData,
                   old: tuple[Tensor, Tensor, Tensor], create_graph: bool) -> tuple[Tensor, Tensor]:
         """Post-adaptation surrogate loss and mean KL, both averaged over tasks."""
-        old_logp, old_mu, old_log_std = old
         adapted = self.adapt(params, inner, create_graph)
+        surrogate, kl, _, _ = self._post_adaptation_losses(adapted, post, old)
+        return surrogate, kl
+
+    def _post_adaptation_losses(self, adapted: Params, post: AdaptationData,
+                                old: tuple[Tensor, Tensor, Tensor]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        old_logp, old_mu, old_log_std = old
         obs, actions, mask, adv = _flat_steps(post)
-        ratio = torch.exp(self.policy.log_prob(adapted, obs, actions) - old_logp)
+        mu, log_std = self.policy.moments(adapted, obs)
+        z = (actions - mu) * torch.exp(-log_std)
+        logp = (-0.5 * z.pow(2) - log_std).sum(-1) - 0.5 * _LOG_2PI * actions.shape[-1]
+        ratio = torch.exp(logp - old_logp)
         n = mask.sum(-1).clamp(min=1)
         surrogate = -((ratio * adv * mask).sum(-1) / n).mean()
-        kl = ((self.policy.kl((old_mu, old_log_std), adapted, obs) * mask).sum(-1) / n).mean()
-        return surrogate, kl
+        kl_step = (0.5 * (torch.exp(2 * (old_log_std - log_std)) + ((mu - old_mu) * torch.exp(-log_std)).pow(2) - 1)
+                   + log_std - old_log_std).sum(-1)
+        kl = ((kl_step * mask).sum(-1) / n).mean()
+        return surrogate, kl, mu, mask / n.unsqueeze(-1) / mask.shape[0]
 
     def old_policy(self, params: Params, inner: Sequence[AdaptationData], post: AdaptationData) -> tuple[Tensor, Tensor, Tensor]:
         """``pi_theta'_old`` on the post-adaptation steps: log-probs, means and log-stds, detached."""
@@ -82,20 +92,31 @@ class MAMLTRPO:
 
     def meta_gradients(self, theta: Params, inner: Sequence[AdaptationData], post: AdaptationData,
                        old: tuple[Tensor, Tensor, Tensor]) -> tuple[Tensor, Tensor, Tensor, Callable[[Tensor], Tensor]]:
-        """Surrogate, KL, the flat meta-gradient, and ``v -> H v`` for the exact Hessian H of the mean KL.
+        """Surrogate, KL, the flat meta-gradient, and ``v -> H v`` for the exact Hessian H of the mean KL at theta.
 
-        ``theta`` must require grad.  Both derivatives flow through the inner step.
+        ``theta`` must require grad, and ``old`` must be the adapted policies at ``theta`` (``old_policy``).
+        Both derivatives flow through the inner step.  At theta the KL and its gradient in the policy
+        outputs vanish, so its Hessian is exactly ``J^T M J``: J the Jacobian of the adapted policies'
+        outputs (means on the post-adaptation states, per-task log stds) in theta, M the Hessian of the
+        Gaussian KL in those outputs (``1/sigma^2`` for means, 2 for log stds, weighted as the mean KL
+        weighs each step).  ``Jv`` comes from differentiating ``J^T u`` in ``u``; no third derivatives.
         """
-        names = list(theta)
-        leaves = [theta[k] for k in names]
-        surrogate, kl = self.objective(theta, inner, post, old, create_graph=True)
+        leaves = list(theta.values())
+        adapted = self.adapt(theta, inner, create_graph=True)
+        surrogate, kl, mu, weights = self._post_adaptation_losses(adapted, post, old)
         g = torch.cat([x.reshape(-1) for x in torch.autograd.grad(surrogate, leaves, retain_graph=True)])
-        kl_grad = torch.cat([x.reshape(-1) for x in torch.autograd.grad(kl, leaves, create_graph=True)])
+        outputs = (mu, adapted["log_std"])
+        m_mu = weights.unsqueeze(-1) * torch.exp(-2 * old[2])  # [T, N, act]
+        m_log_std = 2.0 * weights.sum(-1, keepdim=True).expand_as(adapted["log_std"])  # [T, act]
+        u = tuple(torch.zeros_like(o, requires_grad=True) for o in outputs)
+        jt_u = torch.cat([x.reshape(-1) for x in torch.autograd.grad(outputs, leaves, u, create_graph=True)])
 
         def hvp(v: Tensor) -> Tensor:
-            return torch.cat([h.reshape(-1) for h in torch.autograd.grad(kl_grad @ v, leaves, retain_graph=True)])
+            jv_mu, jv_log_std = torch.autograd.grad(jt_u @ v, u, retain_graph=True)
+            h = torch.autograd.grad(outputs, leaves, (m_mu * jv_mu, m_log_std * jv_log_std), retain_graph=True)
+            return torch.cat([x.reshape(-1) for x in h])
 
-        return surrogate, kl, g, hvp
+        return surrogate.detach(), kl.detach(), g, hvp
 
     def meta_update(self, params: Params, inner: Sequence[AdaptationData], post: AdaptationData) -> tuple[Params, dict[str, float]]:
         """One TRPO step on the meta-parameters; returns the new parameters (or the old ones, untouched)."""

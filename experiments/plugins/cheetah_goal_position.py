@@ -80,15 +80,16 @@ class PointGoalEnv(gymnasium.Env):
 
 
 def register() -> None:
-    """Register both examples under the user's own namespace."""
+    """Register both examples under the user's own namespace (idempotent; runs on import)."""
     if "mylab/HalfCheetahGoalPos-v0" not in gymnasium.registry:
         envs.register_task_env("mylab/HalfCheetahGoalPos-v0", HalfCheetahGoalPosEnv)
     if "mylab/PointGoal-v0" not in gymnasium.registry:
         gymnasium.register("mylab/PointGoal-v0", entry_point=PointGoalEnv, max_episode_steps=50)
 
 
+register()
+
 if __name__ == "__main__":
-    register()
     vec = gymnasium.make_vec("mylab/HalfCheetahGoalPos-v0", num_envs=8)
     vec.set_tasks(vec.sample_tasks(8, np.random.default_rng(0)))
     vec.reset(seed=0)

@@ -177,3 +177,20 @@ def test_navigation_meta_training_learns_to_adapt(tmp_path):
     pre = np.mean([float(r["return/pre_adaptation"]) for r in last])
     assert post > first_post + 40, (first_post, post)
     assert post > pre + 10, (pre, post)
+
+
+@pytest.mark.parametrize("env_id", ["mylab/HalfCheetahGoalPos-v0", "mylab/PointGoal-v0"])
+def test_training_on_plugin_envs_of_both_paths(tmp_path, env_id):
+    overrides = [f"env.id={env_id}", "env.imports=[experiments.plugins.cheetah_goal_position]",
+                 "env.kwargs={}", "iterations=1", "algo.num_tasks=2", "algo.episodes_per_task=2"]
+    if "Cheetah" in env_id:
+        overrides.append("env.kwargs={horizon: 10}")
+    trainer, state = run(tmp_path, "plug", overrides=overrides)
+    assert state.iteration == 1 and np.isfinite(state.best_return)
+
+
+def test_unknown_env_id_is_a_config_error(tmp_path):
+    from metarl.config import ConfigError
+
+    with pytest.raises(ConfigError, match="env.id"):
+        run(tmp_path, "bad", overrides=["env.id=metarl/Nope-v0"])
