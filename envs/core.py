@@ -6,7 +6,8 @@ how one step maps actions to observations, rewards and terminations for all slot
 Conventions (gymnasium ``VectorEnv`` with autoreset disabled):
 
 * every episode has a fixed horizon; at step ``horizon`` every slot that has not terminated reports
-  ``truncated``, and the next ``step`` raises until ``reset``;
+  ``truncated``, and the next ``step`` raises until that slot is reset (each slot has its own clock, so
+  ``reset(options={"reset_mask": mask})`` can restart some slots while others run on);
 * a terminated slot stays terminated: it is not simulated any more, repeats its last observation, earns
   reward 0 and reports ``terminated=True`` until the next reset, so a sampler can mask it;
 * actions outside the action space are clipped to it (the paper's environments clip the policy's raw
@@ -55,11 +56,12 @@ class BatchedTaskEnv(VectorEnv):
         self._tasks = task_space.default(self.num_envs)
         self._tasks.flags.writeable = False
         self._slot_rngs: list[np.random.Generator] = [np.random.default_rng() for _ in range(self.num_envs)]
-        self._t = 0
+        self._t = np.full(self.num_envs, self.horizon, dtype=np.int64)  # every slot needs a first reset
         self._needs_reset = True
+        self._reset_once = False
         self._terminated = np.zeros(self.num_envs, dtype=bool)
         self._any_terminated = False
-        self._reset_obs = np.zeros((self.num_envs, obs_dim), dtype=np.float64)
+        self._obs = np.zeros((self.num_envs, obs_dim), dtype=np.float64)
         self._frozen_obs = np.zeros((self.num_envs, obs_dim), dtype=np.float64)
         self._clipped = np.zeros((self.num_envs, action_low.shape[0]), dtype=np.float64)
 
@@ -89,9 +91,8 @@ class BatchedTaskEnv(VectorEnv):
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Reset slots; ``seed=s`` seeds slot ``i`` with ``s + i`` (a list gives one seed per slot).
 
-        ``options={"reset_mask": mask}`` resets only the slots where ``mask`` is True; the episode
-        clock is shared, so a partial reset is only allowed while no slot has been stepped past
-        the current time, i.e. right after a full reset.
+        ``options={"reset_mask": mask}`` resets only the slots where ``mask`` is True, at any time
+        (each slot keeps its own episode clock); the other slots keep their current observation.
         """
         mask = np.ones(self.num_envs, dtype=bool)
         if options:
@@ -104,11 +105,6 @@ class BatchedTaskEnv(VectorEnv):
                     f"options['reset_mask']: expected a bool array of shape ({self.num_envs},), "
                     f"got {mask.dtype} {mask.shape}"
                 )
-            if self._t != 0 and not mask.all():
-                raise ValueError(
-                    "options['reset_mask']: slots share one episode clock, so a partial reset is only "
-                    f"possible before the first step (now at step {self._t}); reset all slots instead"
-                )
         if seed is not None:
             seeds = self._expand_seeds(seed)
             for i in np.flatnonzero(mask):
@@ -116,19 +112,21 @@ class BatchedTaskEnv(VectorEnv):
                     self._slot_rngs[i] = np.random.default_rng(seeds[i])
         ids = np.flatnonzero(mask)
         obs = self._reset_slots(ids, [self._slot_rngs[i] for i in ids])
-        self._reset_obs[ids] = obs
+        current = self._obs.copy()
+        current[ids] = obs
+        self._obs = current
         self._terminated[ids] = False
         self._any_terminated = bool(self._terminated.any())
-        self._t = 0
-        self._needs_reset = False
-        return self._reset_obs.copy(), {}
+        self._t[ids] = 0
+        self._needs_reset = bool((self._t >= self.horizon).any())
+        self._reset_once = True
+        return current.copy(), {}
 
     def step(
         self, actions: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         if self._needs_reset:
-            why = "the episode reached its horizon" if self._t else "the env has not been reset"
-            raise RuntimeError(f"step() called but {why}; call reset() first")
+            raise RuntimeError(self._reset_message())
         a = self._check_actions(actions)
         # the common case (no slot terminated) costs no masking work: this loop runs once per env step
         any_frozen = self._any_terminated
@@ -144,17 +142,30 @@ class BatchedTaskEnv(VectorEnv):
             self._frozen_obs[newly] = obs[newly]
             self._any_terminated = True
         self._terminated = terminated
+        self._obs = obs
         self._t += 1
-        if self._t >= self.horizon:
-            truncated = ~terminated
+        at_horizon = self._t >= self.horizon
+        if at_horizon.any():
+            truncated = at_horizon & ~terminated
             self._needs_reset = True
         else:
             truncated = np.zeros(self.num_envs, dtype=bool)
         return obs, reward, terminated.copy(), truncated, {}
 
+    def _reset_message(self) -> str:
+        if not self._reset_once:
+            return "step() called but the env has not been reset; call reset() first"
+        slots = np.flatnonzero(self._t >= self.horizon)
+        shown = ", ".join(map(str, slots[:5])) + (", ..." if len(slots) > 5 else "")
+        return (
+            f"step() called but slot(s) {shown} reached the horizon ({self.horizon} steps); call reset() "
+            "(or reset(options={'reset_mask': mask}) for those slots) first"
+        )
+
     @property
-    def elapsed_steps(self) -> int:
-        return self._t
+    def elapsed_steps(self) -> np.ndarray:
+        """Steps taken in each slot's current episode ``[num_envs]``."""
+        return self._t.copy()
 
     # ---- hooks for task families ---------------------------------------------------------------
     def _reset_slots(self, ids: np.ndarray, rngs: list[np.random.Generator]) -> np.ndarray:

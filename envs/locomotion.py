@@ -69,9 +69,10 @@ class LocomotionTaskEnv(MujocoTaskEnv):
             init_qpos=robot.init_qpos,
             num_threads=num_threads,
         )
+        # every bound output is copied out of the batch after each step: bind only what is read
         self.sensordata = self.sim.bind("sensordata")
-        self.subtree_com = self.sim.bind("subtree_com")
-        self.xpos = self.sim.bind("xpos")
+        if self.paper:
+            self.subtree_com = self.sim.bind("subtree_com")
         self._x_before = np.zeros(self.num_envs)
 
     paper_stage = "vel"
@@ -136,11 +137,12 @@ class AntTaskEnv(LocomotionTaskEnv):
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.xmat = self.sim.bind("xmat")
         self._contact = np.zeros((self.num_envs, self.model.nbody * 6))
         if self.paper:  # computed by mj_forward at the new state (the force sensor asks for it)
             self.cfrc_ext = self.sim.bind("cfrc_ext")
+            self.xmat = self.sim.bind("xmat")
         else:
+            self.xpos = self.sim.bind("xpos")
             self.cfrc_ext = np.zeros((self.num_envs, self.model.nbody, 6))
             self._scratch = mujoco.MjData(self.model)
 

@@ -68,6 +68,9 @@ class TrainConfig:
     device: str = doc("cpu", "where the learner runs: cpu or cuda")
     dtype: str = doc("float32", "learner precision: float32 or float64")
     checkpoint_every: int = doc(10, "write checkpoints/iter_NNNNNN.pt every this many iterations")
+    eval_every: int = doc(0, "every this many iterations, log a cheap adaptation curve on fixed test tasks (0: never)")
+    eval_tasks: int = doc(10, "test tasks of the periodic evaluation (the first of the paper's seeded goals)")
+    eval_steps: int = doc(1, "adaptation steps of the periodic evaluation")
     progress_bar: bool = doc(True, "show a progress bar")
 
     def validate(self) -> "TrainConfig":
@@ -87,6 +90,11 @@ class TrainConfig:
         for name, value in positive.items():
             if not value > 0:
                 raise ConfigError(f"config field '{name}': expected a positive number, got {value!r}")
+        for name, value in {"eval_every": self.eval_every, "eval_steps": self.eval_steps}.items():
+            if not isinstance(value, int) or value < 0:
+                raise ConfigError(f"config field '{name}': expected an integer >= 0, got {value!r}")
+        if self.eval_tasks < 1:
+            raise ConfigError(f"config field 'eval_tasks': expected a positive number, got {self.eval_tasks!r}")
         for name, value in {"algo.discount": self.algo.discount, "algo.gae_lambda": self.algo.gae_lambda}.items():
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"config field '{name}': expected a value in [0, 1], got {value!r}")

@@ -44,7 +44,8 @@ class RunLogger:
 
     def log(self, iteration: int, scalars: Mapping[str, float]) -> None:
         for key, value in scalars.items():
-            self.writer.add_scalar(key, value, iteration)
+            if value == value:  # NaN marks "not measured this iteration" (e.g. periodic evaluation)
+                self.writer.add_scalar(key, value, iteration)
         self.writer.flush()
         row = {"iteration": iteration, **scalars}
         new_file = not os.path.exists(self.csv_path) or os.path.getsize(self.csv_path) == 0

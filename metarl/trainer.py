@@ -143,6 +143,7 @@ class Trainer:
         save_config(self.cfg, os.path.join(self.run_dir, "config.yaml"))
         self._critical = False
         self._pending_signal: int | None = None
+        self._eval: tuple[Any, Any, np.ndarray] | None = None
 
     # ---- one meta-iteration --------------------------------------------------------------------
     def iterate(self, state: RunState) -> tuple[RunState, dict[str, float]]:
@@ -200,6 +201,27 @@ class Trainer:
         )
         return nxt, scalars
 
+    def periodic_evaluation(self, params: Params) -> dict[str, float]:
+        """A cheap adaptation curve (``eval_tasks`` fixed tasks, ``eval_steps`` steps) with its own RNG streams."""
+        from metarl import evaluation as ev
+
+        if self._eval is None:
+            settings = ev.protocol_settings(self.cfg, "maml", False, self.cfg.algo.inner_step_size,
+                                            steps=self.cfg.eval_steps, episodes=self.cfg.algo.episodes_per_task,
+                                            num_tasks=self.cfg.eval_tasks, seed=self.cfg.seed, device=str(self.device))
+            env = ev.make_eval_env(settings)
+            self._eval = (settings, env, ev.evaluation_tasks(env, settings))
+        settings, env, tasks = self._eval
+        curve = ev.adaptation_curve(self.policy, params, tasks, settings, env=env).mean(axis=0)
+        return {f"eval/return_after_{k}_steps": float(v) for k, v in enumerate(curve)}
+
+    def _eval_columns(self, state: RunState) -> dict[str, float]:
+        if not self.cfg.eval_every:
+            return {}
+        if state.iteration % self.cfg.eval_every == 0:  # state: after its update; iteration = completed count
+            return self.periodic_evaluation(state.params)
+        return {f"eval/return_after_{k}_steps": float("nan") for k in range(self.cfg.eval_steps + 1)}
+
     # ---- the run ---------------------------------------------------------------------------------
     def train(self) -> RunState:
         """Run until ``cfg.iterations``; on SIGINT/SIGTERM save and raise :class:`TrainingInterrupted`."""
@@ -212,6 +234,7 @@ class Trainer:
         try:
             while self.state.iteration < self.cfg.iterations:
                 nxt, scalars = self.iterate(self.state)
+                scalars.update(self._eval_columns(nxt))
                 with self._critical_section():
                     logger.log(self.state.iteration, scalars)
                     best = self.state.params if nxt.best_iteration == self.state.iteration else None

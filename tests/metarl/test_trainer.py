@@ -194,3 +194,18 @@ def test_unknown_env_id_is_a_config_error(tmp_path):
 
     with pytest.raises(ConfigError, match="env.id"):
         run(tmp_path, "bad", overrides=["env.id=metarl/Nope-v0"])
+
+
+def test_periodic_evaluation_is_logged_and_does_not_change_training(tmp_path):
+    _, plain = run(tmp_path, "plain", overrides=["iterations=2"])
+    _, with_eval = run(tmp_path, "eval", overrides=["iterations=2", "eval_every=2", "eval_tasks=3", "eval_steps=1"])
+    for k in plain.params:
+        assert torch.equal(plain.params[k], with_eval.params[k])
+    import csv as csvmod
+
+    rows = list(csvmod.DictReader(open(tmp_path / "eval" / "progress.csv")))
+    assert rows[0]["eval/return_after_0_steps"] == "nan"
+    assert np.isfinite(float(rows[1]["eval/return_after_1_steps"]))
+    acc = EventAccumulator(str(tmp_path / "eval" / "tensorboard"))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("eval/return_after_1_steps")] == [1]

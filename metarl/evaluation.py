@@ -1,0 +1,284 @@
+"""Adaptation curves with the paper's protocol: fixed test tasks, fresh batches, a step-size schedule.
+
+For each test task, starting from the given parameters: sample a batch, record its average return, take
+one policy-gradient step, sample a fresh batch, record, and so on for K steps.  The first step uses the
+step size ``alpha``, later ones ``alpha / 2`` (PROTOCOL.md, "Evaluation").  All test tasks run at once:
+one env of ``num_tasks x episodes`` slots, task-batched parameters after the first step.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from metarl.adaptation import adapt
+from metarl.baseline import LinearFeatureBaseline
+from metarl.checkpoint import CheckpointError, atomic_write_bytes, load_checkpoint
+from metarl.config import ConfigError
+from metarl.maml import MAMLSettings, MAMLTRPO
+from metarl.policy import GaussianMLPPolicy, Params
+from metarl.sampler import Sampler
+
+# the paper's test goals: np.random.RandomState(seed).uniform(low, high, size) (PROTOCOL.md)
+PAPER_TASKS = {
+    "metarl/HalfCheetahVel-v0": {"name": "HalfCheetahVel", "seed": 1, "low": 0.0, "high": 2.0, "kind": "velocity"},
+    "metarl/HalfCheetahDir-v0": {"name": "HalfCheetahDir", "seed": 1, "low": 0.0, "high": 2.0, "kind": "direction"},
+    "metarl/AntVel-v0": {"name": "AntVel", "seed": 1, "low": 0.0, "high": 3.0, "kind": "velocity"},
+    "metarl/AntDir-v0": {"name": "AntDir", "seed": 2, "low": 0.0, "high": 3.0, "kind": "direction"},
+    "metarl/Navigation2D-v0": {"name": "Navigation2D", "seed": 1, "low": -0.5, "high": 0.5, "kind": "position"},
+}
+# episodes per adaptation batch and adaptation steps of the published curves
+PAPER_EPISODES = {"AntDir": 40, "Navigation2D": 40}
+PAPER_STEPS = {"Navigation2D": 4}
+# baseline step sizes of the published comparisons
+RANDOM_STEP_SIZE = {"HalfCheetahVel": 0.1, "Navigation2D": 0.5}
+PRETRAINED_STEP_SIZE = {"HalfCheetahVel": 0.02}
+
+
+def paper_name(env_id: str) -> str | None:
+    spec = PAPER_TASKS.get(env_id)
+    return None if spec is None else spec["name"]
+
+
+def paper_test_tasks(env_id: str, n: int = 40) -> np.ndarray:
+    """The paper's seeded test goals ``[n, k]`` (the first n of the stream; 40 in the paper)."""
+    spec = PAPER_TASKS[env_id]
+    rs = np.random.RandomState(spec["seed"])
+    if spec["kind"] == "position":
+        return rs.uniform(spec["low"], spec["high"], size=(n, 2))
+    draw = rs.uniform(spec["low"], spec["high"], size=n).reshape(n, 1)
+    if spec["kind"] == "direction":
+        return np.where(draw < 0.5 * (spec["low"] + spec["high"]), -1.0, 1.0)
+    return draw
+
+
+def step_size_schedule(alpha: float, steps: int, later: float | None = None) -> list[float]:
+    """``[alpha, alpha/2, alpha/2, ...]`` of length ``steps`` (``later`` replaces ``alpha/2``)."""
+    later = alpha / 2 if later is None else later
+    return [alpha if k == 0 else later for k in range(steps)]
+
+
+def default_step_size(method: str, env_id: str, trained_alpha: float | None) -> float:
+    name = paper_name(env_id) or ""
+    if method == "random":
+        return RANDOM_STEP_SIZE.get(name, 1.0)
+    if method == "pretrained":
+        return PRETRAINED_STEP_SIZE.get(name, 0.2)
+    if trained_alpha is None:
+        raise ConfigError("--step-size: no training step size is known for this policy; pass one")
+    return trained_alpha
+
+
+@dataclass
+class EvalSettings:
+    """Everything that defines an adaptation curve; saved next to the results."""
+
+    env_id: str
+    env_kwargs: dict = field(default_factory=dict)
+    method: str = "maml"
+    num_tasks: int = 40
+    episodes_per_task: int = 20
+    steps: int = 3
+    step_size: float = 0.1
+    later_step_size: float | None = None
+    seed: int = 0
+    discount: float = 0.99
+    gae_lambda: float = 1.0
+    baseline_reg: float = 1e-5
+    normalize_advantages: bool = True
+    oracle: bool = False
+    device: str = "cpu"
+    source: str = ""
+
+    def validate(self) -> "EvalSettings":
+        if not isinstance(self.steps, int) or self.steps < 0:
+            raise ConfigError(f"--steps: expected an integer >= 0 adaptation steps, got {self.steps!r}")
+        for name in ("num_tasks", "episodes_per_task"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                flag = "--tasks" if name == "num_tasks" else "--episodes"
+                raise ConfigError(f"{flag}: expected a positive integer, got {value!r}")
+        for name in ("step_size", "later_step_size"):
+            value = getattr(self, name)
+            if value is not None and (not math.isfinite(value) or value < 0):
+                raise ConfigError(f"--{name.replace('_', '-')}: expected a finite step size >= 0, got {value!r}")
+        return self
+
+
+def protocol_settings(cfg: Any, method: str, oracle: bool, trained_alpha: float | None, *, steps: int | None = None,
+                      episodes: int | None = None, step_size: float | None = None,
+                      later_step_size: float | None = None, num_tasks: int = 40, seed: int = 0,
+                      device: str = "cpu", source: str = "") -> EvalSettings:
+    """The paper's protocol for this task and method, with any setting overridden where given."""
+    name = paper_name(cfg.env.id) or ""
+    if steps is None:
+        steps = 0 if oracle else PAPER_STEPS.get(name, 3)
+    if episodes is None:
+        episodes = PAPER_EPISODES.get(name, 20)
+    if step_size is None:
+        step_size = 0.0 if oracle and steps == 0 else default_step_size(method, cfg.env.id, trained_alpha)
+    a = cfg.algo
+    return EvalSettings(
+        env_id=cfg.env.id, env_kwargs=dict(cfg.env.kwargs), method=method, num_tasks=num_tasks,
+        episodes_per_task=episodes, steps=steps, step_size=step_size, later_step_size=later_step_size,
+        seed=seed, discount=a.discount, gae_lambda=a.gae_lambda, baseline_reg=a.baseline_reg,
+        normalize_advantages=a.normalize_advantages, oracle=oracle, device=device, source=source,
+    ).validate()
+
+
+def check_policy_fits(policy: GaussianMLPPolicy, env: Any, env_id: str) -> None:
+    obs, act = env.single_observation_space.shape[0], env.single_action_space.shape[0]
+    if (obs, act) != (policy.obs_dim, policy.act_dim):
+        raise CheckpointError(
+            f"the policy takes observations of size {policy.obs_dim} and gives actions of size {policy.act_dim}, "
+            f"but {env_id} has {obs} and {act}; use a checkpoint trained on this task"
+        )
+
+
+def evaluation_tasks(env: Any, settings: EvalSettings) -> np.ndarray:
+    """The paper's seeded goals for its tasks; otherwise draws from the env's distribution with the seed."""
+    if settings.env_id in PAPER_TASKS:
+        return paper_test_tasks(settings.env_id, settings.num_tasks)
+    return np.asarray(env.sample_tasks(settings.num_tasks, np.random.default_rng(settings.seed)), dtype=np.float64)
+
+
+def task_names(env: Any, k: int) -> list[str]:
+    inner = getattr(env, "env", env)
+    space = getattr(inner, "task_space", None)
+    return list(space.names) if space is not None else [f"task_{i}" for i in range(k)]
+
+
+def make_eval_env(settings: EvalSettings) -> Any:
+    from metarl.config import EnvConfig, TrainConfig
+    from metarl.trainer import make_env
+
+    cfg = TrainConfig(env=EnvConfig(id=settings.env_id, kwargs=dict(settings.env_kwargs)))
+    env = make_env(cfg, settings.num_tasks * settings.episodes_per_task)
+    if settings.oracle:
+        from envs.wrappers import TaskInObservation
+
+        env = TaskInObservation(env)
+    return env
+
+
+def adaptation_curve(policy: GaussianMLPPolicy, params: Params, tasks: np.ndarray, settings: EvalSettings,
+                     env: Any = None) -> np.ndarray:
+    """Average return per task after 0..K adaptation steps, ``[num_tasks, K + 1]``; a fresh batch per step."""
+    s = settings.validate()
+    if tasks.shape[0] != s.num_tasks:
+        raise ConfigError(f"tasks: expected {s.num_tasks} rows, got {tasks.shape[0]}")
+    env = env if env is not None else make_eval_env(s)
+    device = torch.device(s.device)
+    sampler = Sampler(env, policy, s.num_tasks, s.episodes_per_task, device, params["w0"].dtype)
+    learner = MAMLTRPO(policy, LinearFeatureBaseline(s.baseline_reg),
+                       MAMLSettings(discount=s.discount, gae_lambda=s.gae_lambda, normalize_advantages=s.normalize_advantages))
+    generator = torch.Generator().manual_seed(s.seed)
+    seeds = np.random.default_rng(s.seed).integers(0, 2**31 - 1, size=s.steps + 1)
+    sizes = step_size_schedule(s.step_size, s.steps, s.later_step_size)
+    theta = {k: v.detach().to(device) for k, v in params.items()}
+    returns = np.zeros((s.num_tasks, s.steps + 1))
+    for k in range(s.steps + 1):
+        batch = sampler.sample(theta, tasks, int(seeds[k]), generator)
+        returns[:, k] = batch.average_return().double().cpu().numpy()
+        if k < s.steps:
+            data, _ = learner.advantages(batch)
+            theta = {n: v.detach() for n, v in adapt(policy, theta, [data], [sizes[k]], create_graph=False).items()}
+    return returns
+
+
+# ---- loading policies --------------------------------------------------------------------------------
+def resolve_source(source: str) -> str:
+    """A checkpoint path from a run directory (its best.pt, else latest.pt) or a checkpoint file."""
+    if os.path.isdir(source):
+        for name in ("best.pt", "latest.pt"):
+            path = os.path.join(source, "checkpoints", name)
+            if os.path.isfile(path):
+                return path
+        raise CheckpointError(f"{source!r} holds no checkpoints/best.pt or latest.pt; is it a metarl run directory?")
+    if not os.path.exists(source):
+        raise CheckpointError(f"{source!r} does not exist; pass a run directory or a checkpoint file")
+    return source
+
+
+def load_policy(path: str) -> tuple[GaussianMLPPolicy, Params, dict[str, Any]]:
+    state = load_checkpoint(path)
+    cfg = state["config"]
+    policy = GaussianMLPPolicy(state["obs_dim"], state["act_dim"], state["hidden_sizes"], cfg["policy"]["init_std"])
+    return policy, dict(state["params"]), state
+
+
+# ---- results on disk -------------------------------------------------------------------------------------
+def summarize(returns: np.ndarray) -> list[dict[str, float]]:
+    n = returns.shape[0]
+    rows = []
+    for k in range(returns.shape[1]):
+        col = returns[:, k]
+        sem = float(col.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
+        rows.append({"adaptation_steps": k, "mean_return": float(col.mean()), "sem": sem, "num_test_goals": n})
+    return rows
+
+
+def check_output(out_dir: str, overwrite: bool) -> None:
+    if os.path.exists(os.path.join(out_dir, "results.json")) and not overwrite:
+        raise FileExistsError(
+            f"--output: {out_dir!r} already holds evaluation results; pass --overwrite to replace them or "
+            "choose another --output"
+        )
+
+
+def write_results(out_dir: str, settings: EvalSettings, tasks: np.ndarray, task_names: list[str],
+                  returns: np.ndarray, overwrite: bool = False) -> dict[str, Any]:
+    """per_goal.csv, summary.csv, results.json, curve.png and TensorBoard events under ``out_dir``."""
+    check_output(out_dir, overwrite)
+    os.makedirs(out_dir, exist_ok=True)
+    summary = summarize(returns)
+    per_goal = io.StringIO()
+    w = csv.writer(per_goal)
+    w.writerow(["method", "env_id", "goal_index", *task_names, "adaptation_steps", "average_return"])
+    for i in range(returns.shape[0]):
+        for k in range(returns.shape[1]):
+            w.writerow([settings.method, settings.env_id, i, *[f"{x:.6f}" for x in tasks[i]], k, f"{returns[i, k]:.4f}"])
+    atomic_write_bytes(os.path.join(out_dir, "per_goal.csv"), per_goal.getvalue().encode())
+    summ = io.StringIO()
+    w = csv.DictWriter(summ, fieldnames=list(summary[0]))
+    w.writeheader()
+    w.writerows(summary)
+    atomic_write_bytes(os.path.join(out_dir, "summary.csv"), summ.getvalue().encode())
+    result = {
+        "settings": asdict(settings),
+        "step_sizes": step_size_schedule(settings.step_size, settings.steps, settings.later_step_size),
+        "task_names": task_names,
+        "tasks": tasks.tolist(),
+        "returns": returns.tolist(),
+        "summary": summary,
+    }
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(os.path.join(out_dir, "tensorboard"))
+    for row in summary:
+        writer.add_scalar(f"adaptation/{settings.method}/mean_return", row["mean_return"], row["adaptation_steps"])
+        writer.add_scalar(f"adaptation/{settings.method}/sem", row["sem"], row["adaptation_steps"])
+    writer.close()
+    from metarl.plotting import plot_curves
+
+    plot_curves({settings.method: result}, os.path.join(out_dir, "curve.png"),
+                title=f"{settings.env_id}: adaptation curve ({settings.method})")
+    # results.json last: its presence marks a complete evaluation
+    atomic_write_bytes(os.path.join(out_dir, "results.json"), json.dumps(result, indent=1).encode())
+    return result
+
+
+def load_results(path: str) -> dict[str, Any]:
+    file = os.path.join(path, "results.json") if os.path.isdir(path) else path
+    if not os.path.isfile(file):
+        raise FileNotFoundError(f"{path!r}: no results.json; run `metarl evaluate ... --output {path}` first")
+    with open(file) as fh:
+        return json.load(fh)

@@ -1,0 +1,194 @@
+"""stable-baselines3 on metarl's task envs, and the paper's pretrained / oracle comparisons.
+
+``SB3TaskVecEnv`` presents a batched task env as an SB3 ``VecEnv``: every slot draws a fresh task from
+the task distribution at each episode start (or keeps fixed tasks), slots that finish reset on their own
+as SB3 expects, and ``oracle=True`` appends the task to the observation.  Any SB3 algorithm trains on it.
+
+The pretrained baseline is an SB3 PPO policy with metarl's network shape (ReLU MLP, state-independent
+log std); :func:`sb3_policy_params` converts it to metarl parameters, so the inner loop adapts it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.vec_env import VecEnv
+
+from metarl.policy import Params
+
+
+class SB3TaskVecEnv(VecEnv):
+    """An SB3 ``VecEnv`` over a task vector env (``envs.BatchedTaskEnv`` or ``envs.TaskSyncVectorEnv``).
+
+    Args:
+        env: the task vector env; each of its slots is one SB3 env.
+        oracle: append each slot's task to its observation.
+        tasks: fixed tasks ``[num_envs, k]``; by default every episode draws a new task.
+        seed: seed of the task draws and env resets.
+    """
+
+    def __init__(self, env: Any, oracle: bool = False, tasks: np.ndarray | None = None, seed: int = 0) -> None:
+        self.env, self.oracle = env, oracle
+        self.rng = np.random.default_rng(seed)
+        self.fixed_tasks = None if tasks is None else np.asarray(tasks, dtype=np.float64)
+        self._seed: int | None = seed
+        inner = env.single_observation_space
+        task_dim = env.get_tasks().shape[1]
+        extra = task_dim if oracle else 0
+        obs_space = spaces.Box(
+            np.concatenate([inner.low, np.full(extra, -np.inf)]).astype(np.float32),
+            np.concatenate([inner.high, np.full(extra, np.inf)]).astype(np.float32),
+            dtype=np.float32,
+        )
+        super().__init__(env.num_envs, obs_space, env.single_action_space)
+        self._actions: np.ndarray | None = None
+        self._episode_returns = np.zeros(self.num_envs)
+        self._episode_lengths = np.zeros(self.num_envs, dtype=np.int64)
+
+    def _draw_tasks(self, n: int) -> np.ndarray:
+        return self.env.sample_tasks(n, self.rng)
+
+    def _obs(self, obs: np.ndarray) -> np.ndarray:
+        if self.oracle:
+            obs = np.concatenate([obs, self.env.get_tasks()], axis=1)
+        return obs.astype(np.float32)
+
+    def reset(self) -> np.ndarray:
+        tasks = self.fixed_tasks if self.fixed_tasks is not None else self._draw_tasks(self.num_envs)
+        self.env.set_tasks(tasks)
+        seed, self._seed = self._seed, None
+        obs, _ = self.env.reset(seed=seed)
+        self._episode_returns[:] = 0
+        self._episode_lengths[:] = 0
+        return self._obs(obs)
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = np.asarray(actions, dtype=np.float64).reshape(self.num_envs, -1)
+
+    def step_wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict]]:
+        obs, reward, terminated, truncated, _ = self.env.step(self._actions)
+        obs = self._obs(obs)
+        dones = terminated | truncated
+        self._episode_returns += reward
+        self._episode_lengths += 1
+        infos: list[dict] = [{} for _ in range(self.num_envs)]
+        if dones.any():
+            ids = np.flatnonzero(dones)
+            for i in ids:
+                infos[i] = {
+                    "terminal_observation": obs[i].copy(),
+                    "TimeLimit.truncated": bool(truncated[i] and not terminated[i]),
+                    "episode": {"r": float(self._episode_returns[i]), "l": int(self._episode_lengths[i])},
+                }
+            if self.fixed_tasks is None:
+                tasks = self.env.get_tasks()
+                tasks[ids] = self._draw_tasks(len(ids))
+                self.env.set_tasks(tasks)
+            new_obs, _ = self.env.reset(options={"reset_mask": dones})
+            obs[ids] = self._obs(new_obs)[ids]
+            self._episode_returns[ids] = 0
+            self._episode_lengths[ids] = 0
+        return obs, reward.astype(np.float32), dones, infos
+
+    def seed(self, seed: int | None = None) -> Sequence[None | int]:
+        if seed is not None:
+            self._seed = int(seed)
+            self.rng = np.random.default_rng(seed)
+        return [seed] * self.num_envs
+
+    def close(self) -> None:
+        self.env.close()
+
+    def get_attr(self, attr_name: str, indices: Any = None) -> list[Any]:
+        return [getattr(self.env, attr_name)] * len(self._indices(indices))
+
+    def set_attr(self, attr_name: str, value: Any, indices: Any = None) -> None:
+        setattr(self.env, attr_name, value)
+
+    def env_method(self, method_name: str, *args: Any, indices: Any = None, **kwargs: Any) -> list[Any]:
+        return [getattr(self.env, method_name)(*args, **kwargs)] * len(self._indices(indices))
+
+    def env_is_wrapped(self, wrapper_class: type, indices: Any = None) -> list[bool]:
+        return [False] * len(self._indices(indices))
+
+    def _indices(self, indices: Any) -> Sequence[int]:
+        if indices is None:
+            return range(self.num_envs)
+        if isinstance(indices, int):
+            return [indices]
+        return list(indices)
+
+
+def policy_kwargs(hidden_sizes: Sequence[int], init_std: float) -> dict[str, Any]:
+    """SB3 ``MlpPolicy`` arguments giving metarl's actor: ReLU layers, state-independent log std."""
+    return {
+        "net_arch": {"pi": list(hidden_sizes), "vf": list(hidden_sizes)},
+        "activation_fn": torch.nn.ReLU,
+        "log_std_init": math.log(init_std),
+        "ortho_init": False,
+    }
+
+
+def sb3_policy_params(model: Any, dtype: torch.dtype = torch.float32) -> Params:
+    """metarl parameters of an SB3 on-policy actor (``MlpPolicy`` with ReLU layers and a Gaussian head)."""
+    policy = model.policy
+    linear = [m for m in policy.mlp_extractor.policy_net if isinstance(m, torch.nn.Linear)]
+    acts = [m for m in policy.mlp_extractor.policy_net if not isinstance(m, torch.nn.Linear)]
+    if any(not isinstance(a, torch.nn.ReLU) for a in acts):
+        raise ValueError("model: the actor must use ReLU activations (policy_kwargs=metarl.sb3.policy_kwargs(...))")
+    if not hasattr(policy, "log_std") or getattr(policy, "squash_output", False):
+        raise ValueError("model: expected a Gaussian actor with a state-independent log std and no squashing")
+    layers = [*linear, policy.action_net]
+    params: Params = {}
+    for i, layer in enumerate(layers):
+        params[f"w{i}"] = layer.weight.detach().cpu().T.contiguous().to(dtype)
+        params[f"b{i}"] = layer.bias.detach().cpu().clone().to(dtype)
+    params["log_std"] = policy.log_std.detach().cpu().clone().to(dtype)
+    return params
+
+
+def train_baseline(kind: str, cfg: Any, output: str, timesteps: int, seed: int, num_slots: int = 16,
+                   overwrite: bool = False, progress: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train the pretrained or oracle comparison with SB3 PPO; write the SB3 model and a metarl checkpoint."""
+    from stable_baselines3 import PPO
+
+    from metarl.checkpoint import save_checkpoint
+    from metarl.config import save_config, to_dict
+    from metarl.trainer import make_env
+
+    if kind not in ("pretrained", "oracle"):
+        raise ValueError(f"baseline: expected 'pretrained' or 'oracle', got {kind!r}")
+    if timesteps < 1:
+        raise ValueError(f"--timesteps: expected a positive number of env steps, got {timesteps}")
+    ckpt = os.path.join(output, "checkpoints", "best.pt")
+    if os.path.exists(ckpt) and not overwrite:
+        raise FileExistsError(f"--output: {output!r} already holds a trained baseline; pass --overwrite or choose another --output")
+    env = make_env(cfg, num_slots)
+    vec = SB3TaskVecEnv(env, oracle=kind == "oracle", seed=seed)
+    horizon = env.horizon
+    model = PPO(
+        "MlpPolicy", vec, n_steps=horizon, batch_size=min(num_slots * horizon, 1000), gamma=cfg.algo.discount,
+        policy_kwargs=policy_kwargs(cfg.policy.hidden_sizes, cfg.policy.init_std), seed=seed, verbose=0,
+        device="cpu",
+    )
+    model.learn(total_timesteps=timesteps)
+    os.makedirs(os.path.join(output, "checkpoints"), exist_ok=True)
+    model.save(os.path.join(output, "sb3_model.zip"))
+    params = sb3_policy_params(model)
+    obs_dim = vec.observation_space.shape[0]
+    save_config(cfg, os.path.join(output, "config.yaml"))
+    state = {
+        "iteration": 0, "params": params, "config": to_dict(cfg), "env_id": cfg.env.id,
+        "env_kwargs": dict(cfg.env.kwargs), "obs_dim": obs_dim, "act_dim": vec.action_space.shape[0],
+        "hidden_sizes": list(cfg.policy.hidden_sizes), "method": kind, "oracle": kind == "oracle",
+        "sb3_timesteps": int(model.num_timesteps), "np_rng": None, "torch_rng": None, "env_steps": int(model.num_timesteps),
+        "best_return": float("nan"), "best_iteration": 0,
+    }
+    save_checkpoint(ckpt, state)
+    progress(f"{kind}: trained PPO for {model.num_timesteps} env steps; wrote {output}/sb3_model.zip and {ckpt}")
+    return state

@@ -1,0 +1,189 @@
+"""The paper's evaluation protocol, result files, plots and the published table."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from importlib import resources
+
+import numpy as np
+import pytest
+import torch
+
+from metarl import evaluation as ev
+from metarl import plotting
+from metarl.config import ConfigError, load_config
+from metarl.policy import GaussianMLPPolicy
+
+ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
+SMOKE_NAV = os.path.join(ROOT, "experiments", "configs", "smoke_navigation2d.yaml")
+
+
+def published_goals(task):
+    with resources.files("metarl.data").joinpath("maml2017_test_returns.csv").open() as fh:
+        rows = [r for r in csv.DictReader(fh) if r["task"] == task and r["method"] == "maml" and r["adaptation_steps"] == "0"]
+    rows.sort(key=lambda r: int(r["goal_index"]))
+    return np.array([[float(x) for x in r["goal"].split(";")] for r in rows])
+
+
+@pytest.mark.parametrize("env_id", list(ev.PAPER_TASKS))
+def test_default_test_goals_are_the_papers_seeded_goals(env_id):
+    ours = ev.paper_test_tasks(env_id)
+    theirs = published_goals(ev.paper_name(env_id))
+    assert ours.shape == theirs.shape == (40, 2 if "Navigation" in env_id else 1)
+    np.testing.assert_allclose(ours, theirs, atol=5e-7)  # the table prints 6 decimals
+
+
+def test_step_size_schedule_and_paper_defaults():
+    assert ev.step_size_schedule(0.1, 3) == [0.1, 0.05, 0.05]
+    assert ev.step_size_schedule(0.5, 4, later=0.3) == [0.5, 0.3, 0.3, 0.3]
+    assert ev.step_size_schedule(0.1, 0) == []
+    assert ev.default_step_size("random", "metarl/HalfCheetahVel-v0", None) == 0.1
+    assert ev.default_step_size("random", "metarl/AntDir-v0", None) == 1.0
+    assert ev.default_step_size("random", "metarl/Navigation2D-v0", None) == 0.5
+    assert ev.default_step_size("pretrained", "metarl/HalfCheetahVel-v0", None) == 0.02
+    assert ev.default_step_size("pretrained", "metarl/AntVel-v0", None) == 0.2
+    assert ev.default_step_size("maml", "metarl/AntVel-v0", 0.1) == 0.1
+    cfg = load_config(os.path.join(ROOT, "experiments", "configs", "ant_dir.yaml"))
+    s = ev.protocol_settings(cfg, "maml", False, 0.1)
+    assert (s.steps, s.episodes_per_task, s.num_tasks) == (3, 40, 40)
+    nav = ev.protocol_settings(load_config(SMOKE_NAV), "maml", False, 0.5)
+    assert (nav.steps, nav.episodes_per_task) == (4, 40)
+    oracle = ev.protocol_settings(cfg, "oracle", True, None)
+    assert oracle.steps == 0
+
+
+def tiny_settings(**kw):
+    base = dict(env_id="metarl/Navigation2D-v0", env_kwargs={"horizon": 10}, num_tasks=3, episodes_per_task=2,
+                steps=2, step_size=0.5)
+    base.update(kw)
+    return ev.EvalSettings(**base)
+
+
+def test_each_step_samples_a_fresh_batch_and_adapts_with_the_schedule(monkeypatch):
+    policy = GaussianMLPPolicy(2, 2, (8,))
+    params = policy.init_params(torch.Generator().manual_seed(0))
+    seen_seeds, seen_sizes = [], []
+    from metarl import sampler as sampler_mod
+
+    real_sample = sampler_mod.Sampler.sample
+
+    def spy_sample(self, p, tasks, seed, generator):
+        seen_seeds.append(seed)
+        return real_sample(self, p, tasks, seed, generator)
+
+    real_adapt = ev.adapt
+
+    def spy_adapt(policy_, theta, steps, sizes, **kw):
+        seen_sizes.append(list(sizes))
+        return real_adapt(policy_, theta, steps, sizes, **kw)
+
+    monkeypatch.setattr(sampler_mod.Sampler, "sample", spy_sample)
+    monkeypatch.setattr(ev, "adapt", spy_adapt)
+    s = tiny_settings(steps=3)
+    tasks = ev.paper_test_tasks("metarl/Navigation2D-v0", 3)
+    curve = ev.adaptation_curve(policy, params, tasks, s)
+    assert curve.shape == (3, 4) and np.isfinite(curve).all()
+    assert len(seen_seeds) == 4 and len(set(seen_seeds)) == 4  # a fresh batch per step
+    assert seen_sizes == [[0.5], [0.25], [0.25]]
+    # the same settings give the same curve; the meta-parameters are untouched
+    before = {k: v.clone() for k, v in params.items()}
+    again = ev.adaptation_curve(policy, params, tasks, s)
+    np.testing.assert_array_equal(curve, again)
+    assert all(torch.equal(before[k], params[k]) for k in params)
+
+
+def test_adaptation_improves_a_random_policy_on_navigation():
+    policy = GaussianMLPPolicy(2, 2, (32, 32))
+    params = policy.init_params(torch.Generator().manual_seed(1))
+    s = ev.EvalSettings(env_id="metarl/Navigation2D-v0", num_tasks=8, episodes_per_task=20, steps=3, step_size=0.5)
+    curve = ev.adaptation_curve(policy, params, ev.paper_test_tasks(s.env_id, 8), s)
+    assert curve[:, -1].mean() > curve[:, 0].mean()
+
+
+def test_bad_settings_are_rejected():
+    with pytest.raises(ConfigError, match="--steps: expected an integer >= 0"):
+        tiny_settings(steps=-1).validate()
+    with pytest.raises(ConfigError, match="--tasks"):
+        tiny_settings(num_tasks=0).validate()
+    with pytest.raises(ConfigError, match="--step-size"):
+        tiny_settings(step_size=float("nan")).validate()
+
+
+def test_results_files_and_refusal_to_overwrite(tmp_path):
+    s = tiny_settings()
+    tasks = ev.paper_test_tasks(s.env_id, 3)
+    returns = np.array([[-10.0, -8.0, -7.0], [-12.0, -9.0, -6.0], [-11.0, -10.0, -9.0]])
+    ev.write_results(str(tmp_path / "e"), s, tasks, ["goal_x", "goal_y"], returns)
+    for name in ("per_goal.csv", "summary.csv", "results.json", "curve.png"):
+        assert (tmp_path / "e" / name).stat().st_size > 0
+    assert os.listdir(tmp_path / "e" / "tensorboard")
+    data = json.loads((tmp_path / "e" / "results.json").read_text())
+    assert data["step_sizes"] == [0.5, 0.25]
+    assert data["summary"][0]["mean_return"] == pytest.approx(-11.0)
+    assert data["summary"][0]["sem"] == pytest.approx(np.std([-10, -12, -11], ddof=1) / np.sqrt(3))
+    rows = list(csv.DictReader(open(tmp_path / "e" / "per_goal.csv")))
+    assert len(rows) == 9 and rows[0]["goal_x"] == f"{tasks[0, 0]:.6f}"
+    before = (tmp_path / "e" / "results.json").read_bytes()
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        ev.write_results(str(tmp_path / "e"), s, tasks, ["goal_x", "goal_y"], returns * 2)
+    assert (tmp_path / "e" / "results.json").read_bytes() == before
+
+
+def test_plot_and_table_against_the_paper(tmp_path):
+    published = plotting.published_summary("HalfCheetahVel")
+    assert set(published) == {"maml", "pretrained", "random", "oracle"}
+    assert published["maml"][1]["mean_return"] == pytest.approx(-78.57)
+    fake = {"maml": {"summary": [{"adaptation_steps": k, "mean_return": m, "sem": 5.0} for k, m in enumerate([-130, -80, -66, -60])]},
+            "oracle": {"summary": [{"adaptation_steps": 0, "mean_return": -54.47, "sem": 3.54}]}}
+    plotting.plot_curves(fake, str(tmp_path / "fig.png"), "test", published=published)
+    assert (tmp_path / "fig.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = plotting.comparison_table(fake, published)
+    line = [l for l in table.splitlines() if l.startswith("maml") and l.split()[1] == "1"][0]
+    expected = (-80 - -78.57) / np.sqrt(5.0**2 + 5.03**2)
+    assert f"{expected:+8.2f}" in line
+    assert "+0.00" in [l for l in table.splitlines() if l.startswith("oracle")][0]
+
+
+def cli(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "metarl.cli", *args], capture_output=True, text=True, timeout=600, **kw)
+
+
+def test_end_to_end_train_evaluate_plot(tmp_path):
+    run = tmp_path / "run"
+    r = cli("train", "--config", SMOKE_NAV, "--output", str(run), "--iterations", "2", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    r = cli("evaluate", str(run), "--tasks", "4", "--episodes", "3", "--steps", "2")
+    assert r.returncode == 0, r.stderr
+    assert "step 2:" in r.stdout
+    res = json.loads((run / "evaluation" / "results.json").read_text())
+    assert res["settings"]["step_size"] == 0.5 and res["step_sizes"] == [0.5, 0.25]
+    assert np.array(res["returns"]).shape == (4, 3)
+    r = cli("evaluate", "--random", "--config", SMOKE_NAV, "--output", str(tmp_path / "random"), "--tasks", "4",
+            "--episodes", "3", "--steps", "2")
+    assert r.returncode == 0, r.stderr
+    r = cli("plot", f"maml={run / 'evaluation'}", f"random={tmp_path / 'random'}", "--output", str(tmp_path / "fig.png"))
+    assert r.returncode == 0, r.stderr
+    assert "maml" in r.stdout and (tmp_path / "fig.png").exists()
+    # again into the same place: refused, nothing overwritten
+    before = (run / "evaluation" / "results.json").read_bytes()
+    r = cli("evaluate", str(run), "--tasks", "4", "--episodes", "3", "--steps", "2")
+    assert r.returncode == 2 and "--overwrite" in r.stderr
+    assert (run / "evaluation" / "results.json").read_bytes() == before
+    r = cli("evaluate", str(run), "--steps", "-1", "--output", str(tmp_path / "neg"))
+    assert r.returncode == 2 and "--steps" in r.stderr and not (tmp_path / "neg").exists()
+    r = cli("evaluate", str(tmp_path / "missing"))
+    assert r.returncode == 2 and "does not exist" in r.stderr
+
+
+def test_checkpoint_of_another_observation_space_is_refused(tmp_path):
+    run = tmp_path / "run"
+    r = cli("train", "--config", SMOKE_NAV, "--output", str(run), "--iterations", "1", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    from metarl.checkpoint import CheckpointError
+
+    policy, params, state = ev.load_policy(ev.resolve_source(str(run)))
+    env = ev.make_eval_env(ev.EvalSettings(env_id="metarl/HalfCheetahVel-v0", num_tasks=1, episodes_per_task=1))
+    with pytest.raises(CheckpointError, match="size 2.*has 20"):
+        ev.check_policy_fits(policy, env, "metarl/HalfCheetahVel-v0")

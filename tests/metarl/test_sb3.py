@@ -1,0 +1,103 @@
+"""stable-baselines3 on metarl's envs; pretrained policies convert and adapt."""
+
+import numpy as np
+import pytest
+import torch
+import gymnasium
+from stable_baselines3 import PPO
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+from stable_baselines3.common.vec_env import VecCheckNan
+
+import envs
+from metarl import evaluation as ev
+from metarl.adaptation import adapt
+from metarl.config import load_config
+from metarl.policy import GaussianMLPPolicy
+from metarl.sb3 import SB3TaskVecEnv, policy_kwargs, sb3_policy_params, train_baseline
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_single_env_passes_sb3_check_env():
+    sb3_check_env(gymnasium.make("metarl/HalfCheetahDir-v0").unwrapped, warn=False)
+
+
+def test_vec_adapter_contract():
+    env = gymnasium.make_vec("metarl/Navigation2D-v0", num_envs=3, horizon=5)
+    vec = VecCheckNan(SB3TaskVecEnv(env, seed=0), raise_exception=True)
+    obs = vec.reset()
+    assert obs.shape == (3, 2) and obs.dtype == np.float32
+    first_tasks = env.get_tasks()
+    for t in range(5):
+        obs, rew, dones, infos = vec.step(np.full((3, 2), 0.01, np.float32))
+        assert rew.shape == (3,) and dones.shape == (3,) and len(infos) == 3
+    assert dones.all()  # horizon
+    assert all(info["TimeLimit.truncated"] for info in infos)
+    np.testing.assert_allclose(infos[0]["terminal_observation"], [0.05, 0.05], atol=1e-6)
+    np.testing.assert_array_equal(obs, 0.0)  # auto-reset to the start
+    assert not np.array_equal(env.get_tasks(), first_tasks)  # a new task per episode
+
+
+def test_vec_adapter_resets_terminated_slots_on_their_own():
+    env = gymnasium.make_vec("metarl/Navigation2D-v0", num_envs=2, horizon=50)
+    vec = SB3TaskVecEnv(env, tasks=np.array([[0.05, 0.05], [0.45, 0.45]]), seed=0)
+    vec.reset()
+    obs, _, dones, infos = vec.step(np.array([[0.05, 0.05], [0.01, 0.01]], np.float32))
+    assert dones.tolist() == [True, False] and infos[0]["TimeLimit.truncated"] is False
+    np.testing.assert_allclose(obs[0], 0.0)  # slot 0 restarted, slot 1 runs on
+    np.testing.assert_allclose(obs[1], [0.01, 0.01], atol=1e-7)
+    obs, _, dones, _ = vec.step(np.array([[0.0, 0.0], [0.01, 0.01]], np.float32))
+    np.testing.assert_allclose(obs[1], [0.02, 0.02], atol=1e-7)
+
+
+def test_oracle_observation_includes_the_task():
+    env = gymnasium.make_vec("metarl/HalfCheetahVel-v0", num_envs=2, horizon=5)
+    vec = SB3TaskVecEnv(env, oracle=True, tasks=np.array([[0.5], [1.5]]))
+    obs = vec.reset()
+    assert obs.shape == (2, 21)
+    np.testing.assert_allclose(obs[:, -1], [0.5, 1.5])
+
+
+def test_ppo_trains_a_few_hundred_steps_and_converts_exactly():
+    env = gymnasium.make_vec("metarl/Navigation2D-v0", num_envs=4, horizon=25)
+    vec = SB3TaskVecEnv(env, seed=0)
+    model = PPO("MlpPolicy", vec, n_steps=25, batch_size=50, n_epochs=2, seed=0, device="cpu",
+                policy_kwargs=policy_kwargs([16, 16], 1.0))
+    model.learn(total_timesteps=300)
+    assert model.num_timesteps >= 300
+    params = sb3_policy_params(model, torch.float64)
+    policy = GaussianMLPPolicy(2, 2, (16, 16))
+    obs = torch.randn(7, 2, dtype=torch.float64)
+    with torch.no_grad():
+        dist = model.policy.get_distribution(obs.float())
+        np.testing.assert_allclose(policy.mean(params, obs).numpy(), dist.distribution.mean.double().numpy(), atol=1e-5)
+        np.testing.assert_allclose(params["log_std"].numpy(), model.policy.log_std.double().numpy())
+    # and the inner loop adapts it
+    s = ev.EvalSettings(env_id="metarl/Navigation2D-v0", env_kwargs={"horizon": 25}, num_tasks=3, episodes_per_task=4,
+                        steps=1, step_size=0.2)
+    curve = ev.adaptation_curve(policy, {k: v.float() for k, v in params.items()}, ev.paper_test_tasks(s.env_id, 3), s)
+    assert curve.shape == (3, 2) and np.isfinite(curve).all()
+
+
+def test_conversion_refuses_other_activations():
+    env = gymnasium.make_vec("metarl/Navigation2D-v0", num_envs=2, horizon=5)
+    model = PPO("MlpPolicy", SB3TaskVecEnv(env), n_steps=5, batch_size=10, device="cpu")  # Tanh by default
+    with pytest.raises(ValueError, match="ReLU"):
+        sb3_policy_params(model)
+
+
+@pytest.mark.parametrize("kind", ["pretrained", "oracle"])
+def test_baseline_command_writes_an_evaluable_checkpoint(tmp_path, kind):
+    cfg = load_config(ev.os.path.join(ev.os.path.dirname(__file__), "..", "..", "experiments", "configs", "smoke_navigation2d.yaml"))
+    state = train_baseline(kind, cfg, str(tmp_path / kind), timesteps=200, seed=0, num_slots=4, progress=lambda m: None)
+    assert (tmp_path / kind / "sb3_model.zip").exists()
+    policy, params, saved = ev.load_policy(ev.resolve_source(str(tmp_path / kind)))
+    assert saved["method"] == kind and saved["obs_dim"] == (4 if kind == "oracle" else 2)
+    settings = ev.protocol_settings(cfg, kind, kind == "oracle", None, num_tasks=3, episodes=2)
+    settings.env_kwargs = {"horizon": 20}
+    assert settings.steps == (0 if kind == "oracle" else 4) and settings.step_size == (0.0 if kind == "oracle" else 0.2)
+    env = ev.make_eval_env(settings)
+    ev.check_policy_fits(policy, env, settings.env_id)
+    curve = ev.adaptation_curve(policy, params, ev.evaluation_tasks(env, settings), settings, env=env)
+    assert np.isfinite(curve).all()
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        train_baseline(kind, cfg, str(tmp_path / kind), timesteps=200, seed=0, num_slots=4, progress=lambda m: None)
