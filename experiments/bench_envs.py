@@ -56,8 +56,8 @@ def time_ours(env_id: str, num_envs: int, threads: int, steps: int, **kw: object
     return simulated / elapsed, simulated / (done * num_envs)
 
 
-def time_c_reference(vec: envs.MujocoTaskEnv, threads: int, steps: int) -> float:
-    """MuJoCo alone: one Batch call per env step, nothing read back."""
+def time_c_reference(vec: envs.MujocoTaskEnv, threads: int, steps: int, stage: object = None) -> float:
+    """MuJoCo alone: one Batch call per env step, nothing read back (``stage``: default the env's)."""
     sim = mjbatch.Batch(vec.model, nsim=vec.num_envs, nthread=threads, persistent=True)
     ctrl = sim.bind("ctrl")
     sim.reset()
@@ -66,7 +66,7 @@ def time_c_reference(vec: envs.MujocoTaskEnv, threads: int, steps: int) -> float
     rng = np.random.default_rng(0)
     lo, hi = vec.model.actuator_ctrlrange.T
     ctrl[:] = np.clip(rng.normal(scale=ACTION_STD, size=ctrl.shape), -1, 1) * (hi - lo) / 2 + (hi + lo) / 2
-    stage = vec._stage
+    stage = vec._stage if stage is None else stage
     sim.step(nstep=vec.frame_skip, stage=stage)
     start = time.perf_counter()
     for _ in range(steps):
@@ -124,6 +124,14 @@ def main() -> None:
                     f"{gym_rate:10.0f} {rate / gym_rate:8.2f}" if gym_rate else f"{'-':>10s} {'-':>8s}",
                 ]
                 print(" ".join(cells), flush=True)
+    print("\ncost of reading derived quantities at the new state (MuJoCo alone, largest slot count, most threads):")
+    for env_id in [e for e in envs.TASK_ENVS if "Navigation" not in e]:
+        vec = gymnasium.make_vec(env_id, num_envs=slots[-1])
+        steps = budget_steps(slots[-1], "Ant" in env_id, target)
+        plain = np.median([time_c_reference(vec, threads[-1], steps, mujoco.mjtStage.mjSTAGE_NONE) for _ in range(args.repeats)])
+        paper = np.median([time_c_reference(vec, threads[-1], steps) for _ in range(args.repeats)])
+        print(f"  {env_id.split('/')[1]:18s} stage {vec._stage.name:14s} {paper:10.0f}/s vs mjSTAGE_NONE {plain:10.0f}/s: "
+              f"{100 * (plain / paper - 1):+5.1f}% time", flush=True)
 
 
 if __name__ == "__main__":

@@ -171,8 +171,11 @@ def train_baseline(kind: str, cfg: Any, output: str, timesteps: int, seed: int, 
     env = make_env(cfg, num_slots)
     vec = SB3TaskVecEnv(env, oracle=kind == "oracle", seed=seed)
     horizon = env.horizon
+    rollout = num_slots * horizon
+    # the largest minibatch of at most 1000 steps that divides the rollout (SB3 warns on a ragged last one)
+    batch_size = max(b for b in range(1, min(rollout, 1000) + 1) if rollout % b == 0)
     model = PPO(
-        "MlpPolicy", vec, n_steps=horizon, batch_size=min(num_slots * horizon, 1000), gamma=cfg.algo.discount,
+        "MlpPolicy", vec, n_steps=horizon, batch_size=batch_size, gamma=cfg.algo.discount,
         policy_kwargs=policy_kwargs(cfg.policy.hidden_sizes, cfg.policy.init_std), seed=seed, verbose=0,
         device="cpu",
     )

@@ -42,28 +42,33 @@ def reference_meta_kl(policy, maml, params, inner, post):
     return kl
 
 
+def at_theta(maml, params, inner, post, old=None):
+    """``(old, kl, meta-gradient, hvp)`` of metarl's meta-update at ``params``."""
+    theta = {k: v.clone().requires_grad_() for k, v in params.items()}
+    old = maml.old_policy(theta, inner, post) if old is None else old
+    _, kl, g, hvp = maml.meta_gradients(theta, inner, post, old)
+    return old, kl, g, hvp
+
+
 def test_kl_hvp_matches_explicit_hessian_and_finite_differences():
     policy, params, maml, inner, post = tiny_problem()
-    theta = {k: v.clone().requires_grad_() for k, v in params.items()}
-    old = maml.old_policy(theta, inner, post)
-    _, kl, _, hvp = maml.meta_gradients(theta, inner, post, old)
+    old, kl, _, hvp = at_theta(maml, params, inner, post)
     assert abs(kl.item()) < 1e-12  # at theta the adapted policies are the old ones
     f = reference_meta_kl(policy, maml, params, inner, post)
     H = torch.func.hessian(f)(flat(params))
     n = H.shape[0]
     assert torch.allclose(H, H.T, atol=1e-10)
+    def kl_grad_at(x):
+        th = {k: t.clone().requires_grad_() for k, t in unflat(x, params).items()}
+        _, k_ = maml.objective(th, inner, post, old, create_graph=True)
+        return flat(dict(zip(th, torch.autograd.grad(k_, list(th.values())))))
+
     g = torch.Generator().manual_seed(7)
+    eps = 1e-5
     for _ in range(3):
         v = torch.randn(n, generator=g, dtype=torch.float64)
         torch.testing.assert_close(hvp(v), H @ v, rtol=1e-7, atol=1e-10)
         # central differences of our own exact KL gradient
-        eps = 1e-5
-
-        def kl_grad_at(x):
-            th = {k: t.clone().requires_grad_() for k, t in unflat(x, params).items()}
-            _, k_ = maml.objective(th, inner, post, old, create_graph=True)
-            return flat(dict(zip(th, torch.autograd.grad(k_, list(th.values())))))
-
         fd = (kl_grad_at(flat(params) + eps * v) - kl_grad_at(flat(params) - eps * v)) / (2 * eps)
         torch.testing.assert_close(hvp(v), fd, rtol=1e-5, atol=1e-8)
 
@@ -78,9 +83,7 @@ def surrogate_fn(maml, params, inner, post, old):
 
 def test_meta_gradient_through_inner_step_matches_finite_differences():
     policy, params, maml, inner, post = tiny_problem()
-    theta = {k: v.clone().requires_grad_() for k, v in params.items()}
-    old = maml.old_policy(theta, inner, post)
-    _, _, g, _ = maml.meta_gradients(theta, inner, post, old)
+    old, _, g, _ = at_theta(maml, params, inner, post)
     f = surrogate_fn(maml, params, inner, post, old)
     x0 = flat(params)
     gen = torch.Generator().manual_seed(3)
@@ -94,11 +97,8 @@ def test_meta_gradient_through_inner_step_matches_finite_differences():
 def test_first_order_drops_the_second_order_term():
     policy, params, maml_fo, inner, post = tiny_problem(first_order=True)
     _, _, maml_so, _, _ = tiny_problem(first_order=False)
-    theta = {k: v.clone().requires_grad_() for k, v in params.items()}
-    old = maml_fo.old_policy(theta, inner, post)
-    _, _, g_fo, _ = maml_fo.meta_gradients(theta, inner, post, old)
-    theta2 = {k: v.clone().requires_grad_() for k, v in params.items()}
-    _, _, g_so, _ = maml_so.meta_gradients(theta2, inner, post, old)
+    old, _, g_fo, _ = at_theta(maml_fo, params, inner, post)
+    _, _, g_so, _ = at_theta(maml_so, params, inner, post, old)
     # first order: the sum over tasks of the surrogate's gradient at the adapted parameters
     adapted = {k: v.detach().requires_grad_() for k, v in adapt(policy, params, inner, [0.3], create_graph=False).items()}
     from metarl.maml import _flat_steps

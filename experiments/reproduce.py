@@ -1,0 +1,68 @@
+"""Reproduce one of the paper's figures end to end: MAML, pretrained, random and oracle, evaluated and plotted.
+
+    python experiments/reproduce.py navigation2d --output runs/fig-nav
+    python experiments/reproduce.py halfcheetah_vel --output runs/fig-hcvel --iterations 100 --baseline-steps 2000000
+
+Steps (each skipped when its result already exists, so an interrupted run picks up where it stopped):
+  1. metarl train     experiments/configs/<task>.yaml            -> OUTPUT/maml
+  2. metarl baseline  pretrained / oracle (SB3 PPO)               -> OUTPUT/pretrained, OUTPUT/oracle
+  3. metarl evaluate  each, with the paper's protocol             -> OUTPUT/<method>/evaluation
+  4. metarl plot      the figure and the table next to the paper  -> OUTPUT/figure.png, OUTPUT/table.txt
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def metarl(*args: str, capture: bool = False) -> str:
+    cmd = [sys.executable, "-m", "metarl.cli", *args]
+    print("+ metarl " + " ".join(args), flush=True)
+    res = subprocess.run(cmd, check=True, text=True, capture_output=capture)
+    return res.stdout if capture else ""
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("task", help="config name in experiments/configs, e.g. navigation2d, halfcheetah_vel")
+    p.add_argument("--output", required=True)
+    p.add_argument("--iterations", type=int, help="meta-iterations (default: the config's)")
+    p.add_argument("--baseline-steps", type=int, default=500_000, help="PPO env steps for pretrained and oracle")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+    config = os.path.join(HERE, "configs", f"{args.task}.yaml")
+    out = args.output
+    os.makedirs(out, exist_ok=True)
+
+    maml = os.path.join(out, "maml")
+    train = ["train", "--config", config, "--output", maml, "--seed", str(args.seed), "--no-progress"]
+    if args.iterations:
+        train += ["--iterations", str(args.iterations)]
+    if os.path.exists(os.path.join(maml, "checkpoints", "latest.pt")):
+        train = ["train", "--output", maml, "--resume", "--no-progress"] + (["--iterations", str(args.iterations)] if args.iterations else [])
+    metarl(*train)
+    for kind in ("pretrained", "oracle"):
+        if not os.path.exists(os.path.join(out, kind, "checkpoints", "best.pt")):
+            metarl("baseline", kind, "--config", config, "--output", os.path.join(out, kind),
+                   "--timesteps", str(args.baseline_steps), "--seed", str(args.seed))
+    sources = {"maml": maml, "pretrained": os.path.join(out, "pretrained"), "oracle": os.path.join(out, "oracle")}
+    for method, src in sources.items():
+        if not os.path.exists(os.path.join(src, "evaluation", "results.json")):
+            metarl("evaluate", src, "--seed", str(args.seed))
+    random_dir = os.path.join(out, "random", "evaluation")
+    if not os.path.exists(os.path.join(random_dir, "results.json")):
+        metarl("evaluate", "--random", "--config", config, "--output", random_dir, "--seed", str(args.seed))
+    table = metarl("plot", *(f"{m}={os.path.join(s, 'evaluation')}" for m, s in sources.items()),
+                   f"random={random_dir}", "--output", os.path.join(out, "figure.png"), "--overwrite", capture=True)
+    with open(os.path.join(out, "table.txt"), "w") as fh:
+        fh.write(table)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
