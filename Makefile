@@ -6,7 +6,8 @@ BIN := $(VENV)/bin
 TORCH_CPU_SPEC ?= torch==2.13.0+cpu
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 TRAIN_CONFIG ?= experiments/configs/navigation2d_smoke.yaml
-TRAIN_OUTPUT ?= runs/navigation2d-smoke
+# a new directory per run, so that running it again never replaces an earlier run
+TRAIN_OUTPUT ?= runs/navigation2d-smoke-$(shell date +%Y%m%d-%H%M%S)
 
 .PHONY: setup train test bench clean
 
@@ -25,7 +26,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	touch $@
 
 train: setup
-	$(BIN)/metarl train --config $(TRAIN_CONFIG) --output $(TRAIN_OUTPUT) --overwrite
+	$(BIN)/metarl train --config $(TRAIN_CONFIG) --output $(TRAIN_OUTPUT)
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -144,35 +144,34 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from metarl.config import TrainConfig
-    from metarl.trainer import Trainer, TrainingInterrupted
+    from metarl.trainer import Trainer, TrainingInterrupted, saved_run
 
     if args.help_config:
         print(describe())
         return 0
-    if args.resume and args.overwrite:
-        raise ConfigError("--resume and --overwrite contradict each other; pass one")
-    overrides = list(args.set)
-    for name in ("seed", "device", "iterations"):
-        if getattr(args, name) is not None:
-            overrides.append(f"{name}={getattr(args, name)}")
-    if args.no_progress:
-        overrides.append("progress_bar=false")
-    if args.config:
-        cfg = load_config(args.config, overrides)
-    elif args.resume:
-        from metarl.config import apply_overrides, from_dict, to_dict
-
-        cfg = from_dict(apply_overrides(to_dict(TrainConfig()), overrides)).validate()
-        if args.iterations is None:
-            cfg.iterations = -1  # replaced by the saved config's value below
+    if args.resume:
+        if args.overwrite or args.config or args.set or args.seed is not None:
+            raise ConfigError(
+                "--resume continues the run with its saved config; only --iterations, --device and --no-progress "
+                "may be given with it (drop --config/--set/--seed/--overwrite, or start a new --output)"
+            )
+        cfg = saved_run(args.output)[0]
+        if args.iterations is not None:
+            cfg.iterations = args.iterations
+        if args.device is not None:
+            cfg.device = args.device
+        cfg.progress_bar = not args.no_progress
+        cfg.validate()
     else:
-        raise ConfigError("--config: required for a new run (e.g. experiments/configs/navigation2d_smoke.yaml)")
-    if args.resume and args.iterations is None:
-        from metarl.checkpoint import load_checkpoint
-        import os
-
-        cfg.iterations = load_checkpoint(os.path.join(args.output, "checkpoints", "latest.pt"))["config"]["iterations"]
+        if not args.config:
+            raise ConfigError("--config: required for a new run (e.g. experiments/configs/navigation2d_smoke.yaml)")
+        overrides = list(args.set)
+        for name in ("seed", "device", "iterations"):
+            if getattr(args, name) is not None:
+                overrides.append(f"{name}={getattr(args, name)}")
+        if args.no_progress:
+            overrides.append("progress_bar=false")
+        cfg = load_config(args.config, overrides)
     trainer = Trainer(cfg, args.output, resume=args.resume, overwrite=args.overwrite)
     try:
         state = trainer.train()

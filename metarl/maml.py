@@ -24,7 +24,7 @@ from metarl import trpo
 from metarl.adaptation import AdaptationData, adapt
 from metarl.baseline import LinearFeatureBaseline, explained_variance
 from metarl.episodes import EpisodeBatch, discounted_returns, gae, standardize_per_task
-from metarl.policy import _LOG_2PI, GaussianMLPPolicy, Params, flat, unflat
+from metarl.policy import GaussianMLPPolicy, Params, flat, gaussian_kl, gaussian_log_prob, unflat
 
 
 @dataclass
@@ -71,15 +71,11 @@ class MAMLTRPO:
                                 old: tuple[Tensor, Tensor, Tensor]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         old_logp, old_mu, old_log_std = old
         obs, actions, mask, adv = _flat_steps(post)
-        mu, log_std = self.policy.moments(adapted, obs)
-        z = (actions - mu) * torch.exp(-log_std)
-        logp = (-0.5 * z.pow(2) - log_std).sum(-1) - 0.5 * _LOG_2PI * actions.shape[-1]
-        ratio = torch.exp(logp - old_logp)
+        mu, log_std = self.policy.moments(adapted, obs)  # one network call serves surrogate and KL
+        ratio = torch.exp(gaussian_log_prob(mu, log_std, actions) - old_logp)
         n = mask.sum(-1).clamp(min=1)
         surrogate = -((ratio * adv * mask).sum(-1) / n).mean()
-        kl_step = (0.5 * (torch.exp(2 * (old_log_std - log_std)) + ((mu - old_mu) * torch.exp(-log_std)).pow(2) - 1)
-                   + log_std - old_log_std).sum(-1)
-        kl = ((kl_step * mask).sum(-1) / n).mean()
+        kl = ((gaussian_kl(old_mu, old_log_std, mu, log_std) * mask).sum(-1) / n).mean()
         return surrogate, kl, mu, mask / n.unsqueeze(-1) / mask.shape[0]
 
     def old_policy(self, params: Params, inner: Sequence[AdaptationData], post: AdaptationData) -> tuple[Tensor, Tensor, Tensor]:
@@ -88,7 +84,7 @@ class MAMLTRPO:
             adapted = {k: v.detach() for k, v in self.adapt(params, inner, create_graph=False).items()}
             obs, actions, _, _ = _flat_steps(post)
             mu, log_std = self.policy.moments(adapted, obs)
-            return self.policy.log_prob(adapted, obs, actions), mu, log_std
+            return gaussian_log_prob(mu, log_std, actions), mu, log_std
 
     def meta_gradients(self, theta: Params, inner: Sequence[AdaptationData], post: AdaptationData,
                        old: tuple[Tensor, Tensor, Tensor]) -> tuple[Tensor, Tensor, Tensor, Callable[[Tensor], Tensor]]:

@@ -64,19 +64,11 @@ class GaussianMLPPolicy:
 
     def log_prob(self, params: Params, obs: Tensor, actions: Tensor) -> Tensor:
         """Log-density of ``actions`` (raw Gaussian samples, before any clipping) under the policy."""
-        mu = self.mean(params, obs)
-        log_std = self.log_std(params, mu)
-        z = (actions - mu) * torch.exp(-log_std)
-        return (-0.5 * z.pow(2) - log_std - 0.5 * _LOG_2PI).sum(-1)
+        return gaussian_log_prob(*self.moments(params, obs), actions)
 
     def kl(self, old: tuple[Tensor, Tensor], params: Params, obs: Tensor) -> Tensor:
         """``KL(old || new)`` per state; ``old`` is ``(mean, log_std)`` evaluated earlier (detached)."""
-        mu_old, log_std_old = old
-        mu = self.mean(params, obs)
-        log_std = self.log_std(params, mu)
-        var_ratio = torch.exp(2 * (log_std_old - log_std))
-        diff = (mu - mu_old) * torch.exp(-log_std)
-        return (0.5 * (var_ratio + diff.pow(2) - 1) + log_std - log_std_old).sum(-1)
+        return gaussian_kl(*old, *self.moments(params, obs))
 
     def moments(self, params: Params, obs: Tensor) -> tuple[Tensor, Tensor]:
         mu = self.mean(params, obs)
@@ -89,6 +81,19 @@ class GaussianMLPPolicy:
 
 
 _LOG_2PI = float(torch.log(torch.tensor(2 * torch.pi, dtype=torch.float64)))
+
+
+def gaussian_log_prob(mu: Tensor, log_std: Tensor, actions: Tensor) -> Tensor:
+    """Log-density of ``actions`` under diagonal Gaussians, summed over the last dimension."""
+    z = (actions - mu) * torch.exp(-log_std)
+    return (-0.5 * z.pow(2) - log_std - 0.5 * _LOG_2PI).sum(-1)
+
+
+def gaussian_kl(mu_old: Tensor, log_std_old: Tensor, mu: Tensor, log_std: Tensor) -> Tensor:
+    """``KL(N(mu_old, std_old) || N(mu, std))`` of diagonal Gaussians, summed over the last dimension."""
+    var_ratio = torch.exp(2 * (log_std_old - log_std))
+    diff = (mu - mu_old) * torch.exp(-log_std)
+    return (0.5 * (var_ratio + diff.pow(2) - 1) + log_std - log_std_old).sum(-1)
 
 
 def expand_params(params: Params, num_tasks: int) -> Params:

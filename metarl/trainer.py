@@ -88,19 +88,23 @@ class RunState:
     best_iteration: int
 
 
+def saved_run(run_dir: str) -> tuple[TrainConfig, dict]:
+    """The saved config and ``latest.pt`` state of a run directory, or a clear error."""
+    if not os.path.isdir(run_dir):
+        raise CheckpointError(f"--resume: run directory {os.path.abspath(run_dir)!r} does not exist; start a new run without --resume")
+    saved = load_checkpoint(os.path.join(run_dir, "checkpoints", "latest.pt"))
+    return from_dict(saved["config"]).validate(), saved
+
+
 class Trainer:
     """Runs MAML-TRPO for ``cfg.iterations`` meta-iterations into ``run_dir``; see the module docstring."""
 
     def __init__(self, cfg: TrainConfig, run_dir: str, resume: bool = False, overwrite: bool = False) -> None:
         self.run_dir = os.path.abspath(run_dir)
         self.ckpt_dir = os.path.join(self.run_dir, "checkpoints")
-        latest = os.path.join(self.ckpt_dir, "latest.pt")
         saved: dict | None = None
         if resume:
-            if not os.path.isdir(self.run_dir):
-                raise CheckpointError(f"--resume: run directory {self.run_dir!r} does not exist; start a new run without --resume")
-            saved = load_checkpoint(latest)
-            saved_cfg = from_dict(saved["config"]).validate()
+            saved_cfg, saved = saved_run(self.run_dir)
             # only the length of the run and the device may change on resume
             saved_cfg.iterations, saved_cfg.device = cfg.iterations, cfg.device
             saved_cfg.progress_bar = cfg.progress_bar

@@ -209,3 +209,12 @@ def test_periodic_evaluation_is_logged_and_does_not_change_training(tmp_path):
     acc = EventAccumulator(str(tmp_path / "eval" / "tensorboard"))
     acc.Reload()
     assert [e.step for e in acc.Scalars("eval/return_after_1_steps")] == [1]
+
+
+def test_resume_refuses_a_different_config(tmp_path):
+    out = tmp_path / "r"
+    run(tmp_path, "r", overrides=["iterations=1"])
+    res = subprocess.run([sys.executable, "-m", "metarl.cli", "train", "--output", str(out), "--resume",
+                          "--config", SMOKE_NAV, "--set", "algo.max_kl=0.5"], capture_output=True, text=True)
+    assert res.returncode == 2 and "saved config" in res.stderr
+    assert load_checkpoint(out / "checkpoints" / "latest.pt")["iteration"] == 1
