@@ -92,11 +92,11 @@ def test_terminated_slots_stay_terminated_until_reset():
     vec = gymnasium.make_vec("metarl/Navigation2D-v0", num_envs=2)
     vec.set_tasks(np.array([[0.05, 0.05], [0.45, -0.45]]))
     vec.reset(seed=0)
-    obs, r, term, trunc, _ = vec.step(np.array([[0.05, 0.05], [0.1, -0.1]]))
+    obs, r, term, trunc, _ = vec.step(np.array([[0.5, 0.5], [1.0, -1.0]]))  # moves of 0.05 and 0.1
     assert term.tolist() == [True, False]
     assert r[0] == pytest.approx(0.0)
     for _ in range(3):
-        obs2, r2, term2, _, _ = vec.step(np.array([[0.1, 0.1], [0.1, -0.1]]))
+        obs2, r2, term2, _, _ = vec.step(np.array([[1.0, 1.0], [1.0, -1.0]]))
         assert term2.tolist() == [True, False]
         np.testing.assert_array_equal(obs2[0], obs[0])  # frozen
         assert r2[0] == 0.0

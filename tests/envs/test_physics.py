@@ -146,7 +146,7 @@ def test_navigation_reward_is_distance_after_the_clipped_move():
     vec = gymnasium.make_vec("metarl/Navigation2D-v0", num_envs=1)
     vec.set_tasks(np.array([[0.3, -0.2]]))
     vec.reset(seed=0)
-    obs, r, term, _, _ = vec.step(np.array([[0.5, -0.04]]))  # x clipped to 0.1
+    obs, r, term, _, _ = vec.step(np.array([[5.0, -0.4]]))  # x clipped to 1: moves 0.1; y moves 0.04
     np.testing.assert_allclose(obs, [[0.1, -0.04]])
     assert r[0] == pytest.approx(-np.hypot(0.2, 0.16))
     assert not term[0]

@@ -28,7 +28,7 @@ def test_vec_adapter_contract():
     assert obs.shape == (3, 2) and obs.dtype == np.float32
     first_tasks = env.get_tasks()
     for t in range(5):
-        obs, rew, dones, infos = vec.step(np.full((3, 2), 0.01, np.float32))
+        obs, rew, dones, infos = vec.step(np.full((3, 2), 0.1, np.float32))  # moves of 0.01
         assert rew.shape == (3,) and dones.shape == (3,) and len(infos) == 3
     assert dones.all()  # horizon
     assert all(info["TimeLimit.truncated"] for info in infos)
@@ -41,11 +41,11 @@ def test_vec_adapter_resets_terminated_slots_on_their_own():
     env = gymnasium.make_vec("metarl/Navigation2D-v0", num_envs=2, horizon=50)
     vec = SB3TaskVecEnv(env, tasks=np.array([[0.05, 0.05], [0.45, 0.45]]), seed=0)
     vec.reset()
-    obs, _, dones, infos = vec.step(np.array([[0.05, 0.05], [0.01, 0.01]], np.float32))
+    obs, _, dones, infos = vec.step(np.array([[0.5, 0.5], [0.1, 0.1]], np.float32))
     assert dones.tolist() == [True, False] and infos[0]["TimeLimit.truncated"] is False
     np.testing.assert_allclose(obs[0], 0.0)  # slot 0 restarted, slot 1 runs on
     np.testing.assert_allclose(obs[1], [0.01, 0.01], atol=1e-7)
-    obs, _, dones, _ = vec.step(np.array([[0.0, 0.0], [0.01, 0.01]], np.float32))
+    obs, _, dones, _ = vec.step(np.array([[0.0, 0.0], [0.1, 0.1]], np.float32))
     np.testing.assert_allclose(obs[1], [0.02, 0.02], atol=1e-7)
 
 
