@@ -9,7 +9,7 @@ TRAIN_CONFIG ?= experiments/configs/navigation2d_smoke.yaml
 # a new directory per run, so that running it again never replaces an earlier run
 TRAIN_OUTPUT ?= runs/navigation2d-smoke-$(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: setup train test bench clean
+.PHONY: setup train test bench lint clean
 
 setup: $(VENV)/.installed
 
@@ -30,6 +30,11 @@ train: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/pip install -q ruff mypy
+	$(BIN)/ruff check --select F,E9,B --ignore B008,B905 envs metarl experiments tests
+	$(BIN)/mypy --ignore-missing-imports envs metarl
 
 bench: setup
 	$(BIN)/python experiments/bench_envs.py

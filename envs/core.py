@@ -44,6 +44,8 @@ class BatchedTaskEnv(VectorEnv):
     ) -> None:
         self.num_envs = check_count(num_envs, "num_envs")
         self.horizon = check_count(horizon, "horizon")
+        self.obs_dim = int(obs_dim)
+        self.act_dim = int(np.asarray(action_low).shape[0])
         self.task_space = task_space
         action_low = np.asarray(action_low, dtype=np.float32)
         action_high = np.asarray(action_high, dtype=np.float32)

@@ -56,10 +56,14 @@ class TaskSyncVectorEnv(VectorEnv):
         self._needs_reset = True
         self._terminated = np.zeros(self.num_envs, dtype=bool)
         self._frozen = np.zeros(self.num_envs, dtype=bool)
-        self._last_obs: np.ndarray | None = None
+        self._last_obs = np.zeros(self.observation_space.shape or (self.num_envs,))
+
+    def _task_env(self, i: int) -> Any:
+        """Slot ``i``'s unwrapped env, which has the task methods (checked in ``__init__``)."""
+        return self.vec.envs[i].unwrapped
 
     def sample_tasks(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        tasks = np.asarray(self.vec.envs[0].unwrapped.sample_tasks(n, rng), dtype=np.float64)
+        tasks = np.asarray(self._task_env(0).sample_tasks(n, rng), dtype=np.float64)
         return tasks.reshape(n, -1)
 
     def set_tasks(self, tasks: np.ndarray) -> None:
@@ -70,19 +74,19 @@ class TaskSyncVectorEnv(VectorEnv):
             )
         if not np.isfinite(arr).all():
             raise ValueError("tasks: contains non-finite values; tasks must be finite numbers")
-        for env, task in zip(self.vec.envs, arr):
-            env.unwrapped.set_task(task)
+        for i, task in enumerate(arr):
+            self._task_env(i).set_task(task)
         self._tasks = arr.copy()
 
     def get_tasks(self) -> np.ndarray:
         if self._tasks is None:
-            return np.stack([np.asarray(env.unwrapped.get_task(), np.float64) for env in self.vec.envs])
+            return np.stack([np.asarray(self._task_env(i).get_task(), np.float64) for i in range(self.num_envs)])
         return self._tasks.copy()
 
     def reset(
         self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        obs, info = self.vec.reset(seed=seed, options=options)
+        obs, info = self.vec.reset(seed=list(seed) if isinstance(seed, Sequence) else seed, options=options)
         self._last_obs = np.array(obs)
         self._terminated = np.zeros(self.num_envs, dtype=bool)
         self._frozen = np.zeros(self.num_envs, dtype=bool)

@@ -51,7 +51,7 @@ def main() -> None:
             metarl("baseline", kind, "--config", config, "--output", os.path.join(out, kind),
                    "--timesteps", str(args.baseline_steps), "--seed", str(args.seed))
     sources = {"maml": maml, "pretrained": os.path.join(out, "pretrained"), "oracle": os.path.join(out, "oracle")}
-    for method, src in sources.items():
+    for src in sources.values():
         if not os.path.exists(os.path.join(src, "evaluation", "results.json")):
             metarl("evaluate", src, "--seed", str(args.seed))
     random_dir = os.path.join(out, "random", "evaluation")

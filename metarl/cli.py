@@ -65,7 +65,6 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import os
 
-    import numpy as np
     import torch
 
     from metarl import evaluation as ev
@@ -135,7 +134,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     env_id = env_ids.pop()
     task = ev.paper_name(env_id)
     faithful = task is not None and all(r["settings"]["env_kwargs"].get("dynamics", "paper") == "paper" for r in results.values())
-    published = plotting.published_summary(task) if faithful and not args.no_paper else {}
+    published = plotting.published_summary(task) if task is not None and faithful and not args.no_paper else {}
     plotting.plot_curves(results, args.output, title=f"{env_id}" + (" (dashed: published)" if published else ""),
                          published=published)
     print(plotting.comparison_table(results, published))
@@ -191,14 +190,14 @@ def cmd_envs() -> int:
     import envs
 
     for env_id in envs.TASK_ENVS:
-        vec = gymnasium.make_vec(env_id, num_envs=4)
+        vec: envs.BatchedTaskEnv = gymnasium.make_vec(env_id, num_envs=4)  # type: ignore[assignment]
         vec.set_tasks(vec.sample_tasks(4, np.random.default_rng(0)))
         vec.reset(seed=0)
         total = np.zeros(4)
         for _ in range(vec.horizon):
-            _, r, *_ = vec.step(np.zeros(vec.action_space.shape))
+            _, r, *_ = vec.step(np.zeros((4, vec.act_dim)))
             total += r
-        print(f"{env_id:28s} obs {vec.single_observation_space.shape[0]:3d} act {vec.single_action_space.shape[0]} "
+        print(f"{env_id:28s} obs {vec.obs_dim:3d} act {vec.act_dim} "
               f"horizon {vec.horizon}  zero-action returns {np.round(total, 1).tolist()}")
     return 0
 

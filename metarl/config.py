@@ -209,6 +209,7 @@ def describe(cls: type = TrainConfig, prefix: str = "") -> str:
             lines.append(f"{prefix}{f.name}:  # {f.metadata.get('help', '')}")
             lines.append(describe(hints[f.name], prefix + f.name + "."))
         else:
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            factory = f.default_factory
+            default = f.default if f.default is not dataclasses.MISSING else factory()  # type: ignore[misc,operator]
             lines.append(f"  {prefix}{f.name} = {default!r}  # {f.metadata.get('help', '')}")
     return "\n".join(lines)

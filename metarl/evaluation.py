@@ -27,13 +27,23 @@ from metarl.maml import MAMLSettings, MAMLTRPO
 from metarl.policy import GaussianMLPPolicy, Params
 from metarl.sampler import Sampler
 
-# the paper's test goals: np.random.RandomState(seed).uniform(low, high, size) (PROTOCOL.md)
+@dataclass(frozen=True)
+class PaperTask:
+    """How the paper drew a task's 40 test goals: ``np.random.RandomState(seed).uniform(low, high, size)``."""
+
+    name: str
+    seed: int
+    low: float
+    high: float
+    kind: str  # "velocity", "direction" (sign around the middle) or "position" (2D)
+
+
 PAPER_TASKS = {
-    "metarl/HalfCheetahVel-v0": {"name": "HalfCheetahVel", "seed": 1, "low": 0.0, "high": 2.0, "kind": "velocity"},
-    "metarl/HalfCheetahDir-v0": {"name": "HalfCheetahDir", "seed": 1, "low": 0.0, "high": 2.0, "kind": "direction"},
-    "metarl/AntVel-v0": {"name": "AntVel", "seed": 1, "low": 0.0, "high": 3.0, "kind": "velocity"},
-    "metarl/AntDir-v0": {"name": "AntDir", "seed": 2, "low": 0.0, "high": 3.0, "kind": "direction"},
-    "metarl/Navigation2D-v0": {"name": "Navigation2D", "seed": 1, "low": -0.5, "high": 0.5, "kind": "position"},
+    "metarl/HalfCheetahVel-v0": PaperTask("HalfCheetahVel", 1, 0.0, 2.0, "velocity"),
+    "metarl/HalfCheetahDir-v0": PaperTask("HalfCheetahDir", 1, 0.0, 2.0, "direction"),
+    "metarl/AntVel-v0": PaperTask("AntVel", 1, 0.0, 3.0, "velocity"),
+    "metarl/AntDir-v0": PaperTask("AntDir", 2, 0.0, 3.0, "direction"),
+    "metarl/Navigation2D-v0": PaperTask("Navigation2D", 1, -0.5, 0.5, "position"),
 }
 # episodes per adaptation batch and adaptation steps of the published curves
 PAPER_EPISODES = {"AntDir": 40, "Navigation2D": 40}
@@ -45,18 +55,18 @@ PRETRAINED_STEP_SIZE = {"HalfCheetahVel": 0.02}
 
 def paper_name(env_id: str) -> str | None:
     spec = PAPER_TASKS.get(env_id)
-    return None if spec is None else spec["name"]
+    return None if spec is None else spec.name
 
 
 def paper_test_tasks(env_id: str, n: int = 40) -> np.ndarray:
     """The paper's seeded test goals ``[n, k]`` (the first n of the stream; 40 in the paper)."""
     spec = PAPER_TASKS[env_id]
-    rs = np.random.RandomState(spec["seed"])
-    if spec["kind"] == "position":
-        return rs.uniform(spec["low"], spec["high"], size=(n, 2))
-    draw = rs.uniform(spec["low"], spec["high"], size=n).reshape(n, 1)
-    if spec["kind"] == "direction":
-        return np.where(draw < 0.5 * (spec["low"] + spec["high"]), -1.0, 1.0)
+    rs = np.random.RandomState(spec.seed)
+    if spec.kind == "position":
+        return rs.uniform(spec.low, spec.high, size=(n, 2))
+    draw = rs.uniform(spec.low, spec.high, size=n).reshape(n, 1)
+    if spec.kind == "direction":
+        return np.where(draw < 0.5 * (spec.low + spec.high), -1.0, 1.0)
     return draw
 
 
@@ -248,9 +258,9 @@ def write_results(out_dir: str, settings: EvalSettings, tasks: np.ndarray, task_
             w.writerow([settings.method, settings.env_id, i, *[f"{x:.6f}" for x in tasks[i]], k, f"{returns[i, k]:.4f}"])
     atomic_write_bytes(os.path.join(out_dir, "per_goal.csv"), per_goal.getvalue().encode())
     summ = io.StringIO()
-    w = csv.DictWriter(summ, fieldnames=list(summary[0]))
-    w.writeheader()
-    w.writerows(summary)
+    dict_writer = csv.DictWriter(summ, fieldnames=list(summary[0]))
+    dict_writer.writeheader()
+    dict_writer.writerows(summary)
     atomic_write_bytes(os.path.join(out_dir, "summary.csv"), summ.getvalue().encode())
     result = {
         "settings": asdict(settings),

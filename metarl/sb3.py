@@ -38,8 +38,8 @@ class SB3TaskVecEnv(VecEnv):
         self.fixed_tasks = None if tasks is None else np.asarray(tasks, dtype=np.float64)
         self._seed: int | None = seed
         inner = env.single_observation_space
-        task_dim = env.get_tasks().shape[1]
-        extra = task_dim if oracle else 0
+        self.task_dim = env.get_tasks().shape[1]
+        extra = self.task_dim if oracle else 0
         obs_space = spaces.Box(
             np.concatenate([inner.low, np.full(extra, -np.inf)]).astype(np.float32),
             np.concatenate([inner.high, np.full(extra, np.inf)]).astype(np.float32),
@@ -183,11 +183,11 @@ def train_baseline(kind: str, cfg: Any, output: str, timesteps: int, seed: int, 
     os.makedirs(os.path.join(output, "checkpoints"), exist_ok=True)
     model.save(os.path.join(output, "sb3_model.zip"))
     params = sb3_policy_params(model)
-    obs_dim = vec.observation_space.shape[0]
+    obs_dim, act_dim = env.single_observation_space.shape[0] + (vec.task_dim if vec.oracle else 0), env.single_action_space.shape[0]
     save_config(cfg, os.path.join(output, "config.yaml"))
     state = {
         "iteration": 0, "params": params, "config": to_dict(cfg), "env_id": cfg.env.id,
-        "env_kwargs": dict(cfg.env.kwargs), "obs_dim": obs_dim, "act_dim": vec.action_space.shape[0],
+        "env_kwargs": dict(cfg.env.kwargs), "obs_dim": obs_dim, "act_dim": act_dim,
         "hidden_sizes": list(cfg.policy.hidden_sizes), "method": kind, "oracle": kind == "oracle",
         "sb3_timesteps": int(model.num_timesteps), "np_rng": None, "torch_rng": None, "env_steps": int(model.num_timesteps),
         "best_return": float("nan"), "best_iteration": 0,

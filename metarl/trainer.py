@@ -142,7 +142,7 @@ class Trainer:
             self.generator.manual_seed(cfg.seed)
             params = {k: v.to(self.device) for k, v in self.policy.init_params(self.generator, self.dtype).items()}
             rng = np.random.default_rng(cfg.seed)
-            self.state = RunState(0, params, rng.bit_generator.state, self.generator.get_state(), 0, -float("inf"), -1)
+            self.state = RunState(0, params, dict(rng.bit_generator.state), self.generator.get_state(), 0, -float("inf"), -1)
         os.makedirs(self.ckpt_dir, exist_ok=True)
         save_config(self.cfg, os.path.join(self.run_dir, "config.yaml"))
         self._critical = False
@@ -200,7 +200,7 @@ class Trainer:
             "time/iteration": t_end - t_start,
         }
         nxt = RunState(
-            state.iteration + 1, new_theta, rng.bit_generator.state, self.generator.get_state(), env_steps,
+            state.iteration + 1, new_theta, dict(rng.bit_generator.state), self.generator.get_state(), env_steps,
             post_return if best else state.best_return, state.iteration if best else state.best_iteration,
         )
         return nxt, scalars

@@ -8,9 +8,8 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from stable_baselines3.common.vec_env import VecCheckNan
 
-import envs
+import envs  # noqa: F401  (registers the ids)
 from metarl import evaluation as ev
-from metarl.adaptation import adapt
 from metarl.config import load_config
 from metarl.policy import GaussianMLPPolicy
 from metarl.sb3 import SB3TaskVecEnv, policy_kwargs, sb3_policy_params, train_baseline
@@ -27,7 +26,7 @@ def test_vec_adapter_contract():
     obs = vec.reset()
     assert obs.shape == (3, 2) and obs.dtype == np.float32
     first_tasks = env.get_tasks()
-    for t in range(5):
+    for _ in range(5):
         obs, rew, dones, infos = vec.step(np.full((3, 2), 0.1, np.float32))  # moves of 0.01
         assert rew.shape == (3,) and dones.shape == (3,) and len(infos) == 3
     assert dones.all()  # horizon
@@ -88,7 +87,7 @@ def test_conversion_refuses_other_activations():
 @pytest.mark.parametrize("kind", ["pretrained", "oracle"])
 def test_baseline_command_writes_an_evaluable_checkpoint(tmp_path, kind):
     cfg = load_config(ev.os.path.join(ev.os.path.dirname(__file__), "..", "..", "experiments", "configs", "smoke_navigation2d.yaml"))
-    state = train_baseline(kind, cfg, str(tmp_path / kind), timesteps=200, seed=0, num_slots=4, progress=lambda m: None)
+    train_baseline(kind, cfg, str(tmp_path / kind), timesteps=200, seed=0, num_slots=4, progress=lambda m: None)
     assert (tmp_path / kind / "sb3_model.zip").exists()
     policy, params, saved = ev.load_policy(ev.resolve_source(str(tmp_path / kind)))
     assert saved["method"] == kind and saved["obs_dim"] == (4 if kind == "oracle" else 2)
