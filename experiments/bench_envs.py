@@ -1,7 +1,8 @@
 """Env steps per second of the batched task envs, side by side with two references in the same run.
 
 * ``C ref``: the same model stepped by ``mujoco.batch.Batch`` with the same slots, threads, frame skip
-  and post-step stage, reading nothing: MuJoCo's own speed with no Python work per step beyond one call.
+  and post-step stage, from the same initial states with the same controls (so the same contacts and
+  solver work), reading nothing: MuJoCo's own speed with one control write and one call per step.
 * ``gym sync``: gymnasium's ``SyncVectorEnv`` over HalfCheetah-v5 / Ant-v5 with the same number of slots
   (one Python env per slot; gymnasium's dynamics, i.e. 5 physics steps per env step).
 
@@ -33,45 +34,68 @@ def budget_steps(num_envs: int, ant: bool, target: int) -> int:
     return max(20, target // num_envs // (4 if ant else 1))
 
 
-def time_ours(env_id: str, num_envs: int, threads: int, steps: int, **kw: object) -> tuple[float, float]:
+def time_pair(env_id: str, num_envs: int, threads: int, steps: int, **kw: object) -> tuple[float, float | None]:
+    """Steps per second of our env and of MuJoCo alone, on the same trajectories.
+
+    Both start every episode from the same initial states (our env's resets) and apply the same
+    controls, so they do the same physics work (same contacts, same solver iterations).  The reference
+    is the same model in its own ``Batch`` (same slots, threads, frame skip and post-step stage) that
+    reads nothing back: one control write and one ``Batch.step`` call per env step.  Only simulated
+    slot-steps of our env count (terminated ant slots are not simulated).
+    """
     vec = gymnasium.make_vec(env_id, num_envs=num_envs, num_threads=threads, **kw)
     rng = np.random.default_rng(0)
     vec.set_tasks(vec.sample_tasks(num_envs, rng))
-    acts = rng.normal(scale=ACTION_STD, size=(min(steps, vec.horizon), num_envs, vec.single_action_space.shape[0]))
-    vec.reset(seed=0)
-    vec.step(acts[0])  # warm-up
-    done, simulated, t, start = 0, 0, 0, time.perf_counter()
-    alive = num_envs
-    while done < steps:
-        if vec._needs_reset:
-            vec.reset()
-            t = 0
-            alive = num_envs
-        _, _, term, _, _ = vec.step(acts[t % len(acts)])
-        simulated += alive
-        alive = int((~term).sum())
-        t += 1
-        done += 1
-    elapsed = time.perf_counter() - start
-    return simulated / elapsed, simulated / (done * num_envs)
-
-
-def time_c_reference(vec: envs.MujocoTaskEnv, threads: int, steps: int, stage: object = None) -> float:
-    """MuJoCo alone: one Batch call per env step, nothing read back (``stage``: default the env's)."""
-    sim = mjbatch.Batch(vec.model, nsim=vec.num_envs, nthread=threads, persistent=True)
+    episode = vec.horizon - 1  # no horizon reset inside a timed episode
+    acts = np.clip(rng.normal(scale=ACTION_STD, size=(min(steps, episode), num_envs, vec.act_dim)), -1, 1)
+    n_episodes = -(-steps // len(acts))
+    starts, simulated, elapsed = [], 0, 0.0
+    for ep in range(n_episodes):
+        vec.reset(seed=ep)
+        if isinstance(vec, envs.MujocoTaskEnv):
+            starts.append(vec.sim.state.copy())
+        alive = num_envs
+        t0 = time.perf_counter()
+        for a in acts:
+            _, _, term, _, _ = vec.step(a)
+            simulated += alive
+            alive = int((~term).sum())
+        elapsed += time.perf_counter() - t0
+    ours = simulated / elapsed
+    if not isinstance(vec, envs.MujocoTaskEnv):
+        return ours, None
+    sim = mjbatch.Batch(vec.model, nsim=num_envs, nthread=threads, persistent=True)
     ctrl = sim.bind("ctrl")
-    sim.reset()
-    sim.bind("qpos")[:] = vec.init_qpos
-    sim.forward()
-    rng = np.random.default_rng(0)
     lo, hi = vec.model.actuator_ctrlrange.T
-    ctrl[:] = np.clip(rng.normal(scale=ACTION_STD, size=ctrl.shape), -1, 1) * (hi - lo) / 2 + (hi + lo) / 2
-    stage = vec._stage if stage is None else stage
-    sim.step(nstep=vec.frame_skip, stage=stage)
-    start = time.perf_counter()
-    for _ in range(steps):
+    controls = acts * (hi - lo) / 2 + (hi + lo) / 2
+    elapsed = 0.0
+    for start in starts:
+        sim.state[:] = start
+        sim.forward()
+        t0 = time.perf_counter()
+        for u in controls:
+            ctrl[:] = u
+            sim.step(nstep=vec.frame_skip, stage=vec._stage)
+        elapsed += time.perf_counter() - t0
+    return ours, num_envs * len(controls) * len(starts) / elapsed
+
+
+def time_c_stage(env_id: str, num_envs: int, threads: int, steps: int, stage: object) -> float:
+    """MuJoCo alone with a given post-step stage: what reading at the new state costs."""
+    vec = gymnasium.make_vec(env_id, num_envs=num_envs)
+    sim = mjbatch.Batch(vec.model, nsim=num_envs, nthread=threads, persistent=True)
+    vec.reset(seed=0)
+    sim.state[:] = vec.sim.state
+    sim.forward()
+    ctrl = sim.bind("ctrl")
+    lo, hi = vec.model.actuator_ctrlrange.T
+    controls = np.clip(np.random.default_rng(0).normal(scale=ACTION_STD, size=(steps, num_envs, vec.act_dim)), -1, 1)
+    controls = controls * (hi - lo) / 2 + (hi + lo) / 2
+    t0 = time.perf_counter()
+    for u in controls:
+        ctrl[:] = u
         sim.step(nstep=vec.frame_skip, stage=stage)
-    return vec.num_envs * steps / (time.perf_counter() - start)
+    return num_envs * steps / (time.perf_counter() - t0)
 
 
 def time_gym_sync(gym_id: str, num_envs: int, steps: int) -> float:
@@ -112,12 +136,9 @@ def main() -> None:
                 gym_id = "Ant-v5" if ant else "HalfCheetah-v5"
                 gym_rate = float(np.median([time_gym_sync(gym_id, n, steps) for _ in range(args.repeats)]))
             for thr in threads:
-                ours = [time_ours(env_id, n, thr, steps, **kw) for _ in range(args.repeats)]
-                rate = float(np.median([o[0] for o in ours]))
-                ref = None
-                vec = gymnasium.make_vec(env_id, num_envs=n, **kw)
-                if isinstance(vec, envs.MujocoTaskEnv):
-                    ref = float(np.median([time_c_reference(vec, thr, steps) for _ in range(args.repeats)]))
+                pairs = [time_pair(env_id, n, thr, steps, **kw) for _ in range(args.repeats)]
+                rate = float(np.median([p[0] for p in pairs]))
+                ref = None if pairs[0][1] is None else float(np.median([p[1] for p in pairs]))
                 cells = [
                     f"{env_id.split('/')[1]:28s} {dynamics:9s} {n:5d} {thr:3d} {rate:10.0f}",
                     f"{ref:10.0f} {rate / ref:6.2f}" if ref else f"{'-':>10s} {'-':>6s}",
@@ -127,12 +148,12 @@ def main() -> None:
     print("\ncost of reading derived quantities at the new state (MuJoCo alone, largest slot count, most threads):")
     for env_id in [e for e in envs.TASK_ENVS if "Navigation" not in e]:
         vec = gymnasium.make_vec(env_id, num_envs=slots[-1])
-        steps = budget_steps(slots[-1], "Ant" in env_id, target)
-        plain = np.median([time_c_reference(vec, threads[-1], steps, mujoco.mjtStage.mjSTAGE_NONE) for _ in range(args.repeats)])
-        paper = np.median([time_c_reference(vec, threads[-1], steps) for _ in range(args.repeats)])
+        steps = min(budget_steps(slots[-1], "Ant" in env_id, target), vec.horizon - 1)
+        none = mujoco.mjtStage.mjSTAGE_NONE
+        plain = np.median([time_c_stage(env_id, slots[-1], threads[-1], steps, none) for _ in range(args.repeats)])
+        paper = np.median([time_c_stage(env_id, slots[-1], threads[-1], steps, vec._stage) for _ in range(args.repeats)])
         print(f"  {env_id.split('/')[1]:18s} stage {vec._stage.name:14s} {paper:10.0f}/s vs mjSTAGE_NONE {plain:10.0f}/s: "
               f"{100 * (plain / paper - 1):+5.1f}% time", flush=True)
-
 
 if __name__ == "__main__":
     main()
