@@ -65,7 +65,6 @@ class BatchedTaskEnv(VectorEnv):
         self._any_terminated = False
         self._obs = np.zeros((self.num_envs, obs_dim), dtype=np.float64)
         self._frozen_obs = np.zeros((self.num_envs, obs_dim), dtype=np.float64)
-        self._clipped = np.zeros((self.num_envs, action_low.shape[0]), dtype=np.float64)
 
     # ---- tasks ---------------------------------------------------------------------------------
     def sample_tasks(self, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -187,16 +186,17 @@ class BatchedTaskEnv(VectorEnv):
     # ---- validation ----------------------------------------------------------------------------
     def _check_actions(self, actions: object) -> np.ndarray:
         a = np.asarray(actions, dtype=np.float64)
-        if a.shape != self._clipped.shape:
+        want = (self.num_envs, self.act_dim)
+        if a.shape != want:
             raise ValueError(
-                f"actions: expected shape {self._clipped.shape} (one row per slot), got {a.shape}; "
+                f"actions: expected shape {want} (one row per slot), got {a.shape}; "
                 "for a single slot use gymnasium.make() or pass actions.reshape(1, -1)"
             )
         # one reduction detects NaN/inf cheaply; the exact check runs only when it fires
         if not math.isfinite(np.add.reduce(a, axis=None)) and not np.isfinite(a).all():
             row = int(np.argwhere(~np.isfinite(a))[0][0])
             raise ValueError(f"actions: row {row} is not finite ({a[row].tolist()}); check the policy for NaN/inf")
-        out = np.empty_like(self._clipped)
+        out = np.empty(want)
         np.minimum(a, self._act_high, out=out)
         np.maximum(out, self._act_low, out=out)
         return out
