@@ -1,6 +1,6 @@
 """Task environments for meta-reinforcement learning, registered with gymnasium under ``metarl/``.
 
-``import envs`` registers the ids; ``gymnasium.make(id)`` gives one env with ``sample_tasks``,
+``import metarl.envs`` registers the ids; ``gymnasium.make(id)`` gives one env with ``sample_tasks``,
 ``set_task`` and ``get_task``, and ``gymnasium.make_vec(id, num_envs=N)`` the fast batched env with one
 task per slot (``set_tasks``).  Both run the same code, so they give the same numbers.
 """
@@ -11,12 +11,12 @@ from typing import Any, Callable
 
 import gymnasium
 
-from envs.core import BatchedTaskEnv, SingleTaskEnv
-from envs.gym_vector import TaskSyncVectorEnv
-from envs.locomotion import AntDirEnv, AntVelEnv, HalfCheetahDirEnv, HalfCheetahVelEnv
-from envs.mujoco_env import MujocoTaskEnv
-from envs.navigation import Navigation2DEnv
-from envs.tasks import DirectionTasks, TaskSpace, UniformTasks
+from .core import BatchedTaskEnv, SingleTaskEnv
+from .gym_vector import TaskSyncVectorEnv
+from .locomotion import AntDirEnv, AntVelEnv, HalfCheetahDirEnv, HalfCheetahVelEnv
+from .mujoco_env import MujocoTaskEnv
+from .navigation import Navigation2DEnv
+from .tasks import DirectionTasks, TaskSpace, UniformTasks
 
 TASK_ENVS: dict[str, type[BatchedTaskEnv]] = {
     "metarl/HalfCheetahVel-v0": HalfCheetahVelEnv,

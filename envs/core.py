@@ -24,7 +24,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from envs.tasks import TaskSpace, check_count
+from .tasks import TaskSpace, check_count
 
 
 class BatchedTaskEnv(VectorEnv):

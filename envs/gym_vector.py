@@ -13,7 +13,7 @@ import gymnasium
 import numpy as np
 from gymnasium.vector import AutoresetMode, SyncVectorEnv, VectorEnv
 
-from envs.tasks import check_count
+from .tasks import check_count
 
 REQUIRED = ("sample_tasks", "set_task")
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
-from envs import models
-from envs.mujoco_env import MujocoTaskEnv
-from envs.tasks import DirectionTasks, TaskSpace, UniformTasks
+from . import models
+from .mujoco_env import MujocoTaskEnv
+from .tasks import DirectionTasks, TaskSpace, UniformTasks
 
 PAPER_HORIZON = 200
 GYMNASIUM_HORIZON = 100

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
-from envs.mujoco_env import add_contact_force_sensor, add_subtree_velocity_sensor
+from .mujoco_env import add_contact_force_sensor, add_subtree_velocity_sensor
 
 DYNAMICS = ("paper", "gymnasium")
 

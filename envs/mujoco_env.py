@@ -21,8 +21,8 @@ import mujoco
 import numpy as np
 from mujoco import batch as mjbatch
 
-from envs.core import BatchedTaskEnv
-from envs.tasks import TaskSpace
+from .core import BatchedTaskEnv
+from .tasks import TaskSpace
 
 STAGES = {
     "none": mujoco.mjtStage.mjSTAGE_NONE,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from envs.core import BatchedTaskEnv
-from envs.tasks import UniformTasks
+from .core import BatchedTaskEnv
+from .tasks import UniformTasks
 
 MAX_STEP = 0.1
 GOAL_TOLERANCE = 0.01

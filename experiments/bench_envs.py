@@ -25,7 +25,7 @@ import mujoco
 import numpy as np
 from mujoco import batch as mjbatch
 
-import envs
+from metarl import envs
 
 ACTION_STD = 0.3  # small random actions: ants keep walking rather than flipping at once
 

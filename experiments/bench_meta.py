@@ -18,7 +18,7 @@ import gymnasium
 import numpy as np
 import torch
 
-import envs  # noqa: F401
+from metarl import envs  # noqa: F401
 from metarl import trpo
 from metarl.baseline import LinearFeatureBaseline
 from metarl.maml import MAMLSettings, MAMLTRPO

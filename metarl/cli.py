@@ -187,7 +187,7 @@ def cmd_envs() -> int:
     import gymnasium
     import numpy as np
 
-    import envs
+    from metarl import envs
 
     for env_id in envs.TASK_ENVS:
         vec: envs.BatchedTaskEnv = gymnasium.make_vec(env_id, num_envs=4)  # type: ignore[assignment]

@@ -28,7 +28,7 @@ def doc(default: Any, help: str) -> Any:
 
 @dataclass
 class EnvConfig:
-    id: str = doc("metarl/Navigation2D-v0", "gymnasium id of the task env (the metarl/ ids are registered by `import envs`)")
+    id: str = doc("metarl/Navigation2D-v0", "gymnasium id of the task env (the metarl/ ids are registered by `import metarl.envs`)")
     kwargs: dict = doc({}, "keyword arguments for gymnasium.make_vec, e.g. {dynamics: gymnasium}")
     imports: list = doc([], "modules to import before making the env, so that they register their own ids")
     num_threads: int = doc(0, "threads stepping the physics; 0 uses every CPU")

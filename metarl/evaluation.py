@@ -167,16 +167,11 @@ def task_names(env: Any, k: int) -> list[str]:
 
 
 def make_eval_env(settings: EvalSettings) -> Any:
-    from metarl.config import EnvConfig, TrainConfig
-    from metarl.trainer import make_env
+    from metarl.config import EnvConfig
+    from metarl.environment import make_env
 
-    cfg = TrainConfig(env=EnvConfig(id=settings.env_id, kwargs=dict(settings.env_kwargs)))
-    env = make_env(cfg, settings.num_tasks * settings.episodes_per_task)
-    if settings.oracle:
-        from envs.wrappers import TaskInObservation
-
-        env = TaskInObservation(env)
-    return env
+    env_cfg = EnvConfig(id=settings.env_id, kwargs=dict(settings.env_kwargs))
+    return make_env(env_cfg, settings.num_tasks * settings.episodes_per_task, oracle=settings.oracle)
 
 
 def adaptation_curve(policy: GaussianMLPPolicy, params: Params, tasks: np.ndarray, settings: EvalSettings,

@@ -159,7 +159,7 @@ def train_baseline(kind: str, cfg: Any, output: str, timesteps: int, seed: int, 
 
     from metarl.checkpoint import save_checkpoint
     from metarl.config import save_config, to_dict
-    from metarl.trainer import make_env
+    from metarl.environment import make_env
 
     if kind not in ("pretrained", "oracle"):
         raise ValueError(f"baseline: expected 'pretrained' or 'oracle', got {kind!r}")
@@ -168,7 +168,7 @@ def train_baseline(kind: str, cfg: Any, output: str, timesteps: int, seed: int, 
     ckpt = os.path.join(output, "checkpoints", "best.pt")
     if os.path.exists(ckpt) and not overwrite:
         raise FileExistsError(f"--output: {output!r} already holds a trained baseline; pass --overwrite or choose another --output")
-    env = make_env(cfg, num_slots)
+    env = make_env(cfg.env, num_slots)
     vec = SB3TaskVecEnv(env, oracle=kind == "oracle", seed=seed)
     horizon = env.horizon
     rollout = num_slots * horizon

@@ -20,7 +20,6 @@ counters), so ``--resume`` continues exactly where an interrupted run would have
 
 from __future__ import annotations
 
-import importlib
 import os
 import shutil
 import signal
@@ -28,7 +27,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import gymnasium
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -36,6 +34,7 @@ from tqdm import tqdm
 from metarl.baseline import LinearFeatureBaseline
 from metarl.checkpoint import CheckpointError, check_compatible, load_checkpoint, save_checkpoint
 from metarl.config import ConfigError, TrainConfig, from_dict, save_config, to_dict
+from metarl.environment import make_env
 from metarl.logger import RunLogger
 from metarl.maml import MAMLSettings, MAMLTRPO
 from metarl.policy import GaussianMLPPolicy, Params
@@ -48,25 +47,6 @@ class TrainingInterrupted(Exception):
     def __init__(self, signum: int) -> None:
         super().__init__(f"interrupted by signal {signal.Signals(signum).name}")
         self.signum = signum
-
-
-def make_env(cfg: TrainConfig, num_envs: int) -> Any:
-    """The task vector env of a config: the fast batched env if the id has one, else gymnasium's sync path."""
-    import envs  # noqa: F401  (registers metarl/ ids)
-
-    for module in cfg.env.imports:
-        try:
-            importlib.import_module(module)
-        except ImportError as exc:
-            raise ConfigError(f"config field 'env.imports': cannot import {module!r} ({exc})") from exc
-    try:
-        spec = gymnasium.spec(cfg.env.id)
-    except gymnasium.error.Error as exc:
-        raise ConfigError(f"config field 'env.id': {exc}; the paper's tasks are {sorted(envs.TASK_ENVS)}") from exc
-    if spec.vector_entry_point is not None:
-        return gymnasium.make_vec(cfg.env.id, num_envs=num_envs, num_threads=cfg.env.num_threads, **cfg.env.kwargs)
-    env_kwargs = dict(cfg.env.kwargs)
-    return envs.TaskSyncVectorEnv([lambda: gymnasium.make(cfg.env.id, **env_kwargs) for _ in range(num_envs)])
 
 
 def resolve_device(name: str) -> torch.device:
@@ -120,7 +100,7 @@ class Trainer:
         self.device = resolve_device(cfg.device)
         self.dtype = DTYPES[cfg.dtype]
         a = cfg.algo
-        self.env = make_env(cfg, a.num_tasks * a.episodes_per_task)
+        self.env = make_env(cfg.env, a.num_tasks * a.episodes_per_task)
         obs_dim = self.env.single_observation_space.shape[0]
         act_dim = self.env.single_action_space.shape[0]
         self.policy = GaussianMLPPolicy(obs_dim, act_dim, cfg.policy.hidden_sizes, cfg.policy.init_std)

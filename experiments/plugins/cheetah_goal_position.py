@@ -15,8 +15,8 @@ import gymnasium
 import mujoco
 import numpy as np
 
-import envs
-from envs.models import compile_spec, gymnasium_asset
+from metarl import envs
+from metarl.envs.models import compile_spec, gymnasium_asset
 
 
 class HalfCheetahGoalPosEnv(envs.MujocoTaskEnv):

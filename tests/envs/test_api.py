@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-import envs
+from metarl import envs
 
 IDS = list(envs.TASK_ENVS)
 OBS_DIM = {

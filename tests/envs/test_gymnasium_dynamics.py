@@ -4,7 +4,7 @@ import gymnasium
 import numpy as np
 import pytest
 
-import envs  # noqa: F401
+from metarl import envs  # noqa: F401
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,8 @@ import mujoco
 import numpy as np
 import pytest
 
-import envs  # noqa: F401  (registers the ids)
-from envs import models
+from metarl import envs  # noqa: F401  (registers the ids)
+from metarl.envs import models
 
 
 def replay_on_mjdata(vec, slot, actions, forward_after_step):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-import envs
+from metarl import envs
 from experiments.plugins.cheetah_goal_position import register
 
 

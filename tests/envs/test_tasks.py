@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-import envs
-from envs.tasks import DirectionTasks, UniformTasks
+from metarl import envs
+from metarl.envs.tasks import DirectionTasks, UniformTasks
 
 
 def test_uniform_tasks_shape_range_and_reproducible():

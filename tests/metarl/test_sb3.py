@@ -8,7 +8,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from stable_baselines3.common.vec_env import VecCheckNan
 
-import envs  # noqa: F401  (registers the ids)
+from metarl import envs  # noqa: F401  (registers the ids)
 from metarl import evaluation as ev
 from metarl.config import load_config
 from metarl.policy import GaussianMLPPolicy

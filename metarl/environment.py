@@ -1,0 +1,125 @@
+"""Env construction: the one place where an :class:`~metarl.config.EnvConfig` becomes a task vector env.
+
+Training, resuming, evaluation, the random and SB3 comparisons and the samplers all call
+:func:`make_env`, so a run's ``env.imports``, ``env.kwargs`` and ``env.num_threads`` mean the same
+thing everywhere.
+
+Plug-in modules named in ``env.imports`` are imported the way a user of a command-line tool expects:
+from the directory the command runs in (it is put at the front of ``sys.path`` for the import, as
+``python -m`` does), then from the installed packages.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+import sys
+from typing import Any, Protocol
+
+import gymnasium
+import numpy as np
+
+from metarl.config import ConfigError, EnvConfig
+
+
+class TaskVectorEnv(Protocol):
+    """What metarl needs of an env: :class:`metarl.envs.BatchedTaskEnv` and ``TaskSyncVectorEnv`` both fit."""
+
+    num_envs: int
+    horizon: int
+    single_observation_space: Any
+    single_action_space: Any
+
+    def sample_tasks(self, n: int, rng: np.random.Generator) -> np.ndarray: ...
+
+    def set_tasks(self, tasks: np.ndarray) -> None: ...
+
+    def get_tasks(self) -> np.ndarray: ...
+
+    def reset(self, *, seed: Any = None, options: Any = None) -> tuple[np.ndarray, dict]: ...
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]: ...
+
+
+def import_plugins(modules: list[str]) -> None:
+    """Import the modules of ``env.imports`` (they register their env ids), from the working directory first."""
+    cwd = os.getcwd()
+    added = cwd not in sys.path and "" not in sys.path
+    if added:
+        sys.path.insert(0, cwd)
+    try:
+        for module in modules:
+            if not isinstance(module, str) or not module:
+                raise ConfigError(f"config field 'env.imports': expected module names, got {module!r}")
+            try:
+                importlib.import_module(module)
+            except ImportError as exc:
+                raise ConfigError(
+                    f"config field 'env.imports': cannot import {module!r} ({exc}); plug-in modules are imported "
+                    f"from the directory the command runs in ({cwd}) or from installed packages: run the command "
+                    "from the folder that holds the module, or pip install the package that contains it"
+                ) from exc
+    finally:
+        if added and cwd in sys.path:
+            sys.path.remove(cwd)
+
+
+def env_spec(env: EnvConfig) -> Any:
+    """The gymnasium spec of ``env.id`` after importing the plug-ins, or a clear error."""
+    from metarl import envs  # registers the metarl/ ids
+
+    import_plugins(list(env.imports))
+    try:
+        return gymnasium.spec(env.id)
+    except gymnasium.error.Error as exc:
+        raise ConfigError(
+            f"config field 'env.id': {exc}; the paper's tasks are {sorted(envs.TASK_ENVS)}, plug-in ids need "
+            "their module in env.imports"
+        ) from exc
+
+
+def _is_batched_task_env(entry_point: Any) -> bool:
+    from metarl.envs import BatchedTaskEnv
+
+    return inspect.isclass(entry_point) and issubclass(entry_point, BatchedTaskEnv)
+
+
+def make_env(env: EnvConfig, num_envs: int, *, oracle: bool = False) -> Any:
+    """The task vector env of ``env`` with ``num_envs`` slots.
+
+    Ids registered with a batched task env (``metarl.envs.register_task_env``) get the fast batched env,
+    stepped by ``env.num_threads`` threads; any other id is run one gymnasium env per slot through
+    ``metarl.envs.TaskSyncVectorEnv``, which needs ``sample_tasks`` and ``set_task`` on the env.
+    ``oracle=True`` appends each slot's task to its observation (the paper's oracle comparison).
+    """
+    from metarl.envs import TaskSyncVectorEnv
+    from metarl.envs.wrappers import TaskInObservation
+
+    spec = env_spec(env)
+    kwargs = dict(env.kwargs)
+    try:
+        if _is_batched_task_env(spec.vector_entry_point):
+            vec = gymnasium.make_vec(env.id, num_envs=num_envs, num_threads=env.num_threads, **kwargs)
+        else:
+            vec = TaskSyncVectorEnv([lambda: gymnasium.make(env.id, **kwargs) for _ in range(num_envs)])
+    except TypeError as exc:
+        if "keyword argument" in str(exc):
+            raise ConfigError(
+                f"config field 'env.kwargs': {env.id} does not take {kwargs!r} ({exc}); "
+                "remove the keys it does not know (see the env's documentation for the ones it takes)"
+            ) from exc
+        if "lacks" in str(exc):  # TaskSyncVectorEnv: not a task env
+            raise ConfigError(
+                f"config field 'env.id': {env.id!r} is not a task env ({exc}); use one of the metarl/ ids or "
+                "a plug-in env with sample_tasks and set_task"
+            ) from exc
+        raise
+    except ValueError as exc:
+        raise ConfigError(f"config field 'env.kwargs': {env.id} rejected {kwargs!r}: {exc}") from exc
+    return TaskInObservation(vec) if oracle else vec
+
+
+def env_dims(env: Any) -> tuple[int, int]:
+    """``(obs_dim, act_dim)`` of a task vector env's single slot."""
+    return int(env.single_observation_space.shape[0]), int(env.single_action_space.shape[0])
