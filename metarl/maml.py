@@ -14,7 +14,6 @@ Hessian-vector products of the KL are exact (second order unless ``first_order``
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
@@ -23,28 +22,20 @@ from torch import Tensor
 from metarl import trpo
 from metarl.adaptation import AdaptationData, adapt
 from metarl.baseline import LinearFeatureBaseline, explained_variance
+from metarl.config import AlgoConfig
 from metarl.episodes import EpisodeBatch, discounted_returns, gae, standardize_per_task
 from metarl.policy import GaussianMLPPolicy, Params, flat, gaussian_kl, gaussian_log_prob, unflat
 
 
-@dataclass
-class MAMLSettings:
-    inner_step_size: float = 0.1
-    first_order: bool = False
-    discount: float = 0.99
-    gae_lambda: float = 1.0
-    normalize_advantages: bool = True
-    max_kl: float = 0.01
-    cg_iters: int = 10
-    cg_damping: float = 1e-5
-    backtrack_ratio: float = 0.8
-    max_backtracks: int = 15
+# The hyperparameters are defined once, in the run config; this name stays for scripts that build a learner
+# by hand (``MAMLSettings(inner_step_size=0.1)``).
+MAMLSettings = AlgoConfig
 
 
 class MAMLTRPO:
     """The meta-learner: advantages, inner loop and the TRPO meta-update over functional parameters."""
 
-    def __init__(self, policy: GaussianMLPPolicy, baseline: LinearFeatureBaseline, settings: MAMLSettings) -> None:
+    def __init__(self, policy: GaussianMLPPolicy, baseline: LinearFeatureBaseline, settings: AlgoConfig) -> None:
         self.policy, self.baseline, self.s = policy, baseline, settings
 
     def advantages(self, batch: EpisodeBatch) -> tuple[AdaptationData, float]:

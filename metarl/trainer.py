@@ -36,7 +36,7 @@ from metarl.checkpoint import CheckpointError, check_compatible, load_checkpoint
 from metarl.config import ConfigError, TrainConfig, from_dict, save_config, to_dict
 from metarl.environment import make_env
 from metarl.logger import RunLogger
-from metarl.maml import MAMLSettings, MAMLTRPO
+from metarl.maml import MAMLTRPO
 from metarl.policy import GaussianMLPPolicy, Params
 from metarl.sampler import Sampler
 
@@ -104,12 +104,7 @@ class Trainer:
         obs_dim = self.env.single_observation_space.shape[0]
         act_dim = self.env.single_action_space.shape[0]
         self.policy = GaussianMLPPolicy(obs_dim, act_dim, cfg.policy.hidden_sizes, cfg.policy.init_std)
-        self.maml = MAMLTRPO(
-            self.policy,
-            LinearFeatureBaseline(a.baseline_reg),
-            MAMLSettings(a.inner_step_size, a.first_order, a.discount, a.gae_lambda, a.normalize_advantages,
-                         a.max_kl, a.cg_iters, a.cg_damping, a.backtrack_ratio, a.max_backtracks),
-        )
+        self.maml = MAMLTRPO(self.policy, LinearFeatureBaseline(a.baseline_reg), a)
         self.sampler = Sampler(self.env, self.policy, a.num_tasks, a.episodes_per_task, self.device, self.dtype)
         self.generator = torch.Generator()
         if saved is not None:
