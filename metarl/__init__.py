@@ -1,10 +1,46 @@
-"""metarl: Model-Agnostic Meta-Learning (MAML-TRPO) on fast batched MuJoCo task environments."""
+"""metarl: Model-Agnostic Meta-Learning (MAML-TRPO) on fast batched MuJoCo task environments.
 
-from metarl.baseline import LinearFeatureBaseline
-from metarl.config import TrainConfig, load_config
-from metarl.maml import MAMLSettings, MAMLTRPO
-from metarl.policy import GaussianMLPPolicy
-from metarl.sampler import Sampler
+For scripts: :func:`train`, :func:`evaluate`, :func:`load_run` (a :class:`Run` adapts and acts); the
+building blocks (policy, sampler, inner step, meta-update) are in their modules.  ``metarl.envs`` holds
+the task environments (importing it registers the ``metarl/`` gymnasium ids).
+"""
+
+from __future__ import annotations
+
+from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["GaussianMLPPolicy", "LinearFeatureBaseline", "MAMLSettings", "MAMLTRPO", "Sampler", "TrainConfig", "load_config"]
+
+# The API pulls in torch, gymnasium and MuJoCo; it is loaded on first use so that `import metarl.envs`
+# (envs only) stays light.
+_LAZY = {
+    "train": "metarl.api",
+    "evaluate": "metarl.api",
+    "load_run": "metarl.api",
+    "Run": "metarl.api",
+    "AdaptationCurve": "metarl.api",
+    "TrainConfig": "metarl.config",
+    "load_config": "metarl.config",
+    "GaussianMLPPolicy": "metarl.policy",
+    "LinearFeatureBaseline": "metarl.baseline",
+    "MAMLTRPO": "metarl.maml",
+    "MAMLSettings": "metarl.maml",
+    "Sampler": "metarl.sampler",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'metarl' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_LAZY))

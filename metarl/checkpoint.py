@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import io
 import os
+import pickle
 import tempfile
 from typing import Any
 
 import torch
 
+from metarl.errors import UsageError
+
 FORMAT = "metarl-checkpoint"
 VERSION = 1
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UsageError):
     """A checkpoint is missing, corrupted or does not fit the run."""
 
 
@@ -51,17 +54,26 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save_checkpoint`, or raise :class:`CheckpointError` saying why."""
+    """Read a checkpoint written by :func:`save_checkpoint`, or raise :class:`CheckpointError` saying why.
+
+    Only tensors and plain data are read (``torch.load(weights_only=True)``): a file that would run code
+    when unpickled is refused, and nothing in it is executed.
+    """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint {path!r} does not exist; list the run's checkpoints/ folder for the available ones")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"checkpoint {path!r} holds objects other than tensors and plain data, which metarl never writes, "
+            f"so it was not loaded (nothing in it was run): {str(exc).splitlines()[0]}; use a checkpoint written by metarl"
+        ) from None
     except Exception as exc:  # torch raises several types for truncated or foreign files
         raise CheckpointError(
-            f"checkpoint {path!r} is unreadable or corrupted ({type(exc).__name__}: {exc}); "
+            f"checkpoint {path!r} is unreadable or corrupted ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
             "use another checkpoint from the same folder (latest.pt, best.pt or an iter_*.pt)"
-        ) from exc
+        ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path!r} is not a metarl checkpoint (no '{FORMAT}' marker)")
     if state.get("version") != VERSION:
@@ -69,6 +81,53 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
             f"checkpoint {path!r} has format version {state.get('version')!r}; this metarl reads version {VERSION}"
         )
     return state
+
+
+def load_policy_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """:func:`load_checkpoint`, then :func:`check_params`: a checkpoint whose policy can be used."""
+    state = load_checkpoint(path)
+    check_params(state, os.fspath(path))
+    return state
+
+
+def policy_shapes(obs_dim: int, act_dim: int, hidden_sizes: list[int]) -> dict[str, tuple[int, ...]]:
+    """The parameter shapes of metarl's Gaussian MLP policy."""
+    sizes = [obs_dim, *hidden_sizes, act_dim]
+    shapes: dict[str, tuple[int, ...]] = {}
+    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        shapes[f"w{i}"] = (fan_in, fan_out)
+        shapes[f"b{i}"] = (fan_out,)
+    shapes["log_std"] = (act_dim,)
+    return shapes
+
+
+def check_params(state: dict[str, Any], path: str) -> None:
+    """The checkpoint's ``params`` exist, are finite tensors and have the shapes its metadata says."""
+    params = state.get("params")
+    if not isinstance(params, dict) or not params:
+        raise CheckpointError(f"checkpoint {path!r} has no 'params' (the policy parameters); it is incomplete, use another one")
+    try:
+        want = policy_shapes(int(state["obs_dim"]), int(state["act_dim"]), [int(h) for h in state["hidden_sizes"]])
+    except (KeyError, TypeError, ValueError):
+        raise CheckpointError(
+            f"checkpoint {path!r} lacks the policy's obs_dim, act_dim or hidden_sizes; it is incomplete, use another one"
+        ) from None
+    for name, shape in want.items():
+        value = params.get(name)
+        if not isinstance(value, torch.Tensor):
+            raise CheckpointError(f"checkpoint {path!r}: parameter {name!r} is missing; the file is incomplete, use another one")
+        if tuple(value.shape) != shape:
+            raise CheckpointError(
+                f"checkpoint {path!r}: parameter {name!r} has shape {tuple(value.shape)} but the checkpoint's own "
+                f"metadata (obs {state['obs_dim']}, act {state['act_dim']}, hidden {state['hidden_sizes']}) needs {shape}; "
+                "the file is inconsistent, use another one"
+            )
+    for name, value in params.items():
+        if not isinstance(value, torch.Tensor) or not torch.isfinite(value).all():
+            raise CheckpointError(
+                f"checkpoint {path!r}: parameter {name!r} is not a finite tensor (NaN or inf); "
+                "use an earlier checkpoint of the run (an iter_*.pt or best.pt)"
+            )
 
 
 def check_compatible(state: dict[str, Any], obs_dim: int, act_dim: int, hidden_sizes: list[int], env_id: str) -> None:

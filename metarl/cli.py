@@ -1,185 +1,217 @@
-"""The ``metarl`` command: ``metarl train`` and ``metarl envs``."""
+"""The ``metarl`` command.
+
+    metarl train     meta-train into a run directory (--resume continues one)
+    metarl evaluate  adaptation curves of a run, a checkpoint or a random policy (the paper's protocol)
+    metarl baseline  train the pretrained or oracle comparison with stable-baselines3
+    metarl plot      the paper's figure for a task, our curves next to the published ones
+    metarl envs      list the registered task envs and run each for a few steps
+    metarl config    every config field with its default and meaning (or a config resolved with --set)
+
+Errors are one line on stderr: exit status 2 for bad input (a flag, a config value, a file), 1 when the
+run cannot go on (disk, permissions, another process writing the run), 128 + N after signal N (the run
+saved a checkpoint first).  ``train`` and ``evaluate`` are thin calls into :mod:`metarl.api`.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from typing import Any
 
-from metarl.checkpoint import CheckpointError
+from metarl import __version__
 from metarl.config import ConfigError, describe, load_config
+from metarl.errors import RunError, UsageError, os_error_message
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults shown after each help text; descriptions keep their line breaks."""
+
+
+def _add(sub: Any, name: str, help: str, description: str) -> argparse.ArgumentParser:
+    return sub.add_parser(name, help=help, description=description, formatter_class=_Formatter)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="metarl", description="MAML-TRPO meta-reinforcement learning on MuJoCo task envs")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="metarl", description=__doc__, formatter_class=_Formatter)
+    parser.add_argument("--version", action="version", version=f"metarl {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    train = sub.add_parser("train", help="meta-train a policy", description="Meta-train with MAML-TRPO into a run directory.")
-    train.add_argument("--config", help="YAML config (experiments/configs/*.yaml); not needed with --resume")
-    train.add_argument("--output", required=True, help="run directory (config, TensorBoard events, progress.csv, checkpoints)")
+    train = _add(sub, "train", "meta-train a policy (MAML-TRPO) into a run directory",
+                 "Meta-train into a run directory: config.yaml, progress.csv, tensorboard/, checkpoints/.\n"
+                 "SIGINT/SIGTERM save a checkpoint; --resume continues exactly where the run stopped.")
+    train.add_argument("--config", help="YAML config (experiments/configs/*.yaml); not with --resume")
+    train.add_argument("--output", help="run directory (required): a new or empty directory, or the run to --resume")
     train.add_argument("--seed", type=int, help="override the config's seed")
-    train.add_argument("--device", help="cpu or cuda (overrides the config)")
-    train.add_argument("--iterations", type=int, help="total meta-iterations (overrides the config; may extend a resumed run)")
-    train.add_argument("--resume", action="store_true", help="continue the run in --output from checkpoints/latest.pt")
-    train.add_argument("--overwrite", action="store_true", help="delete an existing run in --output and start afresh")
+    train.add_argument("--device", help="cpu, cuda or cuda:N (overrides the config)")
+    train.add_argument("--iterations", type=int, help="total meta-iterations (overrides the config; extends a resumed run)")
+    train.add_argument("--resume", action="store_true", help="continue the run in --output from its latest checkpoint")
+    train.add_argument("--overwrite", action="store_true",
+                       help="delete an earlier metarl run in --output and start afresh (never a folder metarl did not create)")
     train.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                        help="override any config field, e.g. --set algo.max_kl=0.02 (repeatable)")
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    train.add_argument("--help-config", action="store_true", help="list every config field with its default and meaning")
+    train.add_argument("--help-config", action="store_true", help="list every config field and exit (as `metarl config`)")
 
-    ev = sub.add_parser("evaluate", help="adaptation curves on fixed test tasks (the paper's protocol by default)",
-                        description="Adaptation curves: for each test task sample a batch, record the average return, take a "
-                                    "policy-gradient step (alpha, then alpha/2), sample a fresh batch, and so on.")
+    ev = _add(sub, "evaluate", "adaptation curves on fixed test goals (the paper's protocol by default)",
+              "Adaptation curves: for each test goal sample a batch, record the average return, take a "
+              "policy-gradient step\n(alpha, then alpha/2), sample a fresh batch, and so on. Writes per_goal.csv, "
+              "summary.csv, results.json,\ncurve.png and TensorBoard events.")
     ev.add_argument("source", nargs="?", help="a run directory (its best checkpoint) or a checkpoint file")
-    ev.add_argument("--random", action="store_true", help="evaluate a freshly initialised policy (needs --config)")
+    ev.add_argument("--random", action="store_true", help="evaluate a freshly initialised policy (needs --config and --output)")
     ev.add_argument("--config", help="training config that defines env and network (with --random)")
-    ev.add_argument("--steps", type=int, help="adaptation steps K (paper: 3, 4 for Navigation2D; 0 for the oracle)")
-    ev.add_argument("--tasks", type=int, default=40, help="number of test tasks (the paper's seeded goals: 40)")
-    ev.add_argument("--episodes", type=int, help="episodes per task per batch (paper: 20, 40 for AntDir and Navigation2D)")
-    ev.add_argument("--step-size", type=float, help="first adaptation step size (default: per method, as in the paper)")
+    ev.add_argument("--checkpoint", default="best", help="with a run directory: best, latest or an iteration number")
+    ev.add_argument("--steps", type=int, help="adaptation steps K (default: the paper's, 3 or 4 for Navigation2D; 0 for the oracle)")
+    ev.add_argument("--tasks", type=int, default=40, help="number of test goals (the paper's seeded goals)")
+    ev.add_argument("--episodes", type=int, help="episodes per goal per batch (default: the paper's, 20 or 40 for AntDir and Navigation2D)")
+    ev.add_argument("--step-size", type=float, help="first adaptation step size (default: the trained one; per method for baselines)")
     ev.add_argument("--later-step-size", type=float, help="step size after the first step (default: half the first)")
-    ev.add_argument("--seed", type=int, default=0, help="seed of the evaluation's episodes")
-    ev.add_argument("--device", default="cpu", help="cpu or cuda")
+    ev.add_argument("--seed", type=int, default=0, help="seed of the evaluation's episodes (and of --random's policy)")
+    ev.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     ev.add_argument("--output", help="results directory (default: RUN_DIR/evaluation)")
     ev.add_argument("--overwrite", action="store_true", help="replace results already in --output")
 
-    bl = sub.add_parser("baseline", help="train the pretrained or oracle comparison with stable-baselines3 PPO")
-    bl.add_argument("kind", choices=["pretrained", "oracle"])
-    bl.add_argument("--config", required=True, help="config of the task (env and network shape)")
+    bl = _add(sub, "baseline", "train the pretrained or oracle comparison with stable-baselines3 PPO",
+              "Train the paper's comparisons with stable-baselines3 PPO on the batched task env:\n"
+              "pretrained (one policy for the whole task distribution, then adapted like MAML) or oracle\n"
+              "(the task appended to the observation). Writes sb3_model.zip and checkpoints/best.pt,\n"
+              "which `metarl evaluate OUTPUT` reads.")
+    bl.add_argument("kind", choices=["pretrained", "oracle"], help="which comparison")
+    bl.add_argument("--config", required=True, help="config of the task (env, network shape, discount)")
     bl.add_argument("--output", required=True, help="directory for the SB3 model and a metarl checkpoint")
     bl.add_argument("--timesteps", type=int, default=1_000_000, help="PPO env steps")
     bl.add_argument("--slots", type=int, default=16, help="parallel env slots")
-    bl.add_argument("--seed", type=int, default=0)
-    bl.add_argument("--overwrite", action="store_true")
+    bl.add_argument("--seed", type=int, default=0, help="seed of PPO, task draws and env resets")
+    bl.add_argument("--overwrite", action="store_true", help="replace a baseline already in --output")
 
-    pl = sub.add_parser("plot", help="the paper's figure for a task, and our numbers next to the paper's")
+    pl = _add(sub, "plot", "the paper's figure for a task, and our numbers next to the paper's",
+              "Draw adaptation curves of several evaluations of one task, with the published curves dashed\n"
+              "when every evaluation follows the paper's protocol, and print the table next to the paper's.")
     pl.add_argument("results", nargs="+", metavar="METHOD=DIR",
                     help="evaluation directories by method, e.g. maml=runs/x/evaluation random=runs/r")
     pl.add_argument("--output", required=True, help="PNG file to write")
     pl.add_argument("--no-paper", action="store_true", help="leave out the published curves")
-    pl.add_argument("--overwrite", action="store_true")
+    pl.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
 
-    sub.add_parser("envs", help="list the registered task envs and run each for a few steps")
+    _add(sub, "envs", "list the registered task envs and run each for a few steps",
+         "List the registered metarl/ task envs and run each for one episode with zero actions.")
+
+    cf = _add(sub, "config", "every config field with its default and meaning",
+              "Without arguments: every config field, its default and its meaning.\n"
+              "With --config (and --set): the resolved, validated config as YAML.")
+    cf.add_argument("--config", help="a YAML config to resolve and print")
+    cf.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override a field (repeatable)")
     return parser
 
 
+# ---- commands --------------------------------------------------------------------------------------
+def cmd_train(args: argparse.Namespace) -> int:
+    from metarl import api
+    from metarl.trainer import TrainingInterrupted
+
+    if args.help_config:
+        print(describe())
+        return 0
+    if not args.output:
+        raise ConfigError("--output: required: the run directory to write (or to --resume)")
+    if args.resume and (args.overwrite or args.config or args.set or args.seed is not None):
+        raise ConfigError(
+            "--resume continues the run with its saved config; only --iterations, --device and --no-progress "
+            "may be given with it (drop --config/--set/--seed/--overwrite, or start a new --output)"
+        )
+    try:
+        run = api.train(None if args.resume else args.config, args.output, seed=args.seed, device=args.device,
+                        iterations=args.iterations, resume=args.resume, overwrite=args.overwrite,
+                        overrides=list(args.set), progress=False if args.no_progress else None)
+    except TrainingInterrupted as exc:
+        print(f"\n{exc}; checkpoint saved. Continue with: metarl train --output {args.output} --resume", file=sys.stderr)
+        return 128 + exc.signum
+    from metarl.checkpoint import load_checkpoint
+
+    latest = load_checkpoint(os.path.join(args.output, "checkpoints", "latest.pt"))
+    print(f"done: {latest['iteration']} iterations, best post-adaptation return {latest['best_return']:.2f} "
+          f"(iteration {latest['best_iteration']}); run directory {run.path}")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    import os
-
-    import torch
-
-    from metarl import evaluation as ev
-    from metarl.config import from_dict
-    from metarl.policy import GaussianMLPPolicy
+    from metarl import api
 
     if args.random:
         if not args.config or not args.output:
-            raise ConfigError("--random: pass --config (env and network) and --output")
-        cfg = load_config(args.config)
-        env = ev.make_eval_env(ev.EvalSettings(env_id=cfg.env.id, env_kwargs=cfg.env.kwargs, num_tasks=1, episodes_per_task=1))
-        policy = GaussianMLPPolicy(env.single_observation_space.shape[0], env.single_action_space.shape[0],
-                                   cfg.policy.hidden_sizes, cfg.policy.init_std)
-        params = policy.init_params(torch.Generator().manual_seed(args.seed))
-        method, oracle, alpha, source, out = "random", False, None, "random initialisation", args.output
+            raise ConfigError("--random: pass --config (env and network) and --output (where the results go)")
+        if args.source:
+            raise ConfigError("--random: evaluates a fresh policy; drop the run directory argument, or drop --random")
+        api.evaluate(api.Run.random(load_config(args.config), seed=_non_negative(args.seed, "--seed")), output=args.output,
+                     overwrite=args.overwrite, steps=args.steps, tasks=args.tasks, episodes=args.episodes,
+                     step_size=args.step_size, later_step_size=args.later_step_size, seed=args.seed, device=args.device)
+        out = args.output
     else:
         if not args.source:
-            raise ConfigError("source: pass a run directory or a checkpoint file (or --random --config CFG)")
-        path = ev.resolve_source(args.source)
-        policy, params, state = ev.load_policy(path)
-        cfg = from_dict(state["config"])
-        cfg.env.kwargs = dict(state.get("env_kwargs", cfg.env.kwargs))
-        method, oracle = state.get("method", "maml"), bool(state.get("oracle", False))
-        alpha = cfg.algo.inner_step_size if method == "maml" else None
-        source = os.path.abspath(path)
-        out = args.output or os.path.join(os.path.dirname(os.path.dirname(source)), "evaluation")
-    settings = ev.protocol_settings(cfg, method, oracle, alpha, steps=args.steps, episodes=args.episodes,
-                                    step_size=args.step_size, later_step_size=args.later_step_size,
-                                    num_tasks=args.tasks, seed=args.seed, device=args.device, source=source)
-    ev.check_output(out, args.overwrite)
-    env = ev.make_eval_env(settings)
-    ev.check_policy_fits(policy, env, settings.env_id)
-    tasks = ev.evaluation_tasks(env, settings)
-    returns = ev.adaptation_curve(policy, params, tasks, settings, env=env)
-    result = ev.write_results(out, settings, tasks, ev.task_names(env, tasks.shape[1]), returns, overwrite=args.overwrite)
-    for row in result["summary"]:
+            raise ConfigError("source: pass a run directory or a checkpoint file (or --random --config CFG --output DIR)")
+        checkpoint: str | int = int(args.checkpoint) if args.checkpoint.isdigit() else args.checkpoint
+        run = api.load_run(args.source, checkpoint)
+        out = args.output or os.path.join(run.path or os.path.dirname(os.path.dirname(run.checkpoint or ".")), "evaluation")
+        api.evaluate(run, output=out, overwrite=args.overwrite, steps=args.steps, tasks=args.tasks,
+                     episodes=args.episodes, step_size=args.step_size, later_step_size=args.later_step_size,
+                     seed=args.seed, device=args.device)
+    from metarl import evaluation as ev
+
+    for row in ev.load_results(out)["summary"]:
         print(f"step {row['adaptation_steps']}: {row['mean_return']:9.2f} ± {row['sem']:.2f}")
     print(f"wrote {out}/ (per_goal.csv, summary.csv, results.json, curve.png, tensorboard/)")
     return 0
 
 
+def _non_negative(value: int, flag: str) -> int:
+    if value < 0:
+        raise ConfigError(f"{flag}: expected an integer >= 0, got {value}")
+    return value
+
+
 def cmd_baseline(args: argparse.Namespace) -> int:
     from metarl.sb3 import train_baseline
 
+    if args.timesteps < 1:
+        raise ConfigError(f"--timesteps: expected a positive number of env steps, got {args.timesteps}")
+    if args.slots < 1:
+        raise ConfigError(f"--slots: expected a positive number of parallel env slots, got {args.slots}")
+    _non_negative(args.seed, "--seed")
     cfg = load_config(args.config)
     train_baseline(args.kind, cfg, args.output, args.timesteps, args.seed, args.slots, args.overwrite)
     return 0
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    import os
-
     from metarl import evaluation as ev
     from metarl import plotting
+    from metarl.rundir import check_output_file
 
-    if os.path.exists(args.output) and not args.overwrite:
-        raise FileExistsError(f"--output: {args.output!r} exists; pass --overwrite or choose another file")
+    output = check_output_file(args.output, args.overwrite)
     results = {}
     for item in args.results:
         if "=" not in item:
             raise ConfigError(f"results: expected METHOD=DIR (e.g. maml=runs/x/evaluation), got {item!r}")
         method, path = item.split("=", 1)
         results[method] = ev.load_results(path)
-    env_ids = {r["settings"]["env_id"] for r in results.values()}
+    env_ids = {r["settings"]["env"]["id"] for r in results.values()}
     if len(env_ids) != 1:
         raise ConfigError(f"results: come from different tasks {sorted(env_ids)}; plot one task at a time")
     env_id = env_ids.pop()
     task = ev.paper_name(env_id)
-    faithful = task is not None and all(r["settings"]["env_kwargs"].get("dynamics", "paper") == "paper" for r in results.values())
+    differences = {m: ev.protocol_differences(r["settings"]) for m, r in results.items()}
+    faithful = task is not None and not any(differences.values())
     published = plotting.published_summary(task) if task is not None and faithful and not args.no_paper else {}
-    plotting.plot_curves(results, args.output, title=f"{env_id}" + (" (dashed: published)" if published else ""),
-                         published=published)
+    title = env_id + (" (dashed: published)" if published else "")
+    if task is not None and not faithful and not args.no_paper:
+        title += " (not the paper's protocol: published curves left out)"
+        for method, diff in differences.items():
+            if diff:
+                print(f"note: {method} was evaluated with {'; '.join(diff)}, not the paper's protocol; "
+                      "the published numbers are not shown next to it", file=sys.stderr)
+    plotting.plot_curves(results, output, title=title, published=published)
     print(plotting.comparison_table(results, published))
-    print(f"wrote {args.output}")
-    return 0
-
-
-def cmd_train(args: argparse.Namespace) -> int:
-    from metarl.trainer import Trainer, TrainingInterrupted, saved_run
-
-    if args.help_config:
-        print(describe())
-        return 0
-    if args.resume:
-        if args.overwrite or args.config or args.set or args.seed is not None:
-            raise ConfigError(
-                "--resume continues the run with its saved config; only --iterations, --device and --no-progress "
-                "may be given with it (drop --config/--set/--seed/--overwrite, or start a new --output)"
-            )
-        cfg = saved_run(args.output)[0]
-        if args.iterations is not None:
-            cfg.iterations = args.iterations
-        if args.device is not None:
-            cfg.device = args.device
-        cfg.progress_bar = not args.no_progress
-        cfg.validate()
-    else:
-        if not args.config:
-            raise ConfigError("--config: required for a new run (e.g. experiments/configs/navigation2d_smoke.yaml)")
-        overrides = list(args.set)
-        for name in ("seed", "device", "iterations"):
-            if getattr(args, name) is not None:
-                overrides.append(f"{name}={getattr(args, name)}")
-        if args.no_progress:
-            overrides.append("progress_bar=false")
-        cfg = load_config(args.config, overrides)
-    trainer = Trainer(cfg, args.output, resume=args.resume, overwrite=args.overwrite)
-    try:
-        state = trainer.train()
-    except TrainingInterrupted as exc:
-        print(f"\n{exc}; checkpoint saved at iteration {trainer.state.iteration}. "
-              f"Continue with: metarl train --output {args.output} --resume", file=sys.stderr)
-        return 128 + exc.signum
-    print(f"done: {state.iteration} iterations, best post-adaptation return {state.best_return:.2f} "
-          f"(iteration {state.best_iteration}); run directory {trainer.run_dir}")
+    print(f"wrote {output}")
     return 0
 
 
@@ -202,6 +234,20 @@ def cmd_envs() -> int:
     return 0
 
 
+def cmd_config(args: argparse.Namespace) -> int:
+    if not args.config:
+        if args.set:
+            raise ConfigError("--set: needs --config (the config to resolve)")
+        print(describe())
+        return 0
+    import yaml
+
+    from metarl.config import to_dict
+
+    print(yaml.safe_dump(to_dict(load_config(args.config, list(args.set))), sort_keys=False), end="")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -213,10 +259,23 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_baseline(args)
         if args.command == "plot":
             return cmd_plot(args)
+        if args.command == "config":
+            return cmd_config(args)
         return cmd_envs()
-    except (ConfigError, CheckpointError, FileExistsError, FileNotFoundError) as exc:
+    except UsageError as exc:
         print(f"metarl: error: {exc}", file=sys.stderr)
         return 2
+    except RunError as exc:
+        print(f"metarl: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        output = getattr(args, "output", None)
+        hint = f"`metarl train --output {output} --resume`" if args.command == "train" and output else None
+        print(f"metarl: error: {os_error_message(exc, output or 'the output', hint)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("metarl: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -8,15 +8,20 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, get_type_hints
 
 import yaml
 
+from metarl.errors import UsageError
 
-class ConfigError(ValueError):
-    """A config field is unknown or has a bad value."""
+
+class ConfigError(UsageError):
+    """A config field, flag or setting is unknown or has a bad value."""
 
 
 def doc(default: Any, help: str) -> Any:
@@ -41,16 +46,22 @@ class PolicyConfig:
 
 
 @dataclass
-class AlgoConfig:
+class AdvantageConfig:
+    """How episodes become advantages: shared by training, evaluation and every algorithm."""
+
+    discount: float = doc(0.99, "discount factor gamma")
+    gae_lambda: float = doc(1.0, "GAE lambda (1.0: discounted return minus baseline, as in the paper)")
+    normalize_advantages: bool = doc(True, "standardise advantages per task")
+    baseline_reg: float = doc(1e-5, "ridge coefficient of the linear feature baseline")
+
+
+@dataclass
+class AlgoConfig(AdvantageConfig):
     num_tasks: int = doc(40, "tasks per meta-batch (T)")
     episodes_per_task: int = doc(20, "episodes per task per sampling step (E)")
     inner_step_size: float = doc(0.1, "step size alpha of the inner policy-gradient step")
     inner_steps: int = doc(1, "inner policy-gradient steps per task (fresh episodes for each)")
     first_order: bool = doc(False, "drop the second-order term of the meta-gradient (first-order MAML)")
-    discount: float = doc(0.99, "discount factor gamma")
-    gae_lambda: float = doc(1.0, "GAE lambda (1.0: discounted return minus baseline, as in the paper)")
-    normalize_advantages: bool = doc(True, "standardise advantages per task")
-    baseline_reg: float = doc(1e-5, "ridge coefficient of the linear feature baseline")
     max_kl: float = doc(0.01, "TRPO trust region delta on the mean post-adaptation KL")
     cg_iters: int = doc(10, "conjugate-gradient iterations")
     cg_damping: float = doc(1e-5, "damping added to the KL Hessian")
@@ -74,49 +85,57 @@ class TrainConfig:
     progress_bar: bool = doc(True, "show a progress bar")
 
     def validate(self) -> "TrainConfig":
+        """Check every field's type and range; raise :class:`ConfigError` naming the field, the value and the fix."""
         _check_types(self, "")
+        a, p = self.algo, self.policy
         positive = {
-            "algo.num_tasks": self.algo.num_tasks,
-            "algo.episodes_per_task": self.algo.episodes_per_task,
-            "algo.inner_steps": self.algo.inner_steps,
-            "algo.cg_iters": self.algo.cg_iters,
-            "algo.max_backtracks": self.algo.max_backtracks,
+            "algo.num_tasks": a.num_tasks,
+            "algo.episodes_per_task": a.episodes_per_task,
+            "algo.inner_steps": a.inner_steps,
+            "algo.cg_iters": a.cg_iters,
+            "algo.max_backtracks": a.max_backtracks,
             "iterations": self.iterations,
             "checkpoint_every": self.checkpoint_every,
-            "algo.max_kl": self.algo.max_kl,
-            "algo.baseline_reg": self.algo.baseline_reg,
-            "policy.init_std": self.policy.init_std,
+            "algo.max_kl": a.max_kl,
+            "algo.baseline_reg": a.baseline_reg,
+            "policy.init_std": p.init_std,
+            "eval_tasks": self.eval_tasks,
         }
         for name, value in positive.items():
             if not value > 0:
                 raise ConfigError(f"config field '{name}': expected a positive number, got {value!r}")
-        for name, value in {"eval_every": self.eval_every, "eval_steps": self.eval_steps}.items():
-            if not isinstance(value, int) or value < 0:
-                raise ConfigError(f"config field '{name}': expected an integer >= 0, got {value!r}")
-        if self.eval_tasks < 1:
-            raise ConfigError(f"config field 'eval_tasks': expected a positive number, got {self.eval_tasks!r}")
-        for name, value in {"algo.discount": self.algo.discount, "algo.gae_lambda": self.algo.gae_lambda}.items():
+        for name, value in {"eval_every": self.eval_every, "eval_steps": self.eval_steps, "seed": self.seed,
+                            "env.num_threads": self.env.num_threads, "algo.cg_damping": a.cg_damping,
+                            "algo.inner_step_size": a.inner_step_size}.items():
+            if value < 0:
+                raise ConfigError(f"config field '{name}': expected a number >= 0, got {value!r}")
+        for name, value in {"algo.discount": a.discount, "algo.gae_lambda": a.gae_lambda}.items():
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"config field '{name}': expected a value in [0, 1], got {value!r}")
-        if not 0.0 < self.algo.backtrack_ratio < 1.0:
-            raise ConfigError(f"config field 'algo.backtrack_ratio': expected a value in (0, 1), got {self.algo.backtrack_ratio!r}")
-        if self.algo.cg_damping < 0:
-            raise ConfigError(f"config field 'algo.cg_damping': expected >= 0, got {self.algo.cg_damping!r}")
-        if self.algo.inner_step_size < 0:
-            raise ConfigError(f"config field 'algo.inner_step_size': expected >= 0, got {self.algo.inner_step_size!r}")
-        if self.seed < 0:
-            raise ConfigError(f"config field 'seed': expected a non-negative integer, got {self.seed!r}")
-        if self.env.num_threads < 0:
-            raise ConfigError(f"config field 'env.num_threads': expected >= 0 (0 = all CPUs), got {self.env.num_threads!r}")
+        if not 0.0 < a.backtrack_ratio < 1.0:
+            raise ConfigError(f"config field 'algo.backtrack_ratio': expected a value in (0, 1), got {a.backtrack_ratio!r}")
         if self.dtype not in ("float32", "float64"):
             raise ConfigError(f"config field 'dtype': expected 'float32' or 'float64', got {self.dtype!r}")
-        if self.device != "cpu" and not self.device.startswith("cuda"):
-            raise ConfigError(f"config field 'device': expected 'cpu' or 'cuda[:N]', got {self.device!r}")
-        if not self.policy.hidden_sizes or not all(isinstance(h, int) and h > 0 for h in self.policy.hidden_sizes):
+        check_device(self.device, "config field 'device'")
+        if not p.hidden_sizes or not all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in p.hidden_sizes):
             raise ConfigError(
-                f"config field 'policy.hidden_sizes': expected a non-empty list of positive integers, got {self.policy.hidden_sizes!r}"
+                f"config field 'policy.hidden_sizes': expected a non-empty list of positive integers, got {p.hidden_sizes!r}"
             )
+        if not self.env.id or not isinstance(self.env.id, str):
+            raise ConfigError(f"config field 'env.id': expected a gymnasium id such as 'metarl/AntVel-v0', got {self.env.id!r}")
+        if not all(isinstance(m, str) and m for m in self.env.imports):
+            raise ConfigError(f"config field 'env.imports': expected a list of module names, got {self.env.imports!r}")
+        if not all(isinstance(k, str) for k in self.env.kwargs):
+            raise ConfigError(f"config field 'env.kwargs': expected a mapping with text keys, got {self.env.kwargs!r}")
         return self
+
+
+def check_device(device: str, where: str) -> None:
+    """``cpu``, ``cuda`` or ``cuda:N``, else a :class:`ConfigError` that says so."""
+    if not isinstance(device, str) or not (
+        device == "cpu" or device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit())
+    ):
+        raise ConfigError(f"{where}: expected 'cpu' or 'cuda[:N]' (e.g. cuda:0), got {device!r}")
 
 
 def to_dict(cfg: Any) -> dict:
@@ -162,32 +181,100 @@ def _check_types(cfg: Any, prefix: str) -> None:
         if not ok:
             raise ConfigError(f"config field '{name}': expected {want.__name__}, got {type(value).__name__} {value!r}")
         if want is float:
+            if not math.isfinite(value):
+                raise ConfigError(f"config field '{name}': expected a finite number, got {value!r}")
             setattr(cfg, f.name, float(value))
 
 
-def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> TrainConfig:
-    """Read a YAML config, apply ``section.field=value`` overrides, validate."""
+class _Loader(yaml.SafeLoader):
+    """Safe YAML that reads ``1e-2`` as a float (YAML 1.2, as users write it) and rejects duplicate keys."""
+
+
+_Loader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def _mapping_without_duplicates(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict[Any, Any] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise ConfigError(
+                f"key {key!r} appears twice in the same section (lines {seen[key] + 1} and "
+                f"{key_node.start_mark.line + 1}); keep one of them"
+            )
+        seen[key] = key_node.start_mark.line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """YAML text as Python data, or a :class:`ConfigError` naming ``where`` and the line."""
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{where}: not valid YAML{line} ({problem}); fix the syntax") from None
+
+
+def read_config_file(path: str | os.PathLike) -> Any:
+    """The parsed YAML of a config file, with a clear error for a missing, unreadable or non-text file."""
+    path = os.fspath(path)
     if not os.path.exists(path):
-        raise ConfigError(f"--config: no such file {str(path)!r}; configs live in experiments/configs/")
-    with open(path) as fh:
-        data = yaml.safe_load(fh) or {}
+        raise ConfigError(f"--config: no such file {path!r}; configs live in experiments/configs/")
+    if os.path.isdir(path):
+        raise ConfigError(f"--config: {path!r} is a directory; pass a YAML file such as experiments/configs/navigation2d.yaml")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except UnicodeDecodeError:
+        raise ConfigError(f"--config: {path!r} is not a text file; pass a YAML config") from None
+    except OSError as exc:
+        raise ConfigError(f"--config: cannot read {path!r} ({exc.strerror}); check the path and its permissions") from None
+    return parse_yaml(text, f"--config {path}")
+
+
+def load_config(path: str | os.PathLike, overrides: list[str] | Mapping[str, Any] | None = None) -> TrainConfig:
+    """Read a YAML config, apply overrides (``section.field=value`` strings or a mapping), validate."""
+    data = read_config_file(path)
+    if data is None:
+        data = {}
     return from_dict(apply_overrides(data, overrides or [])).validate()
 
 
-def apply_overrides(data: dict, overrides: list[str]) -> dict:
-    """Apply ``a.b=value`` strings (values parsed as YAML) to nested dicts."""
+def apply_overrides(data: Any, overrides: list[str] | Mapping[str, Any]) -> dict:
+    """Apply dotted-field overrides to nested dicts: ``["a.b=value"]`` (values parsed as YAML) or ``{"a.b": value}``."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"config: expected a mapping of fields at the top level, got {type(data).__name__} {data!r}")
     data = dict(data)
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"--set {item!r}: expected FIELD=VALUE, e.g. --set algo.max_kl=0.02")
-        key, raw = item.split("=", 1)
-        value = yaml.safe_load(raw)
+    items: list[tuple[str, Any, str]] = []
+    if isinstance(overrides, Mapping):
+        items = [(str(k), v, f"overrides[{k!r}]") for k, v in overrides.items()]
+    else:
+        for item in overrides:
+            if "=" not in item:
+                raise ConfigError(f"--set {item!r}: expected FIELD=VALUE, e.g. --set algo.max_kl=0.02")
+            key, raw = item.split("=", 1)
+            items.append((key, parse_yaml(raw, f"--set {item!r}: the value"), f"--set {item!r}"))
+    for key, value, where in items:
         parts = key.strip().split(".")
+        if not all(parts):
+            raise ConfigError(f"{where}: {key!r} is not a field name; write section.field, e.g. algo.max_kl")
         node = data
         for part in parts[:-1]:
             child = node.get(part, {})
             if not isinstance(child, dict):
-                raise ConfigError(f"--set {item!r}: '{part}' is not a section")
+                raise ConfigError(f"{where}: '{part}' is not a section")
             node[part] = dict(child)
             node = node[part]
         node[parts[-1]] = value

@@ -1,4 +1,4 @@
-"""Episode batches shaped ``[T, E, H, ...]`` (tasks, episodes per task, steps) and their returns."""
+"""Episode batches shaped ``[T, E, H, ...]`` (tasks, episodes per task, steps), their returns and advantages."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from torch import Tensor
+
+from metarl.baseline import LinearFeatureBaseline, explained_variance
+from metarl.config import AdvantageConfig
 
 
 @dataclass
@@ -75,3 +78,17 @@ def standardize_per_task(adv: Tensor, mask: Tensor, eps: float = 1e-8) -> Tensor
     mean = (adv * mask).sum(dims, keepdim=True) / n
     var = (((adv - mean) * mask) ** 2).sum(dims, keepdim=True) / n
     return (adv - mean) / (var.sqrt() + eps) * mask
+
+
+def advantages(batch: EpisodeBatch, settings: AdvantageConfig, baseline: LinearFeatureBaseline) -> tuple[Tensor, float]:
+    """Advantages ``[T, E, H]`` of a batch (detached) and the baseline's explained variance.
+
+    The baseline is fit per task on that task's discounted returns, advantages are GAE with
+    ``settings.gae_lambda`` and, if ``settings.normalize_advantages``, standardised per task.
+    """
+    returns = discounted_returns(batch.rewards, batch.mask, settings.discount)
+    values, _ = baseline.fit_predict(batch.obs, returns, batch.mask)
+    adv = gae(batch.rewards, values, batch.mask, settings.discount, settings.gae_lambda)
+    if settings.normalize_advantages:
+        adv = standardize_per_task(adv, batch.mask)
+    return adv.detach(), explained_variance(values, returns, batch.mask)

@@ -2,28 +2,32 @@
 
 For each test task, starting from the given parameters: sample a batch, record its average return, take
 one policy-gradient step, sample a fresh batch, record, and so on for K steps.  The first step uses the
-step size ``alpha``, later ones ``alpha / 2`` (PROTOCOL.md, "Evaluation").  All test tasks run at once:
+step size ``alpha``, later ones ``alpha / 2`` (docs/paper.md, "Evaluation").  All test tasks run at once:
 one env of ``num_tasks x episodes`` slots, task-batched parameters after the first step.
 """
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import json
 import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
 import torch
 
-from metarl.adaptation import adapt
+from metarl.adaptation import AdaptationData, adapt
 from metarl.baseline import LinearFeatureBaseline
-from metarl.checkpoint import CheckpointError, atomic_write_bytes, load_checkpoint
-from metarl.config import ConfigError
-from metarl.maml import MAMLSettings, MAMLTRPO
+from metarl.checkpoint import CheckpointError, atomic_write_bytes, load_policy_checkpoint
+from metarl.config import AdvantageConfig, ConfigError, EnvConfig, check_device
+from metarl.environment import env_dims, make_env
+from metarl.errors import UsageError
+from metarl.rundir import check_output_dir
+from metarl.episodes import advantages
 from metarl.policy import GaussianMLPPolicy, Params
 from metarl.sampler import Sampler
 
@@ -89,10 +93,14 @@ def default_step_size(method: str, env_id: str, trained_alpha: float | None) -> 
 
 @dataclass
 class EvalSettings:
-    """Everything that defines an adaptation curve; saved next to the results."""
+    """Everything that defines an adaptation curve; saved next to the results.
 
-    env_id: str
-    env_kwargs: dict = field(default_factory=dict)
+    ``env`` is the run's env config (plug-in imports included), ``advantage`` the run's advantage
+    settings, so an evaluation rebuilds exactly the env and the inner step the run trained with.
+    """
+
+    env: EnvConfig
+    advantage: AdvantageConfig = field(default_factory=AdvantageConfig)
     method: str = "maml"
     num_tasks: int = 40
     episodes_per_task: int = 20
@@ -100,26 +108,29 @@ class EvalSettings:
     step_size: float = 0.1
     later_step_size: float | None = None
     seed: int = 0
-    discount: float = 0.99
-    gae_lambda: float = 1.0
-    baseline_reg: float = 1e-5
-    normalize_advantages: bool = True
     oracle: bool = False
     device: str = "cpu"
     source: str = ""
 
+    @property
+    def env_id(self) -> str:
+        return self.env.id
+
     def validate(self) -> "EvalSettings":
-        if not isinstance(self.steps, int) or self.steps < 0:
+        if not isinstance(self.steps, int) or isinstance(self.steps, bool) or self.steps < 0:
             raise ConfigError(f"--steps: expected an integer >= 0 adaptation steps, got {self.steps!r}")
         for name in ("num_tasks", "episodes_per_task"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 flag = "--tasks" if name == "num_tasks" else "--episodes"
                 raise ConfigError(f"{flag}: expected a positive integer, got {value!r}")
         for name in ("step_size", "later_step_size"):
             value = getattr(self, name)
-            if value is not None and (not math.isfinite(value) or value < 0):
+            if value is not None and (not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0):
                 raise ConfigError(f"--{name.replace('_', '-')}: expected a finite step size >= 0, got {value!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise ConfigError(f"--seed: expected an integer >= 0, got {self.seed!r}")
+        check_device(self.device, "--device")
         return self
 
 
@@ -136,16 +147,39 @@ def protocol_settings(cfg: Any, method: str, oracle: bool, trained_alpha: float 
     if step_size is None:
         step_size = 0.0 if oracle and steps == 0 else default_step_size(method, cfg.env.id, trained_alpha)
     a = cfg.algo
+    advantage = AdvantageConfig(**{f.name: getattr(a, f.name) for f in fields(AdvantageConfig)})
     return EvalSettings(
-        env_id=cfg.env.id, env_kwargs=dict(cfg.env.kwargs), method=method, num_tasks=num_tasks,
+        env=copy.deepcopy(cfg.env), advantage=advantage, method=method, num_tasks=num_tasks,
         episodes_per_task=episodes, steps=steps, step_size=step_size, later_step_size=later_step_size,
-        seed=seed, discount=a.discount, gae_lambda=a.gae_lambda, baseline_reg=a.baseline_reg,
-        normalize_advantages=a.normalize_advantages, oracle=oracle, device=device, source=source,
+        seed=seed, oracle=oracle, device=device, source=source,
     ).validate()
 
 
+def protocol_differences(settings: dict[str, Any]) -> list[str]:
+    """How a saved evaluation's settings (``results.json["settings"]``) depart from the paper's protocol; [] if not."""
+    env = settings.get("env", {})
+    name = paper_name(env.get("id", ""))
+    if name is None:
+        return []
+    out = []
+    kwargs = dict(env.get("kwargs", {}))
+    if kwargs.get("dynamics", "paper") != "paper" or set(kwargs) - {"dynamics"}:
+        out.append(f"env kwargs {kwargs}")
+    if settings.get("num_tasks") != 40:
+        out.append(f"{settings.get('num_tasks')} test goals (the paper: 40)")
+    if settings.get("episodes_per_task") != PAPER_EPISODES.get(name, 20):
+        out.append(f"{settings.get('episodes_per_task')} episodes per goal (the paper: {PAPER_EPISODES.get(name, 20)})")
+    want_steps = 0 if settings.get("oracle") else PAPER_STEPS.get(name, 3)
+    if settings.get("steps", 0) < want_steps:
+        out.append(f"{settings.get('steps')} adaptation steps (the paper: {want_steps})")
+    later = settings.get("later_step_size")
+    if later is not None and later != settings.get("step_size", 0) / 2:
+        out.append(f"later step size {later} (the paper: half the first)")
+    return out
+
+
 def check_policy_fits(policy: GaussianMLPPolicy, env: Any, env_id: str) -> None:
-    obs, act = env.single_observation_space.shape[0], env.single_action_space.shape[0]
+    obs, act = env_dims(env)
     if (obs, act) != (policy.obs_dim, policy.act_dim):
         raise CheckpointError(
             f"the policy takes observations of size {policy.obs_dim} and gives actions of size {policy.act_dim}, "
@@ -167,11 +201,8 @@ def task_names(env: Any, k: int) -> list[str]:
 
 
 def make_eval_env(settings: EvalSettings) -> Any:
-    from metarl.config import EnvConfig
-    from metarl.environment import make_env
-
-    env_cfg = EnvConfig(id=settings.env_id, kwargs=dict(settings.env_kwargs))
-    return make_env(env_cfg, settings.num_tasks * settings.episodes_per_task, oracle=settings.oracle)
+    """The env of an evaluation: ``num_tasks x episodes_per_task`` slots of the run's env config."""
+    return make_env(settings.env, settings.num_tasks * settings.episodes_per_task, oracle=settings.oracle)
 
 
 def adaptation_curve(policy: GaussianMLPPolicy, params: Params, tasks: np.ndarray, settings: EvalSettings,
@@ -183,8 +214,7 @@ def adaptation_curve(policy: GaussianMLPPolicy, params: Params, tasks: np.ndarra
     env = env if env is not None else make_eval_env(s)
     device = torch.device(s.device)
     sampler = Sampler(env, policy, s.num_tasks, s.episodes_per_task, device, params["w0"].dtype)
-    learner = MAMLTRPO(policy, LinearFeatureBaseline(s.baseline_reg),
-                       MAMLSettings(discount=s.discount, gae_lambda=s.gae_lambda, normalize_advantages=s.normalize_advantages))
+    baseline = LinearFeatureBaseline(s.advantage.baseline_reg)
     generator = torch.Generator().manual_seed(s.seed)
     seeds = np.random.default_rng(s.seed).integers(0, 2**31 - 1, size=s.steps + 1)
     sizes = step_size_schedule(s.step_size, s.steps, s.later_step_size)
@@ -194,8 +224,9 @@ def adaptation_curve(policy: GaussianMLPPolicy, params: Params, tasks: np.ndarra
         batch = sampler.sample(theta, tasks, int(seeds[k]), generator)
         returns[:, k] = batch.average_return().double().cpu().numpy()
         if k < s.steps:
-            data, _ = learner.advantages(batch)
-            theta = {n: v.detach() for n, v in adapt(policy, theta, [data], [sizes[k]], create_graph=False).items()}
+            adv, _ = advantages(batch, s.advantage, baseline)
+            step = AdaptationData(batch, adv)
+            theta = {n: v.detach() for n, v in adapt(policy, theta, [step], [sizes[k]], create_graph=False).items()}
     return returns
 
 
@@ -214,7 +245,7 @@ def resolve_source(source: str) -> str:
 
 
 def load_policy(path: str) -> tuple[GaussianMLPPolicy, Params, dict[str, Any]]:
-    state = load_checkpoint(path)
+    state = load_policy_checkpoint(path)
     cfg = state["config"]
     policy = GaussianMLPPolicy(state["obs_dim"], state["act_dim"], state["hidden_sizes"], cfg["policy"]["init_std"])
     return policy, dict(state["params"]), state
@@ -232,8 +263,10 @@ def summarize(returns: np.ndarray) -> list[dict[str, float]]:
 
 
 def check_output(out_dir: str, overwrite: bool) -> None:
+    """Refuse an output that is a file, cannot be written, or already holds results (unless ``overwrite``)."""
+    out_dir = check_output_dir(out_dir)
     if os.path.exists(os.path.join(out_dir, "results.json")) and not overwrite:
-        raise FileExistsError(
+        raise UsageError(
             f"--output: {out_dir!r} already holds evaluation results; pass --overwrite to replace them or "
             "choose another --output"
         )
@@ -282,8 +315,21 @@ def write_results(out_dir: str, settings: EvalSettings, tasks: np.ndarray, task_
 
 
 def load_results(path: str) -> dict[str, Any]:
+    """An evaluation's results.json (a directory or the file), checked enough to plot; a clear error otherwise."""
     file = os.path.join(path, "results.json") if os.path.isdir(path) else path
     if not os.path.isfile(file):
-        raise FileNotFoundError(f"{path!r}: no results.json; run `metarl evaluate ... --output {path}` first")
-    with open(file) as fh:
-        return json.load(fh)
+        raise UsageError(f"{path!r}: no results.json; run `metarl evaluate ... --output {path}` first")
+    try:
+        with open(file, encoding="utf-8") as fh:
+            data = json.load(fh)
+        settings = data["settings"]
+        env_id = settings["env"]["id"]
+        returns = np.asarray(data["returns"], dtype=np.float64)
+        if returns.ndim != 2 or not isinstance(env_id, str) or not data["summary"]:
+            raise ValueError("unexpected shapes")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UsageError(
+            f"{file!r} is not a readable metarl evaluation ({type(exc).__name__}: {exc}); "
+            "write it again with `metarl evaluate ... --output DIR --overwrite`"
+        ) from None
+    return data

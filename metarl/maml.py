@@ -21,9 +21,9 @@ from torch import Tensor
 
 from metarl import trpo
 from metarl.adaptation import AdaptationData, adapt
-from metarl.baseline import LinearFeatureBaseline, explained_variance
+from metarl.baseline import LinearFeatureBaseline
 from metarl.config import AlgoConfig
-from metarl.episodes import EpisodeBatch, discounted_returns, gae, standardize_per_task
+from metarl.episodes import EpisodeBatch, advantages
 from metarl.policy import GaussianMLPPolicy, Params, flat, gaussian_kl, gaussian_log_prob, unflat
 
 
@@ -40,12 +40,8 @@ class MAMLTRPO:
 
     def advantages(self, batch: EpisodeBatch) -> tuple[AdaptationData, float]:
         """Fit the baseline per task, compute GAE and standardise per task; also the explained variance."""
-        returns = discounted_returns(batch.rewards, batch.mask, self.s.discount)
-        values, _ = self.baseline.fit_predict(batch.obs, returns, batch.mask)
-        adv = gae(batch.rewards, values, batch.mask, self.s.discount, self.s.gae_lambda)
-        if self.s.normalize_advantages:
-            adv = standardize_per_task(adv, batch.mask)
-        return AdaptationData(batch, adv.detach()), explained_variance(values, returns, batch.mask)
+        adv, ev = advantages(batch, self.s, self.baseline)
+        return AdaptationData(batch, adv), ev
 
     def adapt(self, params: Params, inner: Sequence[AdaptationData], create_graph: bool = True) -> Params:
         sizes = [self.s.inner_step_size] * len(inner)

@@ -158,16 +158,25 @@ def train_baseline(kind: str, cfg: Any, output: str, timesteps: int, seed: int, 
     from stable_baselines3 import PPO
 
     from metarl.checkpoint import save_checkpoint
-    from metarl.config import save_config, to_dict
+    from metarl.config import ConfigError, save_config, to_dict
     from metarl.environment import make_env
+    from metarl.errors import UsageError
+    from metarl.rundir import check_output_dir
 
     if kind not in ("pretrained", "oracle"):
-        raise ValueError(f"baseline: expected 'pretrained' or 'oracle', got {kind!r}")
-    if timesteps < 1:
-        raise ValueError(f"--timesteps: expected a positive number of env steps, got {timesteps}")
+        raise ConfigError(f"baseline: expected 'pretrained' or 'oracle', got {kind!r}")
+    for flag, value in (("--timesteps", timesteps), ("--slots", num_slots)):
+        if not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{flag}: expected a positive integer, got {value!r}")
+    if not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"--seed: expected an integer >= 0, got {seed!r}")
+    # every check on the output before any training, so a bad path never wastes a run
+    output = check_output_dir(output)
     ckpt = os.path.join(output, "checkpoints", "best.pt")
     if os.path.exists(ckpt) and not overwrite:
-        raise FileExistsError(f"--output: {output!r} already holds a trained baseline; pass --overwrite or choose another --output")
+        raise UsageError(f"--output: {output!r} already holds a trained baseline; pass --overwrite or choose another --output")
+    if os.path.isdir(output) and os.listdir(output) and not os.path.exists(ckpt):
+        raise UsageError(f"--output: {output!r} already holds other files; choose a new or empty directory")
     env = make_env(cfg.env, num_slots)
     vec = SB3TaskVecEnv(env, oracle=kind == "oracle", seed=seed)
     horizon = env.horizon

@@ -21,23 +21,25 @@ counters), so ``--resume`` continues exactly where an interrupted run would have
 from __future__ import annotations
 
 import os
-import shutil
 import signal
+import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from metarl.baseline import LinearFeatureBaseline
-from metarl.checkpoint import CheckpointError, check_compatible, load_checkpoint, save_checkpoint
-from metarl.config import ConfigError, TrainConfig, from_dict, save_config, to_dict
-from metarl.environment import make_env
+from metarl.checkpoint import CheckpointError, check_compatible, load_policy_checkpoint, save_checkpoint
+from metarl.config import ConfigError, TrainConfig, check_device, from_dict, read_config_file, save_config, to_dict
+from metarl.environment import env_dims, make_env
+from metarl.errors import RunError, os_error_message
 from metarl.logger import RunLogger
 from metarl.maml import MAMLTRPO
 from metarl.policy import GaussianMLPPolicy, Params
+from metarl.rundir import RunDirectory
 from metarl.sampler import Sampler
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -50,6 +52,7 @@ class TrainingInterrupted(Exception):
 
 
 def resolve_device(name: str) -> torch.device:
+    check_device(name, "config field 'device'")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"config field 'device': {name!r} requested but CUDA is not available here; use --device cpu")
     return torch.device(name)
@@ -68,41 +71,131 @@ class RunState:
     best_iteration: int
 
 
-def saved_run(run_dir: str) -> tuple[TrainConfig, dict]:
-    """The saved config and ``latest.pt`` state of a run directory, or a clear error."""
-    if not os.path.isdir(run_dir):
-        raise CheckpointError(f"--resume: run directory {os.path.abspath(run_dir)!r} does not exist; start a new run without --resume")
-    saved = load_checkpoint(os.path.join(run_dir, "checkpoints", "latest.pt"))
-    return from_dict(saved["config"]).validate(), saved
+# fields a resumed run may change; everything else must match the run's saved config
+RESUMABLE_FIELDS = ("iterations", "device", "progress_bar")
+
+
+def saved_run(run_dir: str, run_id: str = "") -> tuple[TrainConfig, dict | None]:
+    """The saved config of a run directory and its ``latest.pt`` state (None if the run has none yet).
+
+    Refuses a checkpoint that belongs to another run (another run id, env, network or config).
+    """
+    config_path = os.path.join(run_dir, "config.yaml")
+    latest = os.path.join(run_dir, "checkpoints", "latest.pt")
+    saved = load_policy_checkpoint(latest) if os.path.isfile(latest) else None
+    if os.path.isfile(config_path):
+        cfg = from_dict(read_config_file(config_path)).validate()
+    elif saved is not None:
+        cfg = from_dict(saved["config"]).validate()
+    else:
+        raise CheckpointError(
+            f"--resume: {run_dir!r} holds neither config.yaml nor checkpoints/latest.pt; there is nothing to resume"
+        )
+    if saved is None:
+        return cfg, None
+    if run_id and saved.get("run_id") and saved["run_id"] != run_id:
+        raise CheckpointError(
+            f"--resume: checkpoints/latest.pt in {run_dir!r} was written by another run (run id {saved['run_id']}, "
+            f"this directory's is {run_id}; its env is {saved.get('env_id')!r}); put back this run's checkpoint "
+            "(an iter_*.pt of this run copied to latest.pt) or start a new --output"
+        )
+    mine, theirs = to_dict(cfg), saved.get("config", {})
+    differ = [k for k in _flat_keys(mine) if k.split(".")[0] not in RESUMABLE_FIELDS
+              and _get(mine, k) != _get(theirs, k)]
+    if differ:
+        shown = ", ".join(f"{k}: config.yaml {_get(mine, k)!r} vs checkpoint {_get(theirs, k)!r}" for k in differ[:4])
+        raise CheckpointError(
+            f"--resume: checkpoints/latest.pt in {run_dir!r} does not belong to this run's config ({shown}); "
+            "restore the run's own config.yaml and checkpoint, or start a new --output"
+        )
+    check_compatible(saved, saved["obs_dim"], saved["act_dim"], cfg.policy.hidden_sizes, cfg.env.id)
+    return cfg, saved
+
+
+def _flat_keys(d: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for k, v in d.items():
+        keys.extend(_flat_keys(v, f"{prefix}{k}.") if isinstance(v, dict) and k != "kwargs" else [f"{prefix}{k}"])
+    return keys
+
+
+def _get(d: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        if not isinstance(d, dict) or part not in d:
+            return None
+        d = d[part]
+    return d
 
 
 class Trainer:
-    """Runs MAML-TRPO for ``cfg.iterations`` meta-iterations into ``run_dir``; see the module docstring."""
+    """Runs MAML-TRPO for ``cfg.iterations`` meta-iterations into ``run_dir``; see the module docstring.
 
-    def __init__(self, cfg: TrainConfig, run_dir: str, resume: bool = False, overwrite: bool = False) -> None:
+    A new run (``resume=False``) needs an empty or missing ``run_dir`` (or ``overwrite`` for an earlier
+    metarl run).  ``resume=True`` continues the run in ``run_dir`` with its saved config; only
+    ``iterations``, ``device`` and ``progress_bar`` may change (from the keyword arguments, or from
+    ``cfg`` when given).  The run directory is locked from construction until :meth:`train` returns
+    or :meth:`close` is called.
+    """
+
+    def __init__(self, cfg: TrainConfig | None, run_dir: str, resume: bool = False, overwrite: bool = False, *,
+                 iterations: int | None = None, device: str | None = None, progress_bar: bool | None = None) -> None:
         self.run_dir = os.path.abspath(run_dir)
         self.ckpt_dir = os.path.join(self.run_dir, "checkpoints")
+        self.rundir: RunDirectory | None = None
         saved: dict | None = None
         if resume:
-            saved_cfg, saved = saved_run(self.run_dir)
-            # only the length of the run and the device may change on resume
-            saved_cfg.iterations, saved_cfg.device = cfg.iterations, cfg.device
-            saved_cfg.progress_bar = cfg.progress_bar
-            cfg = saved_cfg
-        elif os.path.exists(self.run_dir) and os.listdir(self.run_dir):
-            if not overwrite:
-                raise FileExistsError(
-                    f"--output: run directory {self.run_dir!r} already holds a run; pass --resume to continue it, "
-                    "--overwrite to delete and replace it, or choose another --output"
-                )
-            shutil.rmtree(self.run_dir)
-        self.cfg = cfg.validate()
+            if overwrite:
+                raise ConfigError("--overwrite: cannot be combined with --resume (resume continues the run, overwrite deletes it)")
+            self.rundir = RunDirectory.open_existing(self.run_dir)
+            try:
+                cfg, saved = self._resumed_config(cfg, iterations, device, progress_bar)
+            except BaseException:
+                self.close()
+                raise
+        else:
+            if cfg is None:
+                raise ConfigError("--config: required for a new run (e.g. experiments/configs/navigation2d_smoke.yaml)")
+            for name, value in (("iterations", iterations), ("device", device), ("progress_bar", progress_bar)):
+                if value is not None:
+                    setattr(cfg, name, value)
+            RunDirectory.check_new(self.run_dir, overwrite)
+        try:
+            self._build(cfg.validate(), saved)
+            if self.rundir is None:
+                self.rundir = RunDirectory.create(self.run_dir, overwrite=overwrite)
+            self._write(lambda: save_config(self.cfg, os.path.join(self.run_dir, "config.yaml")), "config.yaml")
+            self._write(lambda: os.makedirs(self.ckpt_dir, exist_ok=True), "checkpoints/")
+        except BaseException:
+            self.close()
+            raise
+
+    def _resumed_config(self, cfg: TrainConfig | None, iterations: int | None, device: str | None,
+                        progress_bar: bool | None) -> tuple[TrainConfig, dict | None]:
+        assert self.rundir is not None
+        saved_cfg, saved = saved_run(self.run_dir, self.rundir.run_id)
+        done = saved["iteration"] if saved is not None else 0
+        requested = iterations if iterations is not None else (cfg.iterations if cfg is not None else None)
+        if requested is not None and requested != saved_cfg.iterations and requested <= done:
+            raise ConfigError(
+                f"--iterations: the run in {self.run_dir!r} has already done {done} iterations, so "
+                f"--iterations {requested} would not extend it; pass a number above {done}, or leave --iterations out "
+                f"to finish its {saved_cfg.iterations}. Nothing was changed."
+            )
+        if requested is not None:
+            saved_cfg.iterations = requested
+        if device is not None or cfg is not None:
+            saved_cfg.device = device if device is not None else cfg.device  # type: ignore[union-attr]
+        if progress_bar is not None or cfg is not None:
+            saved_cfg.progress_bar = progress_bar if progress_bar is not None else cfg.progress_bar  # type: ignore[union-attr]
+        return saved_cfg, saved
+
+    def _build(self, cfg: TrainConfig, saved: dict | None) -> None:
+        self.cfg = cfg
         self.device = resolve_device(cfg.device)
         self.dtype = DTYPES[cfg.dtype]
         a = cfg.algo
         self.env = make_env(cfg.env, a.num_tasks * a.episodes_per_task)
-        obs_dim = self.env.single_observation_space.shape[0]
-        act_dim = self.env.single_action_space.shape[0]
+        obs_dim, act_dim = env_dims(self.env)
         self.policy = GaussianMLPPolicy(obs_dim, act_dim, cfg.policy.hidden_sizes, cfg.policy.init_std)
         self.maml = MAMLTRPO(self.policy, LinearFeatureBaseline(a.baseline_reg), a)
         self.sampler = Sampler(self.env, self.policy, a.num_tasks, a.episodes_per_task, self.device, self.dtype)
@@ -118,11 +211,22 @@ class Trainer:
             params = {k: v.to(self.device) for k, v in self.policy.init_params(self.generator, self.dtype).items()}
             rng = np.random.default_rng(cfg.seed)
             self.state = RunState(0, params, dict(rng.bit_generator.state), self.generator.get_state(), 0, -float("inf"), -1)
-        os.makedirs(self.ckpt_dir, exist_ok=True)
-        save_config(self.cfg, os.path.join(self.run_dir, "config.yaml"))
         self._critical = False
         self._pending_signal: int | None = None
         self._eval: tuple[Any, Any, np.ndarray] | None = None
+
+    def _write(self, action: Callable[[], Any], what: str) -> Any:
+        """Run a write into the run directory; a disk or permission failure becomes one clear RunError."""
+        try:
+            return action()
+        except OSError as exc:
+            raise RunError(os_error_message(exc, f"{what} in {self.run_dir}",
+                                            f"`metarl train --output {self.run_dir} --resume`")) from None
+
+    def close(self) -> None:
+        """Release the run directory's lock (also done when :meth:`train` returns)."""
+        if self.rundir is not None:
+            self.rundir.release()
 
     # ---- one meta-iteration --------------------------------------------------------------------
     def iterate(self, state: RunState) -> tuple[RunState, dict[str, float]]:
@@ -203,9 +307,19 @@ class Trainer:
 
     # ---- the run ---------------------------------------------------------------------------------
     def train(self) -> RunState:
-        """Run until ``cfg.iterations``; on SIGINT/SIGTERM save and raise :class:`TrainingInterrupted`."""
-        logger = RunLogger(self.run_dir, start_iteration=self.state.iteration)
-        handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        """Run until ``cfg.iterations``; on SIGINT/SIGTERM save and raise :class:`TrainingInterrupted`.
+
+        The run directory's lock is released when this returns or raises.
+        """
+        try:
+            return self._train()
+        finally:
+            self.close()
+
+    def _train(self) -> RunState:
+        logger = self._write(lambda: RunLogger(self.run_dir, start_iteration=self.state.iteration), "progress.csv")
+        main_thread = threading.current_thread() is threading.main_thread()
+        handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)} if main_thread else {}
         for s in handlers:
             signal.signal(s, self._on_signal)
         bar = tqdm(total=self.cfg.iterations, initial=self.state.iteration, disable=not self.cfg.progress_bar,
@@ -215,16 +329,16 @@ class Trainer:
                 nxt, scalars = self.iterate(self.state)
                 scalars.update(self._eval_columns(nxt))
                 with self._critical_section():
-                    logger.log(self.state.iteration, scalars)
+                    self._write(lambda: logger.log(self.state.iteration, scalars), "progress.csv")
                     best = self.state.params if nxt.best_iteration == self.state.iteration else None
-                    self._save(nxt, best_params=best)
+                    self._write(lambda: self._save(nxt, best_params=best), "checkpoints")
                     self.state = nxt
                 bar.update(1)
                 bar.set_postfix(pre=f"{scalars['return/pre_adaptation']:.1f}",
                                 post=f"{scalars['return/post_adaptation']:.1f}")
         except TrainingInterrupted:
             with self._critical_section():
-                self._save(self.state)
+                self._write(lambda: self._save(self.state), "checkpoints")
             raise
         finally:
             bar.close()
@@ -253,6 +367,8 @@ class Trainer:
             "obs_dim": self.policy.obs_dim,
             "act_dim": self.policy.act_dim,
             "hidden_sizes": list(self.policy.hidden_sizes),
+            "run_id": self.rundir.run_id if self.rundir is not None else "",
+            "method": "maml",
         }
         save_checkpoint(os.path.join(self.ckpt_dir, "latest.pt"), payload)
         if state.iteration % self.cfg.checkpoint_every == 0:

@@ -13,7 +13,8 @@ import torch
 
 from metarl import evaluation as ev
 from metarl import plotting
-from metarl.config import ConfigError, load_config
+from metarl.config import ConfigError, EnvConfig, load_config
+from metarl.errors import UsageError
 from metarl.policy import GaussianMLPPolicy
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
@@ -55,7 +56,7 @@ def test_step_size_schedule_and_paper_defaults():
 
 
 def tiny_settings(**kw):
-    base = dict(env_id="metarl/Navigation2D-v0", env_kwargs={"horizon": 10}, num_tasks=3, episodes_per_task=2,
+    base = dict(env=EnvConfig("metarl/Navigation2D-v0", {"horizon": 10}), num_tasks=3, episodes_per_task=2,
                 steps=2, step_size=0.5)
     base.update(kw)
     return ev.EvalSettings(**base)
@@ -97,7 +98,7 @@ def test_each_step_samples_a_fresh_batch_and_adapts_with_the_schedule(monkeypatc
 def test_adaptation_improves_a_random_policy_on_navigation():
     policy = GaussianMLPPolicy(2, 2, (32, 32))
     params = policy.init_params(torch.Generator().manual_seed(1))
-    s = ev.EvalSettings(env_id="metarl/Navigation2D-v0", num_tasks=8, episodes_per_task=20, steps=3, step_size=0.5)
+    s = ev.EvalSettings(env=EnvConfig("metarl/Navigation2D-v0"), num_tasks=8, episodes_per_task=20, steps=3, step_size=0.5)
     curve = ev.adaptation_curve(policy, params, ev.paper_test_tasks(s.env_id, 8), s)
     assert curve[:, -1].mean() > curve[:, 0].mean()
 
@@ -126,7 +127,7 @@ def test_results_files_and_refusal_to_overwrite(tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "e" / "per_goal.csv")))
     assert len(rows) == 9 and rows[0]["goal_x"] == f"{tasks[0, 0]:.6f}"
     before = (tmp_path / "e" / "results.json").read_bytes()
-    with pytest.raises(FileExistsError, match="--overwrite"):
+    with pytest.raises(UsageError, match="--overwrite"):
         ev.write_results(str(tmp_path / "e"), s, tasks, ["goal_x", "goal_y"], returns * 2)
     assert (tmp_path / "e" / "results.json").read_bytes() == before
 
@@ -184,6 +185,6 @@ def test_checkpoint_of_another_observation_space_is_refused(tmp_path):
     from metarl.checkpoint import CheckpointError
 
     policy, params, state = ev.load_policy(ev.resolve_source(str(run)))
-    env = ev.make_eval_env(ev.EvalSettings(env_id="metarl/HalfCheetahVel-v0", num_tasks=1, episodes_per_task=1))
+    env = ev.make_eval_env(ev.EvalSettings(env=EnvConfig("metarl/HalfCheetahVel-v0"), num_tasks=1, episodes_per_task=1))
     with pytest.raises(CheckpointError, match="size 2.*has 20"):
         ev.check_policy_fits(policy, env, "metarl/HalfCheetahVel-v0")

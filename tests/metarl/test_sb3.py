@@ -10,7 +10,8 @@ from stable_baselines3.common.vec_env import VecCheckNan
 
 from metarl import envs  # noqa: F401  (registers the ids)
 from metarl import evaluation as ev
-from metarl.config import load_config
+from metarl.config import EnvConfig, load_config
+from metarl.errors import UsageError
 from metarl.policy import GaussianMLPPolicy
 from metarl.sb3 import SB3TaskVecEnv, policy_kwargs, sb3_policy_params, train_baseline
 
@@ -71,7 +72,7 @@ def test_ppo_trains_a_few_hundred_steps_and_converts_exactly():
         np.testing.assert_allclose(policy.mean(params, obs).numpy(), dist.distribution.mean.double().numpy(), atol=1e-5)
         np.testing.assert_allclose(params["log_std"].numpy(), model.policy.log_std.double().numpy())
     # and the inner loop adapts it
-    s = ev.EvalSettings(env_id="metarl/Navigation2D-v0", env_kwargs={"horizon": 25}, num_tasks=3, episodes_per_task=4,
+    s = ev.EvalSettings(env=EnvConfig("metarl/Navigation2D-v0", {"horizon": 25}), num_tasks=3, episodes_per_task=4,
                         steps=1, step_size=0.2)
     curve = ev.adaptation_curve(policy, {k: v.float() for k, v in params.items()}, ev.paper_test_tasks(s.env_id, 3), s)
     assert curve.shape == (3, 2) and np.isfinite(curve).all()
@@ -92,11 +93,11 @@ def test_baseline_command_writes_an_evaluable_checkpoint(tmp_path, kind):
     policy, params, saved = ev.load_policy(ev.resolve_source(str(tmp_path / kind)))
     assert saved["method"] == kind and saved["obs_dim"] == (4 if kind == "oracle" else 2)
     settings = ev.protocol_settings(cfg, kind, kind == "oracle", None, num_tasks=3, episodes=2)
-    settings.env_kwargs = {"horizon": 20}
+    settings.env.kwargs = {"horizon": 20}
     assert settings.steps == (0 if kind == "oracle" else 4) and settings.step_size == (0.0 if kind == "oracle" else 0.2)
     env = ev.make_eval_env(settings)
     ev.check_policy_fits(policy, env, settings.env_id)
     curve = ev.adaptation_curve(policy, params, ev.evaluation_tasks(env, settings), settings, env=env)
     assert np.isfinite(curve).all()
-    with pytest.raises(FileExistsError, match="--overwrite"):
+    with pytest.raises(UsageError, match="--overwrite"):
         train_baseline(kind, cfg, str(tmp_path / kind), timesteps=200, seed=0, num_slots=4, progress=lambda m: None)

@@ -14,6 +14,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from metarl import checkpoint as ckpt
 from metarl.checkpoint import CheckpointError, load_checkpoint
 from metarl.config import load_config
+from metarl.rundir import RunDirError
 from metarl.trainer import Trainer
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
@@ -83,7 +84,7 @@ def test_resume_matches_an_uninterrupted_run(tmp_path):
 def test_refuses_to_overwrite_a_run_unless_asked(tmp_path):
     run(tmp_path, "r", overrides=["iterations=1"])
     before = (tmp_path / "r" / "checkpoints" / "latest.pt").read_bytes()
-    with pytest.raises(FileExistsError, match="--resume.*--overwrite"):
+    with pytest.raises(RunDirError, match="--resume.*--overwrite"):
         run(tmp_path, "r", overrides=["iterations=1"])
     assert (tmp_path / "r" / "checkpoints" / "latest.pt").read_bytes() == before
     run(tmp_path, "r", overrides=["iterations=1"], overwrite=True)
@@ -127,7 +128,7 @@ def test_corrupted_and_mismatched_checkpoints_give_clear_errors(tmp_path):
 
 
 def test_resume_without_a_run_is_an_error(tmp_path):
-    with pytest.raises(CheckpointError, match="does not exist"):
+    with pytest.raises(RunDirError, match="does not exist"):
         run(tmp_path, "nothing", resume=True)
 
 

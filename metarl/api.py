@@ -1,0 +1,321 @@
+"""metarl from Python: train a meta-policy, evaluate it, load it, adapt it to a task and act with it.
+
+The command line is built on these functions, so a script and ``metarl train`` / ``metarl evaluate``
+do the same thing::
+
+    import metarl
+
+    run = metarl.train("experiments/configs/navigation2d.yaml", "runs/nav", seed=1)
+    curve = metarl.evaluate(run.path)                      # the paper's protocol; nothing written
+    print(curve.mean, curve.sem)                           # per adaptation step
+
+    run = metarl.load_run("runs/nav")                      # best.pt by default
+    goals = np.array([[0.3, -0.2]])
+    adapted = run.adapt(goals, steps=1)                    # one parameter set per goal
+    env = run.make_env(1)
+    env.set_tasks(goals)
+    obs, _ = env.reset(seed=0)
+    action = run.act(obs, adapted)                         # the adapted policy's mean action
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from metarl import evaluation as ev
+from metarl.adaptation import AdaptationData, adapt
+from metarl.baseline import LinearFeatureBaseline
+from metarl.config import ConfigError, TrainConfig, apply_overrides, from_dict, load_config, to_dict
+from metarl.environment import make_env
+from metarl.episodes import advantages
+from metarl.policy import GaussianMLPPolicy, Params
+from metarl.sampler import Sampler
+from metarl.trainer import Trainer
+
+__all__ = ["AdaptationCurve", "Run", "evaluate", "load_run", "train"]
+
+
+def _config_of(config: str | os.PathLike | TrainConfig | Mapping[str, Any],
+               overrides: Sequence[str] | Mapping[str, Any] | None) -> TrainConfig:
+    if isinstance(config, TrainConfig):
+        data = apply_overrides(to_dict(config), overrides or [])
+        return from_dict(data).validate()
+    if isinstance(config, Mapping):
+        return from_dict(apply_overrides(dict(config), overrides or [])).validate()
+    if isinstance(config, (str, os.PathLike)):
+        return load_config(config, overrides)
+    raise ConfigError(f"config: expected a YAML path, a TrainConfig or a mapping, got {type(config).__name__}")
+
+
+def train(config: str | os.PathLike | TrainConfig | Mapping[str, Any] | None, output: str | os.PathLike, *,
+          seed: int | None = None, device: str | None = None, iterations: int | None = None, resume: bool = False,
+          overwrite: bool = False, overrides: Sequence[str] | Mapping[str, Any] | None = None,
+          progress: bool | None = None) -> "Run":
+    """Meta-train into the run directory ``output`` and return the trained :class:`Run` (its best parameters).
+
+    Args:
+        config: a YAML config path, a :class:`~metarl.config.TrainConfig` or a mapping of fields; ``None``
+            with ``resume=True`` (a resumed run keeps its saved config).
+        output: the run directory (``config.yaml``, ``progress.csv``, ``tensorboard/``, ``checkpoints/``).
+        seed, device, iterations: override the config's fields.  On resume only ``iterations`` (to extend
+            the run) and ``device`` may be given.
+        resume: continue the run in ``output`` exactly where it stopped.
+        overwrite: replace an earlier metarl run in ``output`` (never a directory metarl did not create).
+        overrides: dotted fields, ``{"algo.max_kl": 0.02}`` or ``["algo.max_kl=0.02"]`` (as ``--set``).
+        progress: show a progress bar (default: the config's ``progress_bar``).
+
+    SIGINT/SIGTERM save a checkpoint and raise :class:`metarl.trainer.TrainingInterrupted`; continue with
+    ``train(None, output, resume=True)``.
+    """
+    output = os.fspath(output)
+    if resume:
+        if config is not None or overrides or seed is not None or overwrite:
+            raise ConfigError(
+                "--resume continues the run with its saved config; only --iterations, --device and --no-progress "
+                "may be given with it (drop --config/--set/--seed/--overwrite, or start a new --output)"
+            )
+        trainer = Trainer(None, output, resume=True, iterations=iterations, device=device, progress_bar=progress)
+    else:
+        if config is None:
+            raise ConfigError("--config: required for a new run (e.g. experiments/configs/navigation2d_smoke.yaml)")
+        extra: dict[str, Any] = {}
+        if seed is not None:
+            extra["seed"] = seed
+        if device is not None:
+            extra["device"] = device
+        if iterations is not None:
+            extra["iterations"] = iterations
+        if progress is not None:
+            extra["progress_bar"] = progress
+        cfg = _config_of(config, overrides)
+        if extra:
+            cfg = _config_of(cfg, extra)
+        trainer = Trainer(cfg, output, overwrite=overwrite)
+    trainer.train()
+    return load_run(output)
+
+
+# ---- a trained (or fresh) meta-policy ----------------------------------------------------------------------
+class Run:
+    """A meta-policy with its config: loaded from a run directory or checkpoint, or freshly initialised.
+
+    Attributes:
+        path: the run directory (or None for :meth:`random`).
+        checkpoint: the checkpoint file the parameters come from.
+        config: the run's :class:`~metarl.config.TrainConfig`.
+        policy: the network (functional: parameters are passed to it).
+        params: the meta-parameters ``{name: tensor}`` (shared by all tasks).
+        iteration: the meta-iteration the parameters are from.
+        method: ``maml``, ``pretrained``, ``oracle`` or ``random``.
+    """
+
+    def __init__(self, config: TrainConfig, policy: GaussianMLPPolicy, params: Params, *, path: str | None = None,
+                 checkpoint: str | None = None, iteration: int = 0, method: str = "maml", oracle: bool = False) -> None:
+        self.config, self.policy, self.params = config, policy, params
+        self.path, self.checkpoint, self.iteration = path, checkpoint, iteration
+        self.method, self.oracle = method, oracle
+        self._envs: dict[int, Any] = {}
+
+    @classmethod
+    def random(cls, config: str | os.PathLike | TrainConfig, seed: int = 0) -> "Run":
+        """A freshly initialised policy for ``config``'s env and network (the paper's "random" comparison)."""
+        cfg = _config_of(config, None)
+        env = make_env(cfg.env, 1)
+        policy = GaussianMLPPolicy(env.single_observation_space.shape[0], env.single_action_space.shape[0],
+                                   cfg.policy.hidden_sizes, cfg.policy.init_std)
+        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+            raise ConfigError(f"--seed: expected an integer >= 0, got {seed!r}")
+        params = policy.init_params(torch.Generator().manual_seed(seed))
+        run = cls(cfg, policy, params, method="random", checkpoint="random initialisation")
+        run._envs[1] = env
+        return run
+
+    def __repr__(self) -> str:
+        return (f"Run({self.config.env.id}, method={self.method}, iteration={self.iteration}, "
+                f"path={self.path!r})")
+
+    # ---- envs ---------------------------------------------------------------------------------------
+    def make_env(self, num_envs: int) -> Any:
+        """A task vector env of this run's env config with ``num_envs`` slots (the task appended for an oracle)."""
+        return make_env(self.config.env, num_envs, oracle=self.oracle)
+
+    def _env(self, num_envs: int) -> Any:
+        if num_envs not in self._envs:
+            self._envs[num_envs] = self.make_env(num_envs)
+        return self._envs[num_envs]
+
+    # ---- adapting and acting --------------------------------------------------------------------------
+    def adapt(self, tasks: np.ndarray, steps: int = 1, episodes: int | None = None,
+              step_size: float | Sequence[float] | None = None, seed: int = 0, params: Params | None = None) -> Params:
+        """Adapted parameters, one set per task (``{name: [T, ...]}``), after ``steps`` inner steps.
+
+        Each step samples ``episodes`` episodes of every task (default: the config's
+        ``algo.episodes_per_task``) with the current parameters and takes the inner policy-gradient step
+        the trainer takes: the same advantages and the same step, with ``step_size`` (default: the
+        trained ``algo.inner_step_size`` for every step; a list gives one per step).  ``seed`` seeds the
+        episodes, so the same call gives the same parameters.
+        """
+        tasks = np.asarray(tasks, dtype=np.float64)
+        if tasks.ndim == 1:
+            tasks = tasks[None]
+        if tasks.ndim != 2:
+            raise ConfigError(f"tasks: expected an array [T, k] of task vectors, got shape {tasks.shape}")
+        if not isinstance(steps, int) or steps < 1:
+            raise ConfigError(f"steps: expected a positive number of adaptation steps, got {steps!r}")
+        a = self.config.algo
+        episodes = a.episodes_per_task if episodes is None else episodes
+        if not isinstance(episodes, int) or episodes < 1:
+            raise ConfigError(f"episodes: expected a positive integer, got {episodes!r}")
+        sizes = [a.inner_step_size] * steps if step_size is None else (
+            [float(step_size)] * steps if isinstance(step_size, (int, float)) else [float(x) for x in step_size])
+        if len(sizes) != steps:
+            raise ConfigError(f"step_size: got {len(sizes)} step sizes for {steps} steps")
+        num_tasks = tasks.shape[0]
+        env = self._env(num_tasks * episodes)
+        theta = {k: v.detach() for k, v in (self.params if params is None else params).items()}
+        sampler = Sampler(env, self.policy, num_tasks, episodes, "cpu", theta["w0"].dtype)
+        generator = torch.Generator().manual_seed(seed)
+        seeds = np.random.default_rng(seed).integers(0, 2**31 - 1, size=steps)
+        baseline = LinearFeatureBaseline(a.baseline_reg)
+        for k in range(steps):
+            batch = sampler.sample(theta, tasks, int(seeds[k]), generator)
+            adv, _ = advantages(batch, a, baseline)
+            theta = {n: v.detach() for n, v in
+                     adapt(self.policy, theta, [AdaptationData(batch, adv)], [sizes[k]], create_graph=False).items()}
+        return theta
+
+    def act(self, obs: np.ndarray, params: Params | None = None, deterministic: bool = True,
+            generator: torch.Generator | None = None) -> np.ndarray:
+        """Actions for observations: the policy's mean (``deterministic``) or a Gaussian sample.
+
+        With the meta-parameters (``params=None``) ``obs`` is ``[obs_dim]`` or ``[N, obs_dim]``.  With
+        adapted parameters from :meth:`adapt` (one set per task) ``obs`` is ``[T, obs_dim]`` (one
+        observation per task) or ``[T, N, obs_dim]``.  Actions are the raw policy outputs; the envs clip
+        them to their action space.
+        """
+        theta = self.params if params is None else params
+        batched = theta["w0"].dim() == 3
+        x = torch.as_tensor(np.asarray(obs), dtype=theta["w0"].dtype)
+        squeeze: tuple[int, ...] = ()
+        if batched:
+            if x.dim() == 2:
+                x, squeeze = x.unsqueeze(1), (1,)
+            if x.dim() != 3 or x.shape[0] != theta["w0"].shape[0]:
+                raise ConfigError(
+                    f"obs: adapted parameters hold {theta['w0'].shape[0]} policies; expected observations "
+                    f"[{theta['w0'].shape[0]}, obs_dim] or [{theta['w0'].shape[0]}, N, obs_dim], got {tuple(x.shape)}"
+                )
+        elif x.dim() == 1:
+            x, squeeze = x.unsqueeze(0), (0,)
+        if x.shape[-1] != self.policy.obs_dim:
+            raise ConfigError(f"obs: expected {self.policy.obs_dim} values per observation, got {x.shape[-1]}")
+        with torch.no_grad():
+            if deterministic:
+                out = self.policy.mean(theta, x)
+            else:
+                noise = torch.randn(*x.shape[:-1], self.policy.act_dim, generator=generator, dtype=x.dtype)
+                out = self.policy.sample(theta, x, noise)
+        for dim in squeeze:
+            out = out.squeeze(dim)
+        return out.numpy()
+
+    @staticmethod
+    def select(params: Params, task: int) -> Params:
+        """Task ``task``'s parameters out of a task-batched set (from :meth:`adapt`), as a shared set."""
+        return {k: v[task] for k, v in params.items()}
+
+
+def load_run(path: str | os.PathLike, checkpoint: str | int = "best") -> Run:
+    """The meta-policy of a run directory (``checkpoint``: ``best``, ``latest`` or an iteration number) or of a checkpoint file."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        if isinstance(checkpoint, int) and not isinstance(checkpoint, bool):
+            name = f"iter_{checkpoint:06d}.pt"
+        elif checkpoint in ("best", "latest"):
+            name = f"{checkpoint}.pt"
+        else:
+            raise ConfigError(f"checkpoint: expected 'best', 'latest' or an iteration number, got {checkpoint!r}")
+        file = os.path.join(path, "checkpoints", name)
+        if checkpoint == "best" and not os.path.isfile(file):
+            file = ev.resolve_source(path)
+        run_dir: str | None = os.path.abspath(path)
+    else:
+        file = ev.resolve_source(path)
+        run_dir = None
+    policy, params, state = ev.load_policy(file)
+    try:
+        cfg = from_dict(copy.deepcopy(state["config"])).validate()
+    except (KeyError, ConfigError) as exc:
+        raise ev.CheckpointError(f"checkpoint {file!r} carries no valid config ({exc}); use a checkpoint written by metarl") from None
+    return Run(cfg, policy, params, path=run_dir, checkpoint=os.path.abspath(file), iteration=int(state.get("iteration", 0)),
+               method=str(state.get("method", "maml")), oracle=bool(state.get("oracle", False)))
+
+
+# ---- adaptation curves ----------------------------------------------------------------------------------------
+@dataclass
+class AdaptationCurve:
+    """Average returns per test goal after 0..K adaptation steps, with the settings that produced them."""
+
+    returns: np.ndarray  # [goals, K + 1]
+    tasks: np.ndarray  # [goals, k]
+    task_names: list[str]
+    settings: ev.EvalSettings
+    files: str | None = field(default=None)
+
+    @property
+    def mean(self) -> np.ndarray:
+        """Mean return over goals per adaptation step ``[K + 1]``."""
+        return self.returns.mean(axis=0)
+
+    @property
+    def sem(self) -> np.ndarray:
+        """Standard error of the mean over goals per adaptation step ``[K + 1]``."""
+        n = self.returns.shape[0]
+        if n < 2:
+            return np.full(self.returns.shape[1], np.nan)
+        return self.returns.std(axis=0, ddof=1) / np.sqrt(n)
+
+    def summary(self) -> list[dict[str, float]]:
+        return ev.summarize(self.returns)
+
+    def write(self, output: str, overwrite: bool = False) -> dict[str, Any]:
+        """per_goal.csv, summary.csv, results.json, curve.png and TensorBoard events in ``output``."""
+        result = ev.write_results(output, self.settings, self.tasks, self.task_names, self.returns, overwrite=overwrite)
+        self.files = os.path.abspath(output)
+        return result
+
+
+def evaluate(source: str | os.PathLike | Run, *, output: str | os.PathLike | None = None, overwrite: bool = False,
+             steps: int | None = None, tasks: int = 40, episodes: int | None = None, step_size: float | None = None,
+             later_step_size: float | None = None, seed: int = 0, device: str = "cpu") -> AdaptationCurve:
+    """The adaptation curve of a run directory, a checkpoint file or a :class:`Run` (the paper's protocol by default).
+
+    For each test goal (the paper's 40 seeded goals for its tasks): sample a batch, record its average
+    return, take a policy-gradient step (``step_size``, then ``later_step_size``, by default half of
+    it), sample a fresh batch, and so on for ``steps`` steps.  Defaults per task and method are the
+    paper's (3 steps, 4 for Navigation2D; 20 episodes, 40 for AntDir and Navigation2D; the trained step
+    size for MAML).  Files are written only when ``output`` is given (checked before any work).
+    """
+    run = source if isinstance(source, Run) else load_run(source)
+    if output is not None:
+        ev.check_output(os.fspath(output), overwrite)
+    alpha = run.config.algo.inner_step_size if run.method == "maml" else None
+    settings = ev.protocol_settings(run.config, run.method, run.oracle, alpha, steps=steps, episodes=episodes,
+                                    step_size=step_size, later_step_size=later_step_size, num_tasks=tasks, seed=seed,
+                                    device=device, source=run.checkpoint or "")
+    if settings.device != "cpu" and not torch.cuda.is_available():
+        raise ConfigError(f"--device: {settings.device!r} requested but CUDA is not available here; use --device cpu")
+    env = ev.make_eval_env(settings)
+    ev.check_policy_fits(run.policy, env, settings.env_id)
+    goals = ev.evaluation_tasks(env, settings)
+    returns = ev.adaptation_curve(run.policy, run.params, goals, settings, env=env)
+    curve = AdaptationCurve(returns, goals, ev.task_names(env, goals.shape[1]), settings)
+    if output is not None:
+        curve.write(os.fspath(output), overwrite=overwrite)
+    return curve

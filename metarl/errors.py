@@ -1,0 +1,30 @@
+"""The two kinds of error a user meets, so that every entry point reports them the same way.
+
+:class:`UsageError`: the input is wrong (a config value, a flag, a path that is a file, a checkpoint that
+does not fit); fixing the command fixes it.  The command line exits with status 2.
+
+:class:`RunError`: the input was fine but the run could not go on (the disk is full, a directory is not
+writable, another process holds the run).  The command line exits with status 1.
+
+Both carry one message that names what is wrong, the value and what to do next.
+"""
+
+from __future__ import annotations
+
+
+class UsageError(ValueError):
+    """Bad input: a field, flag, file or value the user can correct."""
+
+
+class RunError(RuntimeError):
+    """The run cannot go on for a reason outside the input (disk, permissions, another process)."""
+
+
+def os_error_message(exc: OSError, what: str, resume_hint: str | None = None) -> str:
+    """One line for an operating-system error while writing ``what``, with the next step."""
+    reason = exc.strerror or str(exc)
+    where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+    fix = "free some disk space or fix the permissions"
+    if resume_hint:
+        fix += f", then {resume_hint}"
+    return f"could not write {what}: {reason}{where}; {fix}"
