@@ -27,6 +27,131 @@ from gymnasium.vector.utils import batch_space
 from .tasks import TaskSpace, check_count
 
 
+class EpisodeBook:
+    """Per-slot episode bookkeeping shared by every task vector env (see the module docstring's rules).
+
+    It keeps each slot's clock, which slots terminated (frozen: last observation repeated, reward 0) and
+    whether a slot reached the horizon, so that :class:`BatchedTaskEnv` and the general
+    :class:`metarl.envs.TaskSyncVectorEnv` follow exactly the same episode rules.
+    """
+
+    def __init__(self, num_envs: int, horizon: int, obs_shape: tuple[int, ...]) -> None:
+        self.num_envs, self.horizon = num_envs, horizon
+        self.t = np.full(num_envs, horizon, dtype=np.int64)  # every slot needs a first reset
+        self.needs_reset = True
+        self.reset_once = False
+        self.terminated = np.zeros(num_envs, dtype=bool)
+        self.any_terminated = False
+        self.obs = np.zeros((num_envs, *obs_shape), dtype=np.float64)
+        self.frozen_obs = np.zeros((num_envs, *obs_shape), dtype=np.float64)
+
+    def reset_mask(self, options: dict[str, Any] | None) -> np.ndarray:
+        """The slots a ``reset(options=...)`` call restarts (all without ``reset_mask``)."""
+        mask = np.ones(self.num_envs, dtype=bool)
+        if options:
+            unknown = set(options) - {"reset_mask"}
+            if unknown:
+                raise ValueError(f"options: unknown keys {sorted(unknown)}; the only option is 'reset_mask'")
+            mask = np.asarray(options["reset_mask"])
+            if mask.shape != (self.num_envs,) or mask.dtype != np.bool_:
+                raise ValueError(
+                    f"options['reset_mask']: expected a bool array of shape ({self.num_envs},), "
+                    f"got {mask.dtype} {mask.shape}"
+                )
+        return mask
+
+    def expand_seeds(self, seed: object) -> list[int | None]:
+        """``seed=s`` gives slot ``i`` the seed ``s + i``; a sequence gives one seed (or None) per slot."""
+        if isinstance(seed, (int, np.integer)) and not isinstance(seed, (bool, np.bool_)):
+            if seed < 0:
+                raise ValueError(f"seed: expected a non-negative integer, got {seed}")
+            return [int(seed) + i for i in range(self.num_envs)]
+        if isinstance(seed, (str, bytes)) or not isinstance(seed, (Sequence, np.ndarray)):
+            raise ValueError(
+                f"seed: expected a non-negative integer (slot i gets seed + i) or one integer per slot, "
+                f"got {type(seed).__name__} {seed!r}"
+            )
+        seeds = list(seed)
+        if len(seeds) != self.num_envs:
+            raise ValueError(f"seed: got {len(seeds)} seeds for {self.num_envs} slots; pass one per slot or an int")
+        for s in seeds:
+            if s is not None and (not isinstance(s, (int, np.integer)) or isinstance(s, (bool, np.bool_)) or s < 0):
+                raise ValueError(f"seed: every per-slot seed must be a non-negative integer or None, got {s!r}")
+        return [None if s is None else int(s) for s in seeds]
+
+    def restart(self, ids: np.ndarray, obs: np.ndarray) -> np.ndarray:
+        """Slots ``ids`` start a new episode with observations ``obs``; returns every slot's observation."""
+        current = self.obs.copy()
+        current[ids] = obs
+        self.obs = current
+        self.terminated[ids] = False
+        self.any_terminated = bool(self.terminated.any())
+        self.t[ids] = 0
+        self.needs_reset = bool((self.t >= self.horizon).any())
+        self.reset_once = True
+        return current.copy()
+
+    def live_slots(self) -> np.ndarray | None:
+        """Before a step: the slots to simulate (None: all), or an error if a slot must be reset first."""
+        if self.needs_reset:
+            raise RuntimeError(self._reset_message())
+        return np.flatnonzero(~self.terminated) if self.any_terminated else None
+
+    def record(self, obs: np.ndarray, reward: np.ndarray, terminated: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """After a step: freeze terminated slots, advance the clocks, report truncation at the horizon."""
+        if self.any_terminated:
+            frozen = self.terminated
+            obs[frozen] = self.frozen_obs[frozen]
+            reward[frozen] = 0.0
+            terminated |= frozen
+        if terminated.any():
+            newly = terminated & ~self.terminated
+            self.frozen_obs[newly] = obs[newly]
+            self.any_terminated = True
+        self.terminated = terminated
+        self.obs = obs
+        self.t += 1
+        at_horizon = self.t >= self.horizon
+        if at_horizon.any():
+            truncated = at_horizon & ~terminated
+            self.needs_reset = True
+        else:
+            truncated = np.zeros(self.num_envs, dtype=bool)
+        return obs, reward, terminated.copy(), truncated
+
+    def _reset_message(self) -> str:
+        if not self.reset_once:
+            return "step() called but the env has not been reset; call reset() first"
+        slots = np.flatnonzero(self.t >= self.horizon)
+        shown = ", ".join(map(str, slots[:5])) + (", ..." if len(slots) > 5 else "")
+        return (
+            f"step() called but slot(s) {shown} reached the horizon ({self.horizon} steps); call reset() "
+            "(or reset(options={'reset_mask': mask}) for those slots) first"
+        )
+
+
+def check_real_actions(actions: object, shape: tuple[int, ...]) -> np.ndarray:
+    """``actions`` as a float64 array of ``shape``; refuses complex, boolean or non-numeric dtypes and NaN/inf."""
+    raw = np.asarray(actions)
+    if raw.dtype.kind not in "fiu":
+        raise ValueError(
+            f"actions: expected real numbers (a float array), got dtype {raw.dtype}; "
+            "pass the policy's real-valued actions, e.g. np.asarray(actions, dtype=np.float64)"
+        )
+    a = raw.astype(np.float64, copy=False)
+    if a.shape != shape:
+        raise ValueError(
+            f"actions: expected shape {shape} (one row per slot), got {a.shape}; "
+            "for a single slot use gymnasium.make() or pass actions.reshape(1, -1)"
+        )
+    # one reduction detects NaN/inf cheaply; the exact check runs only when it fires
+    if not math.isfinite(np.add.reduce(a, axis=None)) and not np.isfinite(a).all():
+        row = int(np.argwhere(~np.isfinite(a))[0][0])
+        raise ValueError(f"actions: row {row} is not finite ({a[row].tolist()}); check the policy for NaN/inf")
+    return a
+
+
 class BatchedTaskEnv(VectorEnv):
     """Base class of the fast batched task envs; see the module docstring for the episode rules."""
 
@@ -58,13 +183,7 @@ class BatchedTaskEnv(VectorEnv):
         self._tasks = task_space.default(self.num_envs)
         self._tasks.flags.writeable = False
         self._slot_rngs: list[np.random.Generator] = [np.random.default_rng() for _ in range(self.num_envs)]
-        self._t = np.full(self.num_envs, self.horizon, dtype=np.int64)  # every slot needs a first reset
-        self._needs_reset = True
-        self._reset_once = False
-        self._terminated = np.zeros(self.num_envs, dtype=bool)
-        self._any_terminated = False
-        self._obs = np.zeros((self.num_envs, obs_dim), dtype=np.float64)
-        self._frozen_obs = np.zeros((self.num_envs, obs_dim), dtype=np.float64)
+        self._book = EpisodeBook(self.num_envs, self.horizon, (obs_dim,))
 
     # ---- tasks ---------------------------------------------------------------------------------
     def sample_tasks(self, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -95,78 +214,30 @@ class BatchedTaskEnv(VectorEnv):
         ``options={"reset_mask": mask}`` resets only the slots where ``mask`` is True, at any time
         (each slot keeps its own episode clock); the other slots keep their current observation.
         """
-        mask = np.ones(self.num_envs, dtype=bool)
-        if options:
-            unknown = set(options) - {"reset_mask"}
-            if unknown:
-                raise ValueError(f"options: unknown keys {sorted(unknown)}; the only option is 'reset_mask'")
-            mask = np.asarray(options["reset_mask"])
-            if mask.shape != (self.num_envs,) or mask.dtype != np.bool_:
-                raise ValueError(
-                    f"options['reset_mask']: expected a bool array of shape ({self.num_envs},), "
-                    f"got {mask.dtype} {mask.shape}"
-                )
+        book = self._book
+        mask = book.reset_mask(options)
         if seed is not None:
-            seeds = self._expand_seeds(seed)
+            seeds = book.expand_seeds(seed)
             for i in np.flatnonzero(mask):
                 if seeds[i] is not None:
                     self._slot_rngs[i] = np.random.default_rng(seeds[i])
         ids = np.flatnonzero(mask)
         obs = self._reset_slots(ids, [self._slot_rngs[i] for i in ids])
-        current = self._obs.copy()
-        current[ids] = obs
-        self._obs = current
-        self._terminated[ids] = False
-        self._any_terminated = bool(self._terminated.any())
-        self._t[ids] = 0
-        self._needs_reset = bool((self._t >= self.horizon).any())
-        self._reset_once = True
-        return current.copy(), {}
+        return book.restart(ids, obs), {}
 
     def step(
         self, actions: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        if self._needs_reset:
-            raise RuntimeError(self._reset_message())
+        ids = self._book.live_slots()
         a = self._check_actions(actions)
-        # the common case (no slot terminated) costs no masking work: this loop runs once per env step
-        any_frozen = self._any_terminated
-        ids = np.flatnonzero(~self._terminated) if any_frozen else None
         obs, reward, terminated = self._step_slots(a, ids)
-        if any_frozen:
-            frozen = self._terminated
-            obs[frozen] = self._frozen_obs[frozen]
-            reward[frozen] = 0.0
-            terminated |= frozen
-        if terminated.any():
-            newly = terminated & ~self._terminated
-            self._frozen_obs[newly] = obs[newly]
-            self._any_terminated = True
-        self._terminated = terminated
-        self._obs = obs
-        self._t += 1
-        at_horizon = self._t >= self.horizon
-        if at_horizon.any():
-            truncated = at_horizon & ~terminated
-            self._needs_reset = True
-        else:
-            truncated = np.zeros(self.num_envs, dtype=bool)
-        return obs, reward, terminated.copy(), truncated, {}
-
-    def _reset_message(self) -> str:
-        if not self._reset_once:
-            return "step() called but the env has not been reset; call reset() first"
-        slots = np.flatnonzero(self._t >= self.horizon)
-        shown = ", ".join(map(str, slots[:5])) + (", ..." if len(slots) > 5 else "")
-        return (
-            f"step() called but slot(s) {shown} reached the horizon ({self.horizon} steps); call reset() "
-            "(or reset(options={'reset_mask': mask}) for those slots) first"
-        )
+        obs, reward, terminated, truncated = self._book.record(obs, reward, terminated)
+        return obs, reward, terminated, truncated, {}
 
     @property
     def elapsed_steps(self) -> np.ndarray:
         """Steps taken in each slot's current episode ``[num_envs]``."""
-        return self._t.copy()
+        return self._book.t.copy()
 
     # ---- hooks for task families ---------------------------------------------------------------
     def _reset_slots(self, ids: np.ndarray, rngs: list[np.random.Generator]) -> np.ndarray:
@@ -185,31 +256,11 @@ class BatchedTaskEnv(VectorEnv):
 
     # ---- validation ----------------------------------------------------------------------------
     def _check_actions(self, actions: object) -> np.ndarray:
-        a = np.asarray(actions, dtype=np.float64)
-        want = (self.num_envs, self.act_dim)
-        if a.shape != want:
-            raise ValueError(
-                f"actions: expected shape {want} (one row per slot), got {a.shape}; "
-                "for a single slot use gymnasium.make() or pass actions.reshape(1, -1)"
-            )
-        # one reduction detects NaN/inf cheaply; the exact check runs only when it fires
-        if not math.isfinite(np.add.reduce(a, axis=None)) and not np.isfinite(a).all():
-            row = int(np.argwhere(~np.isfinite(a))[0][0])
-            raise ValueError(f"actions: row {row} is not finite ({a[row].tolist()}); check the policy for NaN/inf")
-        out = np.empty(want)
+        a = check_real_actions(actions, (self.num_envs, self.act_dim))
+        out = np.empty(a.shape)
         np.minimum(a, self._act_high, out=out)
         np.maximum(out, self._act_low, out=out)
         return out
-
-    def _expand_seeds(self, seed: int | Sequence[int | None]) -> list[int | None]:
-        if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
-            if seed < 0:
-                raise ValueError(f"seed: expected a non-negative integer, got {seed}")
-            return [int(seed) + i for i in range(self.num_envs)]
-        seeds = list(seed)  # type: ignore[arg-type]
-        if len(seeds) != self.num_envs:
-            raise ValueError(f"seed: got {len(seeds)} seeds for {self.num_envs} slots; pass one per slot or an int")
-        return seeds
 
 
 class SingleTaskEnv(gymnasium.Env):
@@ -249,14 +300,16 @@ class SingleTaskEnv(gymnasium.Env):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        super().reset(seed=seed)
+        if seed is not None and (not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0):
+            raise ValueError(f"seed: expected a non-negative integer, got {type(seed).__name__} {seed!r}")
+        super().reset(seed=None if seed is None else int(seed))
         self.vec._slot_rngs[0] = self.np_random
         obs, info = self.vec.reset(options=options)
         return obs[0], info
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        a = np.asarray(action, dtype=np.float64)
-        if a.shape != self.action_space.shape:
-            raise ValueError(f"action: expected shape {self.action_space.shape}, got {a.shape}")
-        obs, reward, terminated, truncated, info = self.vec.step(a[None])
+        raw = np.asarray(action)
+        if raw.shape != self.action_space.shape:
+            raise ValueError(f"action: expected shape {self.action_space.shape}, got {raw.shape}")
+        obs, reward, terminated, truncated, info = self.vec.step(raw[None])
         return obs[0], float(reward[0]), bool(terminated[0]), bool(truncated[0]), info

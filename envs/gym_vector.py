@@ -1,8 +1,11 @@
 """The general path: any gymnasium env with ``sample_tasks``/``set_task``, through gymnasium's SyncVectorEnv.
 
-Slower than a batched task env (one Python env per slot) but it runs anything.  The wrapper gives the
-same episode rules as :class:`envs.core.BatchedTaskEnv`: a fixed horizon, and terminated slots that stay
-terminated (frozen observation, reward 0) until the next reset, so samplers treat both paths alike.
+Slower than a batched task env (one Python env per slot) but it runs anything.  The episode rules are
+those of :class:`metarl.envs.BatchedTaskEnv`, kept by the same :class:`metarl.envs.core.EpisodeBook`: a
+fixed horizon with a clock per slot (``reset(options={"reset_mask": mask})`` restarts some slots while
+the others run on), and terminated slots that stay terminated (frozen observation, reward 0) until
+their next reset, so samplers and the SB3 adapter treat both paths alike.  An episode that the inner
+gymnasium env ends early by truncation (its own time limit) is reported as terminated: it is over.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import gymnasium
 import numpy as np
 from gymnasium.vector import AutoresetMode, SyncVectorEnv, VectorEnv
 
+from .core import EpisodeBook, check_real_actions
 from .tasks import check_count
 
 REQUIRED = ("sample_tasks", "set_task")
@@ -52,11 +56,7 @@ class TaskSyncVectorEnv(VectorEnv):
         self.observation_space = self.vec.observation_space
         self.action_space = self.vec.action_space
         self._tasks: np.ndarray | None = None
-        self._t = 0
-        self._needs_reset = True
-        self._terminated = np.zeros(self.num_envs, dtype=bool)
-        self._frozen = np.zeros(self.num_envs, dtype=bool)
-        self._last_obs = np.zeros(self.observation_space.shape or (self.num_envs,))
+        self._book = EpisodeBook(self.num_envs, self.horizon, self.single_observation_space.shape or ())
 
     def _task_env(self, i: int) -> Any:
         """Slot ``i``'s unwrapped env, which has the task methods (checked in ``__init__``)."""
@@ -86,41 +86,34 @@ class TaskSyncVectorEnv(VectorEnv):
     def reset(
         self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        obs, info = self.vec.reset(seed=list(seed) if isinstance(seed, Sequence) else seed, options=options)
-        self._last_obs = np.array(obs)
-        self._terminated = np.zeros(self.num_envs, dtype=bool)
-        self._frozen = np.zeros(self.num_envs, dtype=bool)
-        self._t = 0
-        self._needs_reset = False
-        return obs, info
+        """Reset slots; ``seed=s`` seeds slot ``i`` with ``s + i``; ``options={"reset_mask": mask}`` resets some."""
+        mask = self._book.reset_mask(options)
+        seeds = self._book.expand_seeds(seed) if seed is not None else [None] * self.num_envs
+        ids = np.flatnonzero(mask)
+        obs = np.array(self._book.obs)
+        for i in ids:  # each slot's env on its own, so the others keep running their episodes
+            obs[i], _ = self.vec.envs[i].reset(seed=seeds[i])
+        return self._book.restart(ids, obs[ids]), {}
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        if self._needs_reset:
-            raise RuntimeError("step() called before reset() or after the horizon; call reset() first")
-        a = np.asarray(actions)
-        if a.shape != self.action_space.shape:
-            raise ValueError(f"actions: expected shape {self.action_space.shape}, got {a.shape}")
-        if not np.isfinite(a).all():
-            raise ValueError("actions: contain non-finite values; check the policy for NaN/inf")
-        obs, reward, terminated, truncated, info = self.vec.step(a)
-        obs, reward = np.array(obs), np.asarray(reward, dtype=np.float64).copy()
-        frozen = self._frozen
-        obs[frozen] = self._last_obs[frozen]
-        reward[frozen] = 0.0
-        newly_done = (np.asarray(terminated) | np.asarray(truncated)) & ~frozen
-        self._terminated |= np.asarray(terminated, dtype=bool) & ~frozen
-        self._frozen = frozen | newly_done
-        self._last_obs = obs
-        self._t += 1
-        if self._t >= self.horizon:
-            self._needs_reset = True
-            return obs, reward, self._terminated.copy(), ~self._terminated, info
-        inner_done = np.asarray(terminated) | np.asarray(truncated)
-        if inner_done.any():
-            # gymnasium requires done slots to be reset before the next step; the slot stays reported as
-            # terminated (frozen) for the rest of this episode, and what it simulates meanwhile is dropped
-            self.vec.reset(options={"reset_mask": inner_done})
-        return obs, reward, self._terminated.copy(), np.zeros(self.num_envs, dtype=bool), info
+        ids = self._book.live_slots()
+        a = check_real_actions(actions, tuple(self.action_space.shape or ()))
+        live = range(self.num_envs) if ids is None else ids
+        obs = np.array(self._book.obs)
+        reward = np.zeros(self.num_envs)
+        terminated = np.zeros(self.num_envs, dtype=bool)
+        last = self._book.t + 1 >= self.horizon
+        for i in live:  # frozen slots are not simulated, as in the batched envs
+            o, r, term, trunc, _ = self.vec.envs[i].step(a[i].astype(self.single_action_space.dtype))
+            # the inner env's own time limit ending an episode before the horizon ends it for good
+            obs[i], reward[i], terminated[i] = o, float(r), bool(term or (trunc and not last[i]))
+        obs, reward, terminated, truncated = self._book.record(obs, reward, terminated)
+        return obs, reward, terminated, truncated, {}
+
+    @property
+    def elapsed_steps(self) -> np.ndarray:
+        """Steps taken in each slot's current episode ``[num_envs]``."""
+        return self._book.t.copy()
 
     def close_extras(self, **kwargs: Any) -> None:
         self.vec.close()

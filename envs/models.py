@@ -1,7 +1,7 @@
 """MuJoCo models of the paper's robots, built at load time from the models gymnasium ships.
 
 ``dynamics="paper"`` edits gymnasium's model with ``mujoco.MjSpec`` wherever the simulation the MAML
-authors ran differs (PROTOCOL.md, "Simulation"); ``dynamics="gymnasium"`` keeps the model as gymnasium's
+authors ran differs (docs/paper.md, "Simulation"); ``dynamics="gymnasium"`` keeps the model as gymnasium's
 HalfCheetah-v5 / Ant-v5 load it.  Both get read-only sensors that make MuJoCo compute what the rewards need
 (subtree velocity, contact forces); sensors change no dynamics.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import warnings
+import re
 from dataclasses import dataclass
 
 import mujoco
@@ -20,7 +20,7 @@ from .mujoco_env import add_contact_force_sensor, add_subtree_velocity_sensor
 
 DYNAMICS = ("paper", "gymnasium")
 
-# Ant as the authors simulated it (PROTOCOL.md): MuJoCo's old default contact softness, a 0.02 s RK4 step,
+# Ant as the authors simulated it (docs/paper.md): MuJoCo's old default contact softness, a 0.02 s RK4 step,
 # torque range +-150 applied as control (gear 1), and the pose of the model's ``init_qpos`` numeric.
 ANT_PAPER_TIMESTEP = 0.02
 ANT_PAPER_SOLREF = (0.02, 1.0)
@@ -58,12 +58,34 @@ class RobotModel:
     torso: int
 
 
-def compile_spec(spec: mujoco.MjSpec) -> mujoco.MjModel:
-    """Compile a spec built from gymnasium's models, without MuJoCo 4's settotalmass deprecation warning."""
-    with warnings.catch_warnings():
-        # gymnasium's half-cheetah sets settotalmass, which MuJoCo 4 still honours but flags as deprecated
-        warnings.filterwarnings("ignore", message=".*settotalmass.*")
-        return spec.compile()
+_TOTAL_MASS = re.compile(r"\s+settotalmass\s*=\s*[\"']([^\"']+)[\"']")
+
+
+def gymnasium_spec(name: str) -> tuple[mujoco.MjSpec, float | None]:
+    """One of gymnasium's models as an editable ``MjSpec``, and the total mass its XML asks for (or None).
+
+    gymnasium's half-cheetah sets the compiler attribute ``settotalmass``, which MuJoCo deprecates (it logs
+    a warning and writes ``MUJOCO_LOG.TXT`` into the working directory on every compile).  The attribute
+    is removed from the XML before parsing; :func:`compile_spec` applies the same total mass to the
+    compiled model the way MuJoCo recommends (``mj_setTotalmass`` then ``mj_setConst``), which gives a
+    model identical to the one compiled with the attribute.
+    """
+    with open(gymnasium_asset(name)) as fh:
+        xml = fh.read()
+    match = _TOTAL_MASS.search(xml)
+    total = float(match.group(1)) if match else None
+    if match:
+        xml = xml[: match.start()] + xml[match.end():]
+    return mujoco.MjSpec.from_string(xml), total
+
+
+def compile_spec(spec: mujoco.MjSpec, total_mass: float | None = None) -> mujoco.MjModel:
+    """Compile ``spec``; with ``total_mass`` scale every body's mass and inertia to that total."""
+    model = spec.compile()
+    if total_mass is not None and total_mass > 0:
+        mujoco.mj_setTotalmass(model, total_mass)
+        mujoco.mj_setConst(model, mujoco.MjData(model))  # constants derived from the masses
+    return model
 
 
 def _sensor_slice(model: mujoco.MjModel, name: str) -> slice:
@@ -74,16 +96,16 @@ def _sensor_slice(model: mujoco.MjModel, name: str) -> slice:
 def half_cheetah(dynamics: str = "paper") -> RobotModel:
     """The half-cheetah; the paper's model is gymnasium's (0.01 s Euler step), so no edit is needed."""
     check_dynamics(dynamics)
-    spec = mujoco.MjSpec.from_file(gymnasium_asset("half_cheetah.xml"))
+    spec, total_mass = gymnasium_spec("half_cheetah.xml")
     vel = add_subtree_velocity_sensor(spec, "torso")
-    model = compile_spec(spec)
+    model = compile_spec(spec, total_mass)
     return RobotModel(model, model.qpos0.copy(), _sensor_slice(model, vel), model.body("torso").id)
 
 
 def ant(dynamics: str = "paper") -> RobotModel:
     """The ant, edited to the paper's simulation unless ``dynamics="gymnasium"``."""
     check_dynamics(dynamics)
-    spec = mujoco.MjSpec.from_file(gymnasium_asset("ant.xml"))
+    spec, total_mass = gymnasium_spec("ant.xml")
     init_qpos = None
     if dynamics == "paper":
         spec.option.timestep = ANT_PAPER_TIMESTEP
@@ -98,7 +120,7 @@ def ant(dynamics: str = "paper") -> RobotModel:
     vel = add_subtree_velocity_sensor(spec, "torso")
     if dynamics == "paper":  # gymnasium's Ant-v5 calls mj_rnePostConstraint itself after the step
         add_contact_force_sensor(spec, "torso")
-    model = compile_spec(spec)
+    model = compile_spec(spec, total_mass)
     if init_qpos is None:
         init_qpos = model.qpos0.copy()
     return RobotModel(model, init_qpos, _sensor_slice(model, vel), model.body("torso").id)

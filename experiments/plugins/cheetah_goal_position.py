@@ -12,22 +12,21 @@ from __future__ import annotations
 from typing import Any
 
 import gymnasium
-import mujoco
 import numpy as np
 
 from metarl import envs
-from metarl.envs.models import compile_spec, gymnasium_asset
+from metarl.envs.models import compile_spec, gymnasium_spec
 
 
 class HalfCheetahGoalPosEnv(envs.MujocoTaskEnv):
     """Run to a goal x-position ``g ~ U(-3, 3)``; reward ``-|x - g| - 0.05 * |a|^2``."""
 
     def __init__(self, num_envs: int = 1, horizon: int = 200, num_threads: int = 0) -> None:
-        spec = mujoco.MjSpec.from_file(gymnasium_asset("half_cheetah.xml"))
+        spec, total_mass = gymnasium_spec("half_cheetah.xml")
         spec.option.timestep = 0.01  # edit the model here if the task needs it
         super().__init__(
             num_envs,
-            compile_spec(spec),
+            compile_spec(spec, total_mass),
             envs.UniformTasks(["goal_x"], [-3.0], [3.0]),
             obs_dim=18,  # qpos (9) + qvel (9): x is observed, since the goal is a position
             horizon=horizon,
