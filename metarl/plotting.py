@@ -85,6 +85,12 @@ def plot_curves(results: dict[str, dict[str, Any]], path: str, title: str = "",
 
 def comparison_table(results: dict[str, dict[str, Any]], published: dict[str, list[dict[str, float]]]) -> str:
     """Our numbers next to the paper's, step by step, with the difference in combined standard errors."""
+    if not published:  # nothing to compare with: our numbers alone
+        lines = [f"{'method':10s} {'step':>4s} {'ours':>18s}"]
+        for method in sorted(results, key=lambda m: METHOD_ORDER.index(m) if m in METHOD_ORDER else 99):
+            for r in results[method]["summary"]:
+                lines.append(f"{method:10s} {r['adaptation_steps']:4d} {r['mean_return']:8.2f} ± {r['sem']:6.2f}")
+        return "\n".join(lines)
     lines = [f"{'method':10s} {'step':>4s} {'ours':>18s} {'paper':>18s} {'diff/SE':>8s}"]
     for method in sorted(results, key=lambda m: METHOD_ORDER.index(m) if m in METHOD_ORDER else 99):
         paper_rows = {r["adaptation_steps"]: r for r in published.get(method, [])}

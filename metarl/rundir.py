@@ -93,6 +93,7 @@ class RunDirectory:
         """Raise unless ``path`` can take a new run (see :meth:`create`); changes nothing. Returns the absolute path."""
         full = check_output_dir(path)
         if os.path.isdir(full) and os.listdir(full):
+            _refuse_if_locked(full)
             if not is_run_dir(full) and not _legacy_run(full):
                 raise RunDirError(
                     f"--output: {full!r} already holds files and is not a metarl run directory (no {MARKER}); "
@@ -216,6 +217,14 @@ def _legacy_run(path: str) -> bool:
     return os.path.isfile(os.path.join(path, "config.yaml")) and os.path.isfile(
         os.path.join(path, "checkpoints", "latest.pt")
     )
+
+
+def _refuse_if_locked(full: str) -> None:
+    """Raise :class:`RunLockedError` if another process holds ``full``'s lock; takes no lock itself."""
+    lock_path = os.path.join(full, LOCK)
+    if not os.path.isfile(lock_path):
+        return
+    RunDirectory._lock(full).release()
 
 
 def _read_holder(fd: int) -> str:

@@ -1,0 +1,390 @@
+"""Reliability: nothing a user saved is lost, one writer per run, every bad input one clear line.
+
+Each case runs the command as a user would (``metarl.cli.main`` in-process, or the CLI in a subprocess
+where a second process, a kill or a resource limit is part of the case) and asserts the exit status, the
+message, and that what the user had is untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+
+import gymnasium
+import numpy as np
+import pytest
+import torch
+
+from metarl import cli
+from metarl.checkpoint import load_checkpoint, save_checkpoint
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+SMOKE = os.path.join(ROOT, "experiments", "configs", "smoke_navigation2d.yaml")
+SMOKE_CHEETAH = os.path.join(ROOT, "experiments", "configs", "smoke_halfcheetah_vel.yaml")
+
+
+def run_cli(capsys, *argv):
+    """``metarl ARGV`` in this process: (exit status, stderr); argparse usage errors count as status 2."""
+    try:
+        code = cli.main([str(a) for a in argv])
+    except SystemExit as exc:  # argparse
+        code = exc.code
+    err = capsys.readouterr().err
+    return code, err
+
+
+def one_line_error(err: str, *needles: str) -> None:
+    assert "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if line.startswith("metarl: error:")]
+    assert len(lines) == 1, err
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+
+
+def subprocess_cli(*argv, **kw):
+    return subprocess.run([sys.executable, "-m", "metarl.cli", *map(str, argv)], capture_output=True, text=True,
+                          timeout=300, **kw)
+
+
+@pytest.fixture
+def trained(tmp_path, capsys):
+    """A finished 3-iteration run directory."""
+    out = tmp_path / "run"
+    assert run_cli(capsys, "train", "--config", SMOKE, "--output", out, "--no-progress")[0] == 0
+    return out
+
+
+def snapshot(path):
+    """Every file under ``path`` (but the lock file) with its bytes."""
+    out = {}
+    for d, _, files in os.walk(path):
+        for name in files:
+            full = os.path.join(d, name)
+            if name != ".lock":
+                with open(full, "rb") as fh:
+                    out[os.path.relpath(full, path)] = fh.read()
+    return out
+
+
+# ---- data loss -----------------------------------------------------------------------------------------------
+def test_overwrite_refuses_a_directory_metarl_did_not_create(tmp_path, capsys):
+    out = tmp_path / "thesis"
+    out.mkdir()
+    (out / "thesis.tex").write_text("years of work")
+    code, err = run_cli(capsys, "train", "--config", SMOKE, "--output", out, "--overwrite")
+    assert code == 2
+    one_line_error(err, str(out), "not a metarl run directory", "choose another --output")
+    assert (out / "thesis.tex").read_text() == "years of work" and os.listdir(out) == ["thesis.tex"]
+
+
+def test_overwrite_never_deletes_the_working_directory_or_a_parent(trained, capsys, monkeypatch):
+    before = snapshot(trained)
+    (trained / "sub").mkdir()
+    for cwd, target in ((trained, "."), (trained / "sub", "..")):
+        monkeypatch.chdir(cwd)
+        code, err = run_cli(capsys, "train", "--config", SMOKE, "--output", target, "--overwrite")
+        assert code == 2
+        one_line_error(err, "refusing to delete", "working directory")
+    assert {k: v for k, v in snapshot(trained).items()} == before
+
+
+def test_overwrite_replaces_an_earlier_metarl_run(trained, capsys):
+    first = load_checkpoint(trained / "checkpoints" / "latest.pt")["run_id"]
+    code, _ = run_cli(capsys, "train", "--config", SMOKE, "--output", trained, "--overwrite", "--iterations", "1")
+    assert code == 0
+    assert load_checkpoint(trained / "checkpoints" / "latest.pt")["run_id"] != first
+    assert len((trained / "progress.csv").read_text().splitlines()) == 2
+
+
+def test_a_second_writer_is_refused_while_a_run_trains(tmp_path):
+    out = tmp_path / "busy"
+    first = subprocess.Popen([sys.executable, "-m", "metarl.cli", "train", "--config", SMOKE, "--output", str(out),
+                              "--iterations", "400", "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not (out / "checkpoints" / "latest.pt").exists():
+            time.sleep(0.1)
+        for argv in (["--config", SMOKE], ["--resume"], ["--config", SMOKE, "--overwrite"]):
+            res = subprocess_cli("train", "--output", out, "--no-progress", *argv)
+            assert res.returncode == 1, (argv, res.stderr)
+            one_line_error(res.stderr, "being written by another metarl process", f"pid {first.pid}")
+    finally:
+        first.send_signal(signal.SIGINT)
+        first.communicate(timeout=120)
+    rows = [int(r.split(",")[0]) for r in (out / "progress.csv").read_text().splitlines()[1:]]
+    assert rows == list(range(len(rows)))  # one writer: no interleaved runs
+    assert load_checkpoint(out / "checkpoints" / "latest.pt")["iteration"] == len(rows)
+
+
+def test_resume_refuses_a_checkpoint_from_another_run(tmp_path, trained, capsys):
+    other = tmp_path / "cheetah"
+    assert run_cli(capsys, "train", "--config", SMOKE_CHEETAH, "--output", other)[0] == 0
+    own = (trained / "checkpoints" / "latest.pt").read_bytes()
+    (trained / "checkpoints" / "latest.pt").write_bytes((other / "checkpoints" / "latest.pt").read_bytes())
+    config_before = (trained / "config.yaml").read_text()
+    progress_before = (trained / "progress.csv").read_text()
+    code, err = run_cli(capsys, "train", "--output", trained, "--resume", "--iterations", "5")
+    assert code == 2
+    one_line_error(err, "written by another run", "HalfCheetahVel")
+    assert (trained / "config.yaml").read_text() == config_before
+    assert (trained / "progress.csv").read_text() == progress_before
+    (trained / "checkpoints" / "latest.pt").write_bytes(own)
+    assert run_cli(capsys, "train", "--output", trained, "--resume", "--iterations", "4")[0] == 0
+
+
+def test_resume_with_fewer_iterations_than_done_changes_nothing(trained, capsys):
+    before = snapshot(trained)
+    code, err = run_cli(capsys, "train", "--output", trained, "--resume", "--iterations", "2")
+    assert code == 2
+    one_line_error(err, "already done 3 iterations", "--iterations 2", "Nothing was changed")
+    assert snapshot(trained) == before
+
+
+def test_a_run_killed_before_its_first_checkpoint_can_be_resumed(tmp_path):
+    out = tmp_path / "early"
+    slow = ["--set", "algo.num_tasks=20", "--set", "algo.episodes_per_task=20", "--set", "env.kwargs={horizon: 100}",
+            "--set", "policy.hidden_sizes=[64, 64]"]
+    proc = subprocess.Popen([sys.executable, "-m", "metarl.cli", "train", "--config", SMOKE, "--output", str(out),
+                             "--iterations", "2", "--no-progress", *slow])
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out / "config.yaml").exists():
+        time.sleep(0.02)
+    proc.kill()
+    proc.wait()
+    assert (out / "config.yaml").exists() and not (out / "checkpoints" / "latest.pt").exists()
+    res = subprocess_cli("train", "--output", out, "--resume", "--no-progress")
+    assert res.returncode == 0, res.stderr
+    assert load_checkpoint(out / "checkpoints" / "latest.pt")["iteration"] == 2
+    assert [r.split(",")[0] for r in (out / "progress.csv").read_text().splitlines()[1:]] == ["0", "1"]
+
+
+def test_baseline_checks_its_output_before_training(tmp_path, capsys):
+    target = tmp_path / "a_file"
+    target.write_text("keep")
+    start = time.perf_counter()
+    code, err = run_cli(capsys, "baseline", "pretrained", "--config", SMOKE, "--output", target, "--timesteps", "10000000")
+    assert code == 2 and time.perf_counter() - start < 30
+    one_line_error(err, "--output", "is a file")
+    assert target.read_text() == "keep"
+
+
+# ---- silently wrong before ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("field,value", [("algo.max_kl", ".inf"), ("algo.cg_damping", ".nan"), ("algo.cg_damping", ".inf"),
+                                         ("algo.baseline_reg", ".inf"), ("algo.inner_step_size", ".nan"),
+                                         ("algo.inner_step_size", ".inf"), ("policy.init_std", ".nan"),
+                                         ("policy.init_std", ".inf")])
+def test_non_finite_values_are_refused(tmp_path, capsys, field, value):
+    code, err = run_cli(capsys, "train", "--config", SMOKE, "--output", tmp_path / "o", "--set", f"{field}={value}")
+    assert code == 2
+    one_line_error(err, field, "finite")
+    assert not (tmp_path / "o").exists()
+
+
+def test_yaml_floats_with_exponents_are_floats(tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(open(SMOKE).read() + "\n" + "seed: 3\n")
+    cfg.write_text(cfg.read_text().replace("algo: {", "algo: {max_kl: 1e-2, cg_damping: 1E-5, "))
+    code, _ = run_cli(capsys, "config", "--config", cfg)
+    out = capsys.readouterr().out
+    assert code == 0
+    from metarl.config import load_config
+
+    loaded = load_config(cfg)
+    assert loaded.algo.max_kl == 0.01 and loaded.algo.cg_damping == 1e-5
+
+
+def test_duplicate_keys_are_refused(tmp_path, capsys):
+    cfg = tmp_path / "dup.yaml"
+    cfg.write_text("algo:\n  max_kl: 0.01\n  max_kl: 0.05\n")
+    code, err = run_cli(capsys, "train", "--config", cfg, "--output", tmp_path / "o")
+    assert code == 2
+    one_line_error(err, "'max_kl' appears twice", "lines 2 and 3")
+
+
+def test_envs_refuse_complex_and_boolean_actions_and_non_integer_seeds():
+    from metarl import envs  # noqa: F401
+
+    vec = gymnasium.make_vec("metarl/HalfCheetahVel-v0", num_envs=2)
+    vec.reset(seed=0)
+    with pytest.raises(ValueError, match="expected real numbers.*complex128"):
+        vec.step(np.zeros((2, 6), dtype=np.complex128))
+    with pytest.raises(ValueError, match="expected real numbers.*bool"):
+        vec.step(np.zeros((2, 6), dtype=bool))
+    with pytest.raises(ValueError, match="seed: expected a non-negative integer.*1.5"):
+        vec.reset(seed=1.5)
+    single = gymnasium.make("metarl/HalfCheetahVel-v0")
+    with pytest.raises(ValueError, match="seed: expected a non-negative integer.*1.5"):
+        single.reset(seed=1.5)
+    single.reset(seed=0)
+    with pytest.raises(ValueError, match="expected real numbers"):
+        single.step(np.zeros(6, dtype=np.complex64))
+
+
+def test_plot_labels_a_comparison_outside_the_papers_protocol(tmp_path, trained, capsys):
+    out = tmp_path / "ev"
+    assert run_cli(capsys, "evaluate", trained, "--output", out, "--tasks", "3", "--episodes", "2")[0] == 0
+    assert cli.main(["plot", f"maml={out}", "--output", str(tmp_path / "p.png")]) == 0
+    captured = capsys.readouterr()
+    assert (tmp_path / "p.png").exists()
+    assert "not the paper's protocol" in captured.err and "horizon" in captured.err and "3 test goals" in captured.err
+    assert "paper" not in captured.out.lower()  # no published column next to a non-protocol evaluation
+
+
+# ---- one clear line instead of a traceback ---------------------------------------------------------------------
+@pytest.mark.parametrize("content,needle", [
+    ("algo: {max_kl: [1, 2\n", "not valid YAML at line"),
+    (bytes(range(256)) * 4, "not a text file"),
+    ("- a\n- b\n", "expected a mapping"),
+    ("42\n", "expected a mapping"),
+])
+def test_bad_config_files(tmp_path, capsys, content, needle):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_bytes(content if isinstance(content, bytes) else content.encode())
+    code, err = run_cli(capsys, "train", "--config", cfg, "--output", tmp_path / "o")
+    assert code == 2
+    one_line_error(err, needle)
+
+
+def test_config_that_is_a_directory(tmp_path, capsys):
+    code, err = run_cli(capsys, "train", "--config", tmp_path, "--output", tmp_path / "o")
+    assert code == 2
+    one_line_error(err, "is a directory")
+
+
+def test_set_value_that_is_not_yaml(tmp_path, capsys):
+    code, err = run_cli(capsys, "train", "--config", SMOKE, "--output", tmp_path / "o", "--set", "algo.max_kl=[0.1")
+    assert code == 2
+    one_line_error(err, "--set", "algo.max_kl", "not valid YAML")
+
+
+def test_env_that_is_not_a_task_env(tmp_path, capsys):
+    code, err = run_cli(capsys, "train", "--config", SMOKE, "--output", tmp_path / "o", "--set", "env.id=CartPole-v1",
+                        "--set", "env.kwargs={}")
+    assert code == 2
+    one_line_error(err, "env.id", "CartPole-v1", "not a task env")
+
+
+@pytest.mark.parametrize("kwargs,needle", [("{bogus: 1}", "does not take"), ("{dynamics: nonsense}", "nonsense")])
+def test_env_kwargs_the_env_rejects(tmp_path, capsys, kwargs, needle):
+    code, err = run_cli(capsys, "train", "--config", SMOKE_CHEETAH, "--output", tmp_path / "o", "--set", f"env.kwargs={kwargs}")
+    assert code == 2
+    one_line_error(err, "env.kwargs", needle)
+    assert not (tmp_path / "o").exists()
+
+
+def test_output_that_is_a_file(tmp_path, capsys):
+    f = tmp_path / "f"
+    f.write_text("x")
+    code, err = run_cli(capsys, "train", "--config", SMOKE, "--output", f)
+    assert code == 2
+    one_line_error(err, "is a file")
+    assert f.read_text() == "x"
+
+
+def test_output_that_cannot_be_written(tmp_path, capsys):
+    code, err = run_cli(capsys, "train", "--config", SMOKE, "--output", "/sys/metarl-test-run")
+    assert code == 1
+    one_line_error(err, "/sys")
+
+
+def test_a_full_disk_keeps_the_run_resumable(tmp_path):
+    out = tmp_path / "full"
+    assert subprocess_cli("train", "--config", SMOKE, "--output", out, "--iterations", "1").returncode == 0
+    good = (out / "checkpoints" / "latest.pt").read_bytes()
+    limit = 8_000  # bytes per file: every checkpoint write now fails like a full disk (EFBIG)
+
+    def small_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    res = subprocess.run([sys.executable, "-m", "metarl.cli", "train", "--output", str(out), "--resume", "--iterations",
+                          "3", "--no-progress"], capture_output=True, text=True, timeout=300, preexec_fn=small_files)
+    assert res.returncode == 1, res.stderr
+    one_line_error(res.stderr, "could not write", "free some disk space or fix the permissions", "--resume")
+    assert (out / "checkpoints" / "latest.pt").read_bytes() == good
+    res = subprocess_cli("train", "--output", out, "--resume", "--iterations", "3", "--no-progress")
+    assert res.returncode == 0, res.stderr
+    assert load_checkpoint(out / "checkpoints" / "latest.pt")["iteration"] == 3
+
+
+@pytest.mark.parametrize("device,needle", [("nonsense", "expected 'cpu' or 'cuda"), ("cuda", "CUDA is not available")])
+def test_evaluate_bad_devices(trained, tmp_path, capsys, device, needle):
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    code, err = run_cli(capsys, "evaluate", trained, "--output", tmp_path / "e", "--device", device, "--tasks", "2")
+    assert code == 2
+    one_line_error(err, "--device", needle)
+
+
+def test_plot_with_damaged_results_or_a_directory_output(tmp_path, trained, capsys):
+    out = tmp_path / "ev"
+    assert run_cli(capsys, "evaluate", trained, "--output", out, "--tasks", "2", "--episodes", "2", "--steps", "1")[0] == 0
+    code, err = run_cli(capsys, "plot", f"maml={out}", "--output", tmp_path)
+    assert code == 2
+    one_line_error(err, "is a directory")
+    (out / "results.json").write_text('{"settings": {"env": ')
+    code, err = run_cli(capsys, "plot", f"maml={out}", "--output", tmp_path / "p.png")
+    assert code == 2
+    one_line_error(err, "results.json", "not a readable metarl evaluation")
+
+
+@pytest.mark.parametrize("flag,value", [("--timesteps", "0"), ("--slots", "0"), ("--seed", "-1")])
+def test_baseline_bad_numbers(tmp_path, capsys, flag, value):
+    code, err = run_cli(capsys, "baseline", "oracle", "--config", SMOKE, "--output", tmp_path / "b", flag, value)
+    assert code == 2
+    one_line_error(err, flag, value)
+    assert not (tmp_path / "b").exists()
+
+
+def _corrupt(trained, tmp_path, edit):
+    state = load_checkpoint(trained / "checkpoints" / "best.pt")
+    edit(state)
+    path = tmp_path / "bad.pt"
+    save_checkpoint(path, {k: v for k, v in state.items() if k not in ("format", "version")})
+    return path
+
+
+@pytest.mark.parametrize("edit,needle", [
+    (lambda s: s["params"].__setitem__("w0", torch.zeros(3, 3)), "has shape (3, 3)"),
+    (lambda s: s["params"]["w1"].__setitem__((0, 0), float("nan")), "not a finite tensor"),
+    (lambda s: s.pop("params"), "has no 'params'"),
+])
+def test_checkpoints_that_do_not_hold_a_usable_policy(trained, tmp_path, capsys, edit, needle):
+    bad = _corrupt(trained, tmp_path, edit)
+    code, err = run_cli(capsys, "evaluate", bad, "--output", tmp_path / "e")
+    assert code == 2
+    one_line_error(err, "bad.pt", needle)
+    assert not (tmp_path / "e").exists()
+
+
+def test_every_subcommand_has_help_with_defaults_and_a_version(capsys):
+    for sub in ("train", "evaluate", "baseline", "plot", "envs", "config"):
+        with pytest.raises(SystemExit) as exc:
+            cli.main([sub, "--help"])
+        assert exc.value.code == 0
+        assert sub in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        cli.main(["baseline", "--help"])
+    assert "(default: 1000000)" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--version"])
+    assert exc.value.code == 0 and capsys.readouterr().out.startswith("metarl ")
+
+
+def test_help_config_needs_no_output(capsys):
+    assert cli.main(["train", "--help-config"]) == 0
+    listing = capsys.readouterr().out
+    assert "algo.max_kl = 0.01" in listing
+    assert cli.main(["config"]) == 0 and capsys.readouterr().out == listing
+
+
+def test_results_json_is_valid_json_after_evaluate(trained, tmp_path, capsys):
+    out = tmp_path / "ev"
+    assert run_cli(capsys, "evaluate", trained, "--output", out, "--tasks", "2", "--episodes", "2", "--steps", "1")[0] == 0
+    data = json.loads((out / "results.json").read_text())
+    assert data["settings"]["env"]["id"] == "metarl/Navigation2D-v0"
