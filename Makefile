@@ -28,11 +28,12 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 train: setup
 	$(BIN)/metarl train --config $(TRAIN_CONFIG) --output $(TRAIN_OUTPUT)
 
+# the tests, then the lint: CI runs exactly this
 test: setup
 	$(BIN)/python -m pytest -q
+	$(MAKE) --no-print-directory lint
 
 lint: setup
-	$(BIN)/pip install -q ruff mypy
 	$(BIN)/ruff check --select F,E9,B --ignore B008,B905 envs metarl experiments tests
 	$(BIN)/mypy --ignore-missing-imports envs metarl
 

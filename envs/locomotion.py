@@ -1,6 +1,6 @@
 """The paper's four locomotion task families: half-cheetah and ant, goal velocity and goal direction.
 
-Rewards, observations and terminations follow PROTOCOL.md ("Tasks"); ``dynamics="gymnasium"`` swaps in
+Rewards, observations and terminations follow docs/paper.md ("Tasks"); ``dynamics="gymnasium"`` swaps in
 the model, frame skip, reset noise, observation and finite-difference velocity of gymnasium's
 HalfCheetah-v5 / Ant-v5 while keeping the task's reward, with a horizon of 100.
 """

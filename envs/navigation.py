@@ -1,4 +1,4 @@
-"""Navigation2D: a point moves in the plane towards a goal (PROTOCOL.md); no physics engine needed."""
+"""Navigation2D: a point moves in the plane towards a goal (docs/paper.md, "Tasks"); no physics engine needed."""
 
 from __future__ import annotations
 

@@ -13,8 +13,8 @@ from gymnasium.vector.utils import batch_space
 class TaskInObservation(VectorEnv):
     """Append each slot's task vector to its observation (the paper's "oracle" sees the task).
 
-    Wraps any task vector env with ``set_tasks``/``get_tasks`` (``envs.BatchedTaskEnv``,
-    ``envs.TaskSyncVectorEnv``); everything else passes through.
+    Wraps any task vector env with ``set_tasks``/``get_tasks`` (``metarl.envs.BatchedTaskEnv``,
+    ``metarl.envs.TaskSyncVectorEnv``); everything else passes through.
     """
 
     def __init__(self, env: Any) -> None:

@@ -11,7 +11,7 @@ import difflib
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, get_type_hints
 
@@ -244,7 +244,7 @@ def read_config_file(path: str | os.PathLike) -> Any:
     return parse_yaml(text, f"--config {path}")
 
 
-def load_config(path: str | os.PathLike, overrides: list[str] | Mapping[str, Any] | None = None) -> TrainConfig:
+def load_config(path: str | os.PathLike, overrides: Sequence[str] | Mapping[str, Any] | None = None) -> TrainConfig:
     """Read a YAML config, apply overrides (``section.field=value`` strings or a mapping), validate."""
     data = read_config_file(path)
     if data is None:
@@ -252,7 +252,7 @@ def load_config(path: str | os.PathLike, overrides: list[str] | Mapping[str, Any
     return from_dict(apply_overrides(data, overrides or [])).validate()
 
 
-def apply_overrides(data: Any, overrides: list[str] | Mapping[str, Any]) -> dict:
+def apply_overrides(data: Any, overrides: Sequence[str] | Mapping[str, Any]) -> dict:
     """Apply dotted-field overrides to nested dicts: ``["a.b=value"]`` (values parsed as YAML) or ``{"a.b": value}``."""
     if not isinstance(data, dict):
         raise ConfigError(f"config: expected a mapping of fields at the top level, got {type(data).__name__} {data!r}")

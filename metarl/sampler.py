@@ -17,7 +17,7 @@ from metarl.policy import GaussianMLPPolicy, Params
 
 
 class TaskVectorEnv(Protocol):
-    """What the sampler needs of an env: ``envs.BatchedTaskEnv`` and ``envs.TaskSyncVectorEnv`` both fit."""
+    """What the sampler needs of an env: ``metarl.envs.BatchedTaskEnv`` and ``metarl.envs.TaskSyncVectorEnv`` both fit."""
 
     num_envs: int
     horizon: int

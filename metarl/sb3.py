@@ -23,7 +23,7 @@ from metarl.policy import Params
 
 
 class SB3TaskVecEnv(VecEnv):
-    """An SB3 ``VecEnv`` over a task vector env (``envs.BatchedTaskEnv`` or ``envs.TaskSyncVectorEnv``).
+    """An SB3 ``VecEnv`` over a task vector env (``metarl.envs.BatchedTaskEnv`` or ``metarl.envs.TaskSyncVectorEnv``).
 
     Args:
         env: the task vector env; each of its slots is one SB3 env.

@@ -329,10 +329,7 @@ class Trainer:
                 nxt, scalars = self.iterate(self.state)
                 scalars.update(self._eval_columns(nxt))
                 with self._critical_section():
-                    self._write(lambda: logger.log(self.state.iteration, scalars), "progress.csv")
-                    best = self.state.params if nxt.best_iteration == self.state.iteration else None
-                    self._write(lambda: self._save(nxt, best_params=best), "checkpoints")
-                    self.state = nxt
+                    self._commit(logger, nxt, scalars)
                 bar.update(1)
                 bar.set_postfix(pre=f"{scalars['return/pre_adaptation']:.1f}",
                                 post=f"{scalars['return/post_adaptation']:.1f}")
@@ -346,6 +343,13 @@ class Trainer:
             for s, h in handlers.items():
                 signal.signal(s, h)
         return self.state
+
+    def _commit(self, logger: RunLogger, nxt: RunState, scalars: dict[str, float]) -> None:
+        """Log the finished iteration and checkpoint its result; only then is it part of the run."""
+        self._write(lambda: logger.log(self.state.iteration, scalars), "progress.csv")
+        best = self.state.params if nxt.best_iteration == self.state.iteration else None
+        self._write(lambda: self._save(nxt, best_params=best), "checkpoints")
+        self.state = nxt
 
     def _save(self, state: RunState, best_params: Params | None = None) -> None:
         """Write latest.pt (and iter_N.pt on schedule); ``best_params`` also go to best.pt.
