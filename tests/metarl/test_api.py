@@ -1,0 +1,146 @@
+"""The Python API: train, evaluate, load_run, Run.adapt / Run.act; and the example scripts of docs/api.md."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import metarl
+from metarl.config import ConfigError, load_config
+from metarl.trainer import Trainer
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+SMOKE = os.path.join(ROOT, "experiments", "configs", "smoke_navigation2d.yaml")
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("api") / "nav"
+    metarl.train(SMOKE, out, iterations=3)
+    return out
+
+
+def test_train_writes_a_run_and_returns_its_best_policy(run_dir):
+    run = metarl.load_run(run_dir)
+    assert isinstance(run, metarl.Run) and run.method == "maml" and run.path == str(run_dir)
+    assert sorted(os.listdir(run_dir / "checkpoints")) == ["best.pt", "iter_000002.pt", "latest.pt"]
+    assert {"config.yaml", "progress.csv", "tensorboard", "metarl-run.json"} <= set(os.listdir(run_dir))
+    latest = metarl.load_run(run_dir, "latest")
+    assert latest.iteration == 3 and metarl.load_run(run_dir, 2).iteration == 2
+    with pytest.raises(ConfigError, match="'best', 'latest' or an iteration"):
+        metarl.load_run(run_dir, "newest")
+
+
+def test_train_accepts_a_config_object_and_dotted_overrides(tmp_path):
+    cfg = load_config(SMOKE)
+    run = metarl.train(cfg, tmp_path / "obj", overrides={"algo.inner_step_size": 0.25, "iterations": 1}, seed=4)
+    assert run.config.algo.inner_step_size == 0.25 and run.config.seed == 4 and run.config.iterations == 1
+    assert cfg.algo.inner_step_size == 0.5  # the caller's object is not changed
+
+
+def test_train_then_resume_equals_an_uninterrupted_run(tmp_path):
+    metarl.train(SMOKE, tmp_path / "full", iterations=4)
+    metarl.train(SMOKE, tmp_path / "split", iterations=2)
+    metarl.train(None, tmp_path / "split", resume=True, iterations=4)
+    full = metarl.load_run(tmp_path / "full", "latest")
+    split = metarl.load_run(tmp_path / "split", "latest")
+    assert split.iteration == 4
+    for k in full.params:
+        assert torch.equal(full.params[k], split.params[k])
+    with pytest.raises(ConfigError, match="saved config"):
+        metarl.train(SMOKE, tmp_path / "split", resume=True)
+
+
+def test_evaluate_returns_the_curve_and_writes_only_when_asked(run_dir, tmp_path):
+    before = sorted(os.listdir(run_dir))
+    curve = metarl.evaluate(run_dir, tasks=4, episodes=3, steps=2)
+    assert sorted(os.listdir(run_dir)) == before  # nothing written
+    assert curve.returns.shape == (4, 3) and curve.tasks.shape == (4, 2)
+    np.testing.assert_allclose(curve.mean, curve.returns.mean(axis=0))
+    np.testing.assert_allclose(curve.sem, curve.returns.std(axis=0, ddof=1) / 2.0)
+    assert curve.settings.step_size == 0.5 and curve.settings.env.id == "metarl/Navigation2D-v0"
+    again = metarl.evaluate(metarl.load_run(run_dir), tasks=4, episodes=3, steps=2, output=tmp_path / "ev")
+    np.testing.assert_array_equal(again.returns, curve.returns)  # seeded: the same numbers
+    assert {"summary.csv", "per_goal.csv", "results.json", "curve.png"} <= set(os.listdir(tmp_path / "ev"))
+
+
+def test_adapt_equals_the_inner_step_the_trainer_takes(run_dir):
+    run = metarl.load_run(run_dir)
+    tasks = np.array([[0.3, -0.2], [-0.1, 0.4], [0.0, 0.2]])
+    adapted = run.adapt(tasks, steps=1, episodes=4, seed=7)
+    # the trainer's inner step on the same episodes: its sampler, its advantages, its adapt
+    cfg = load_config(SMOKE, {"algo.num_tasks": 3, "algo.episodes_per_task": 4})
+    trainer = Trainer(cfg, str(run_dir.parent / "inner-step-reference"))
+    trainer.close()
+    generator = torch.Generator().manual_seed(7)
+    seed = int(np.random.default_rng(7).integers(0, 2**31 - 1, size=1)[0])
+    batch = trainer.sampler.sample(run.params, tasks, seed, generator)
+    data, _ = trainer.maml.advantages(batch)
+    expected = trainer.maml.adapt(run.params, [data], create_graph=False)
+    for k in expected:
+        assert adapted[k].shape == (3, *run.params[k].shape)
+        assert torch.equal(adapted[k], expected[k].detach()), k
+    # and the step moved the parameters
+    assert not torch.equal(adapted["w0"][0], run.params["w0"])
+
+
+def test_act_with_meta_and_adapted_parameters(run_dir):
+    run = metarl.load_run(run_dir)
+    obs = np.array([[0.1, -0.1], [0.2, 0.0]])
+    mean = run.act(obs)
+    np.testing.assert_allclose(mean, run.policy.mean(run.params, torch.as_tensor(obs, dtype=torch.float32)).numpy())
+    assert run.act(obs[0]).shape == (2,)
+    g = torch.Generator().manual_seed(0)
+    noisy = run.act(obs, deterministic=False, generator=g)
+    assert noisy.shape == (2, 2) and not np.allclose(noisy, mean)
+    adapted = run.adapt(np.array([[0.3, -0.2], [-0.1, 0.4]]), episodes=2)
+    per_task = run.act(obs, adapted)  # one observation per task
+    assert per_task.shape == (2, 2)
+    np.testing.assert_allclose(per_task[1], run.act(obs[1], metarl.Run.select(adapted, 1)), rtol=1e-6)
+    with pytest.raises(ConfigError, match="adapted parameters hold 2 policies"):
+        run.act(np.zeros((3, 2)), adapted)
+    with pytest.raises(ConfigError, match="expected 2 values per observation"):
+        run.act(np.zeros((1, 5)))
+
+
+def test_random_run_is_the_random_comparison(tmp_path):
+    run = metarl.Run.random(SMOKE, seed=3)
+    assert run.method == "random" and run.path is None
+    curve = metarl.evaluate(run, tasks=3, episodes=2, steps=1)
+    assert curve.settings.method == "random" and curve.returns.shape == (3, 2)
+
+
+# ---- the scripts of docs/api.md --------------------------------------------------------------------------------
+def script(name, *args, cwd=ROOT):
+    res = subprocess.run([sys.executable, os.path.join(ROOT, "experiments", "examples", name), *map(str, args)],
+                         capture_output=True, text=True, timeout=600, cwd=cwd,
+                         env={**os.environ, "MPLBACKEND": "Agg"})
+    assert res.returncode == 0, res.stderr[-3000:]
+    return res.stdout
+
+
+def test_example_seed_sweep(tmp_path):
+    out = script("seed_sweep.py", "--config", SMOKE, "--seeds", 0, 1, "--output", tmp_path / "sweep",
+                 "--set", "iterations=2", "--tasks", 3, "--episodes", 2)
+    assert "seed 0:" in out and "seed 1:" in out and "over seeds" in out
+    assert sorted(os.listdir(tmp_path / "sweep")) == ["seed-0", "seed-1"]
+
+
+def test_example_plot_run(run_dir, tmp_path):
+    out = script("plot_run.py", run_dir, "--output", tmp_path / "r.png", "--tasks", 3, "--episodes", 2)
+    assert "before adaptation" in out and (tmp_path / "r.png").stat().st_size > 0
+
+
+def test_example_adapt_to_goal(run_dir):
+    out = script("adapt_to_goal.py", run_dir, "--goal", 0.3, -0.2, "--episodes", 4)
+    assert "before adaptation" in out and "after 1 step" in out
+
+
+def test_example_own_loop():
+    out = script("own_loop.py", "--horizon", 20, "--tasks", 3, "--episodes", 3, "--iterations", 2)
+    assert out.count("iteration") == 2
