@@ -99,7 +99,11 @@ def saved_run(run_dir: str, run_id: str = "") -> tuple[TrainConfig, dict | None]
             f"this directory's is {run_id}; its env is {saved.get('env_id')!r}); put back this run's checkpoint "
             "(an iter_*.pt of this run copied to latest.pt) or start a new --output"
         )
-    mine, theirs = to_dict(cfg), saved.get("config", {})
+    try:  # through the dataclasses, so that fields added to metarl since the run started take their defaults
+        theirs = to_dict(from_dict(saved.get("config", {})))
+    except ConfigError as exc:
+        raise CheckpointError(f"--resume: checkpoints/latest.pt in {run_dir!r} carries a config this metarl cannot read ({exc})") from None
+    mine = to_dict(cfg)
     differ = [k for k in _flat_keys(mine) if k.split(".")[0] not in RESUMABLE_FIELDS
               and _get(mine, k) != _get(theirs, k)]
     if differ:
