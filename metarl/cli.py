@@ -2,7 +2,7 @@
 
     metarl train     meta-train into a run directory (--resume continues one)
     metarl evaluate  adaptation curves of a run, a checkpoint or a random policy (the paper's protocol)
-    metarl baseline  train the pretrained or oracle comparison with stable-baselines3
+    metarl baseline  train the pretrained or oracle comparison with stable-baselines3 (TRPO or PPO)
     metarl plot      the paper's figure for a task, our curves next to the published ones
     metarl envs      list the registered task envs and run each for a few steps
     metarl config    every config field with its default and meaning (or a config resolved with --set)
@@ -71,15 +71,17 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--output", help="results directory (default: RUN_DIR/evaluation)")
     ev.add_argument("--overwrite", action="store_true", help="replace results already in --output")
 
-    bl = _add(sub, "baseline", "train the pretrained or oracle comparison with stable-baselines3 PPO",
-              "Train the paper's comparisons with stable-baselines3 PPO on the batched task env:\n"
+    bl = _add(sub, "baseline", "train the pretrained or oracle comparison with stable-baselines3 (TRPO or PPO)",
+              "Train the paper's comparisons with stable-baselines3 on the batched task env (TRPO from\n"
+              "sb3-contrib, the paper's method, or PPO):\n"
               "pretrained (one policy for the whole task distribution, then adapted like MAML) or oracle\n"
               "(the task appended to the observation). Writes sb3_model.zip and checkpoints/best.pt,\n"
               "which `metarl evaluate OUTPUT` reads.")
     bl.add_argument("kind", choices=["pretrained", "oracle"], help="which comparison")
     bl.add_argument("--config", required=True, help="config of the task (env, network shape, discount)")
     bl.add_argument("--output", required=True, help="directory for the SB3 model and a metarl checkpoint")
-    bl.add_argument("--timesteps", type=int, default=1_000_000, help="PPO env steps")
+    bl.add_argument("--algo", choices=["trpo", "ppo"], default="trpo", help="the RL algorithm (the paper used TRPO)")
+    bl.add_argument("--timesteps", type=int, default=1_000_000, help="env steps of training")
     bl.add_argument("--slots", type=int, default=16, help="parallel env slots")
     bl.add_argument("--seed", type=int, default=0, help="seed of PPO, task draws and env resets")
     bl.add_argument("--overwrite", action="store_true", help="replace a baseline already in --output")
@@ -178,7 +180,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
         raise ConfigError(f"--slots: expected a positive number of parallel env slots, got {args.slots}")
     _non_negative(args.seed, "--seed")
     cfg = load_config(args.config)
-    train_baseline(args.kind, cfg, args.output, args.timesteps, args.seed, args.slots, args.overwrite)
+    train_baseline(args.kind, cfg, args.output, args.timesteps, args.seed, args.slots, args.overwrite, algo=args.algo)
     return 0
 
 

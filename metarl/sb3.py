@@ -4,8 +4,9 @@
 the task distribution at each episode start (or keeps fixed tasks), slots that finish reset on their own
 as SB3 expects, and ``oracle=True`` appends the task to the observation.  Any SB3 algorithm trains on it.
 
-The pretrained baseline is an SB3 PPO policy with metarl's network shape (ReLU MLP, state-independent
-log std); :func:`sb3_policy_params` converts it to metarl parameters, so the inner loop adapts it.
+The pretrained and oracle baselines are SB3 policies with metarl's network shape (ReLU MLP,
+state-independent log std), trained with TRPO from sb3-contrib (the paper trained them with TRPO) or with
+PPO; :func:`sb3_policy_params` converts the actor to metarl parameters, so the inner loop adapts it.
 """
 
 from __future__ import annotations
@@ -152,12 +153,46 @@ def sb3_policy_params(model: Any, dtype: torch.dtype = torch.float32) -> Params:
     return params
 
 
-def train_baseline(kind: str, cfg: Any, output: str, timesteps: int, seed: int, num_slots: int = 16,
-                   overwrite: bool = False, progress: Callable[[str], None] = print) -> dict[str, Any]:
-    """Train the pretrained or oracle comparison with SB3 PPO; write the SB3 model and a metarl checkpoint."""
-    from stable_baselines3 import PPO
+BASELINE_ALGOS = ("trpo", "ppo")
 
-    from metarl.checkpoint import save_checkpoint
+
+class _EpisodeCurve:
+    """An SB3 callback that records the mean return of the episodes finished in each rollout."""
+
+    def __init__(self) -> None:
+        from stable_baselines3.common.callbacks import BaseCallback
+
+        curve = self
+
+        class Callback(BaseCallback):
+            def _on_step(self) -> bool:
+                for info in self.locals.get("infos", []):
+                    if "episode" in info:
+                        curve._returns.append(info["episode"]["r"])
+                return True
+
+            def _on_rollout_end(self) -> None:
+                if curve._returns:
+                    curve.rows.append((int(self.num_timesteps), float(np.mean(curve._returns)), len(curve._returns)))
+                    curve._returns = []
+
+        self.rows: list[tuple[int, float, int]] = []
+        self._returns: list[float] = []
+        self.callback = Callback()
+
+    def csv(self) -> bytes:
+        lines = ["env_steps,mean_episode_return,episodes"] + [f"{t},{r:.4f},{n}" for t, r, n in self.rows]
+        return ("\n".join(lines) + "\n").encode()
+
+
+def train_baseline(kind: str, cfg: Any, output: str, timesteps: int, seed: int, num_slots: int = 16,
+                   overwrite: bool = False, progress: Callable[[str], None] = print, algo: str = "trpo") -> dict[str, Any]:
+    """Train the pretrained or oracle comparison with SB3 (TRPO from sb3-contrib, the paper's method, or PPO).
+
+    Writes ``sb3_model.zip``, ``checkpoints/best.pt`` (metarl parameters, which ``metarl evaluate``
+    adapts), ``config.yaml`` and ``training_curve.csv`` (mean return of the episodes of each rollout).
+    """
+    from metarl.checkpoint import atomic_write_bytes, save_checkpoint
     from metarl.config import ConfigError, save_config, to_dict
     from metarl.environment import make_env
     from metarl.errors import UsageError
@@ -165,6 +200,8 @@ def train_baseline(kind: str, cfg: Any, output: str, timesteps: int, seed: int, 
 
     if kind not in ("pretrained", "oracle"):
         raise ConfigError(f"baseline: expected 'pretrained' or 'oracle', got {kind!r}")
+    if algo not in BASELINE_ALGOS:
+        raise ConfigError(f"--algo: expected one of {list(BASELINE_ALGOS)}, got {algo!r}")
     for flag, value in (("--timesteps", timesteps), ("--slots", num_slots)):
         if not isinstance(value, int) or value < 1:
             raise ConfigError(f"{flag}: expected a positive integer, got {value!r}")
@@ -183,14 +220,24 @@ def train_baseline(kind: str, cfg: Any, output: str, timesteps: int, seed: int, 
     rollout = num_slots * horizon
     # the largest minibatch of at most 1000 steps that divides the rollout (SB3 warns on a ragged last one)
     batch_size = max(b for b in range(1, min(rollout, 1000) + 1) if rollout % b == 0)
-    model = PPO(
-        "MlpPolicy", vec, n_steps=horizon, batch_size=batch_size, gamma=cfg.algo.discount,
-        policy_kwargs=policy_kwargs(cfg.policy.hidden_sizes, cfg.policy.init_std), seed=seed, verbose=0,
-        device="cpu",
-    )
-    model.learn(total_timesteps=timesteps)
+    common = dict(n_steps=horizon, batch_size=batch_size, gamma=cfg.algo.discount, seed=seed, verbose=0, device="cpu",
+                  policy_kwargs=policy_kwargs(cfg.policy.hidden_sizes, cfg.policy.init_std))
+    if algo == "trpo":
+        from sb3_contrib import TRPO
+
+        # the paper's meta-optimizer settings where TRPO has them: KL bound, CG damping and backtracking
+        model: Any = TRPO("MlpPolicy", vec, target_kl=cfg.algo.max_kl, cg_max_steps=cfg.algo.cg_iters,
+                          line_search_shrinking_factor=cfg.algo.backtrack_ratio,
+                          line_search_max_iter=cfg.algo.max_backtracks, gae_lambda=cfg.algo.gae_lambda, **common)
+    else:
+        from stable_baselines3 import PPO
+
+        model = PPO("MlpPolicy", vec, **common)
+    curve = _EpisodeCurve()
+    model.learn(total_timesteps=timesteps, callback=curve.callback)
     os.makedirs(os.path.join(output, "checkpoints"), exist_ok=True)
     model.save(os.path.join(output, "sb3_model.zip"))
+    atomic_write_bytes(os.path.join(output, "training_curve.csv"), curve.csv())
     params = sb3_policy_params(model)
     obs_dim, act_dim = env.single_observation_space.shape[0] + (vec.task_dim if vec.oracle else 0), env.single_action_space.shape[0]
     save_config(cfg, os.path.join(output, "config.yaml"))
@@ -198,9 +245,9 @@ def train_baseline(kind: str, cfg: Any, output: str, timesteps: int, seed: int, 
         "iteration": 0, "params": params, "config": to_dict(cfg), "env_id": cfg.env.id,
         "env_kwargs": dict(cfg.env.kwargs), "obs_dim": obs_dim, "act_dim": act_dim,
         "hidden_sizes": list(cfg.policy.hidden_sizes), "method": kind, "oracle": kind == "oracle",
-        "sb3_timesteps": int(model.num_timesteps), "np_rng": None, "torch_rng": None, "env_steps": int(model.num_timesteps),
+        "sb3_timesteps": int(model.num_timesteps), "sb3_algo": algo, "np_rng": None, "torch_rng": None, "env_steps": int(model.num_timesteps),
         "best_return": float("nan"), "best_iteration": 0,
     }
     save_checkpoint(ckpt, state)
-    progress(f"{kind}: trained PPO for {model.num_timesteps} env steps; wrote {output}/sb3_model.zip and {ckpt}")
+    progress(f"{kind}: trained {algo.upper()} for {model.num_timesteps} env steps; wrote {output}/sb3_model.zip and {ckpt}")
     return state

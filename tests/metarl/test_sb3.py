@@ -85,13 +85,18 @@ def test_conversion_refuses_other_activations():
         sb3_policy_params(model)
 
 
-@pytest.mark.parametrize("kind", ["pretrained", "oracle"])
-def test_baseline_command_writes_an_evaluable_checkpoint(tmp_path, kind):
+@pytest.mark.parametrize("kind,algo", [("pretrained", "trpo"), ("oracle", "trpo"), ("oracle", "ppo")])
+def test_baseline_command_writes_an_evaluable_checkpoint(tmp_path, kind, algo):
     cfg = load_config(ev.os.path.join(ev.os.path.dirname(__file__), "..", "..", "experiments", "configs", "smoke_navigation2d.yaml"))
-    train_baseline(kind, cfg, str(tmp_path / kind), timesteps=200, seed=0, num_slots=4, progress=lambda m: None)
+    train_baseline(kind, cfg, str(tmp_path / kind), timesteps=400, seed=0, num_slots=4, progress=lambda m: None,
+                   algo=algo)
     assert (tmp_path / kind / "sb3_model.zip").exists()
+    curve = (tmp_path / kind / "training_curve.csv").read_text().splitlines()
+    assert curve[0] == "env_steps,mean_episode_return,episodes" and len(curve) >= 3
+    assert all(np.isfinite(float(row.split(",")[1])) for row in curve[1:])
     policy, params, saved = ev.load_policy(ev.resolve_source(str(tmp_path / kind)))
     assert saved["method"] == kind and saved["obs_dim"] == (4 if kind == "oracle" else 2)
+    assert saved["sb3_algo"] == algo
     settings = ev.protocol_settings(cfg, kind, kind == "oracle", None, num_tasks=3, episodes=2)
     settings.env.kwargs = {"horizon": 20}
     assert settings.steps == (0 if kind == "oracle" else 4) and settings.step_size == (0.0 if kind == "oracle" else 0.2)
