@@ -17,6 +17,8 @@ import torch
 from metarl.errors import UsageError
 
 FORMAT = "metarl-checkpoint"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 VERSION = 1
 
 
@@ -30,6 +32,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=directory)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the permissions a plain open() would
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
