@@ -19,6 +19,8 @@ class LinearFeatureBaseline:
             raise ValueError(f"reg_coeff: expected a positive ridge coefficient, got {reg_coeff}")
         self.reg_coeff = float(reg_coeff)
         self.max_tries = int(max_tries)
+        # weights [d] fit on the last task processed, for fit_predict_previous (None: not fit yet, predicts 0)
+        self.previous: Tensor | None = None
 
     @staticmethod
     def features(obs: Tensor) -> Tensor:
@@ -53,6 +55,23 @@ class LinearFeatureBaseline:
         weights = torch.nan_to_num(weights, nan=0.0, posinf=0.0, neginf=0.0)
         values = (feats @ weights.unsqueeze(1)).squeeze(-1) * mask.to(torch.float64)
         return values.to(returns.dtype), weights.squeeze(-1)
+
+
+    def fit_predict_previous(self, obs: Tensor, returns: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """Values of task i from the baseline fit on the batch processed just before it; then fit task i.
+
+        Task 0 uses :attr:`previous` (the last task of the previous call; zero weights before any fit, as
+        an unfitted baseline predicts 0), task i > 0 the fit on task i - 1, and :attr:`previous` becomes
+        the fit on the last task.  This is the order in which the authors' released sampler predicted and
+        refit its one baseline, task after task.  Returns ``(values [T, E, H], weights [T, d])``.
+        """
+        _, weights = self.fit_predict(obs, returns, mask)
+        feats = self.features(obs)
+        first = torch.zeros_like(weights[:1]) if self.previous is None else self.previous.to(weights).reshape(1, -1)
+        used = torch.cat([first, weights[:-1]], dim=0)  # [T, d]
+        values = (feats @ used[:, None, :, None]).squeeze(-1) * mask.to(torch.float64)
+        self.previous = weights[-1].detach().clone()
+        return values.to(returns.dtype), weights
 
 
 def explained_variance(values: Tensor, returns: Tensor, mask: Tensor) -> float:

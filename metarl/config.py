@@ -53,6 +53,15 @@ class AdvantageConfig:
     gae_lambda: float = doc(1.0, "GAE lambda (1.0: discounted return minus baseline, as in the paper)")
     normalize_advantages: bool = doc(True, "standardise advantages per task")
     baseline_reg: float = doc(1e-5, "ridge coefficient of the linear feature baseline")
+    baseline_fit: str = doc(
+        "per_task",
+        "per_task: each task's baseline is fit on that task's batch (the paper's text); previous_batch: each "
+        "task's values come from the baseline fit on the batch processed just before it (the authors' released "
+        "sampler, which predicted first and refit afterwards, task after task)",
+    )
+
+
+BASELINE_FITS = ("per_task", "previous_batch")
 
 
 @dataclass
@@ -114,6 +123,8 @@ class TrainConfig:
                 raise ConfigError(f"config field '{name}': expected a value in [0, 1], got {value!r}")
         if not 0.0 < a.backtrack_ratio < 1.0:
             raise ConfigError(f"config field 'algo.backtrack_ratio': expected a value in (0, 1), got {a.backtrack_ratio!r}")
+        if a.baseline_fit not in BASELINE_FITS:
+            raise ConfigError(f"config field 'algo.baseline_fit': expected one of {list(BASELINE_FITS)}, got {a.baseline_fit!r}")
         if self.dtype not in ("float32", "float64"):
             raise ConfigError(f"config field 'dtype': expected 'float32' or 'float64', got {self.dtype!r}")
         check_device(self.device, "config field 'device'")

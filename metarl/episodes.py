@@ -83,11 +83,16 @@ def standardize_per_task(adv: Tensor, mask: Tensor, eps: float = 1e-8) -> Tensor
 def advantages(batch: EpisodeBatch, settings: AdvantageConfig, baseline: LinearFeatureBaseline) -> tuple[Tensor, float]:
     """Advantages ``[T, E, H]`` of a batch (detached) and the baseline's explained variance.
 
-    The baseline is fit per task on that task's discounted returns, advantages are GAE with
+    The baseline is fit per task on that task's discounted returns (``settings.baseline_fit``:
+    ``per_task`` predicts each task with its own fit, ``previous_batch`` with the fit on the task processed
+    before it, see :meth:`LinearFeatureBaseline.fit_predict_previous`), advantages are GAE with
     ``settings.gae_lambda`` and, if ``settings.normalize_advantages``, standardised per task.
     """
     returns = discounted_returns(batch.rewards, batch.mask, settings.discount)
-    values, _ = baseline.fit_predict(batch.obs, returns, batch.mask)
+    if settings.baseline_fit == "previous_batch":
+        values, _ = baseline.fit_predict_previous(batch.obs, returns, batch.mask)
+    else:
+        values, _ = baseline.fit_predict(batch.obs, returns, batch.mask)
     adv = gae(batch.rewards, values, batch.mask, settings.discount, settings.gae_lambda)
     if settings.normalize_advantages:
         adv = standardize_per_task(adv, batch.mask)

@@ -69,6 +69,7 @@ class RunState:
     env_steps: int
     best_return: float
     best_iteration: int
+    baseline_state: torch.Tensor | None = None  # the baseline's last fit (algo.baseline_fit: previous_batch)
 
 
 # fields a resumed run may change; everything else must match the run's saved config
@@ -209,6 +210,7 @@ class Trainer:
             self.state = RunState(
                 saved["iteration"], {k: v.to(self.device, self.dtype) for k, v in saved["params"].items()},
                 saved["np_rng"], saved["torch_rng"], saved["env_steps"], saved["best_return"], saved["best_iteration"],
+                saved.get("baseline_state"),
             )
         else:
             self.generator.manual_seed(cfg.seed)
@@ -240,6 +242,7 @@ class Trainer:
         rng.bit_generator.state = state.np_rng
         self.generator.set_state(state.torch_rng)
         theta = state.params
+        self.maml.baseline.previous = None if state.baseline_state is None else state.baseline_state.clone()
         t_start = time.perf_counter()
         tasks = self.env.sample_tasks(a.num_tasks, rng)
         seeds = rng.integers(0, 2**31 - 1, size=a.inner_steps + 1)
@@ -285,6 +288,7 @@ class Trainer:
         nxt = RunState(
             state.iteration + 1, new_theta, dict(rng.bit_generator.state), self.generator.get_state(), env_steps,
             post_return if best else state.best_return, state.iteration if best else state.best_iteration,
+            self.maml.baseline.previous,
         )
         return nxt, scalars
 
@@ -369,6 +373,7 @@ class Trainer:
             "env_steps": state.env_steps,
             "best_return": state.best_return,
             "best_iteration": state.best_iteration,
+            "baseline_state": state.baseline_state,
             "config": to_dict(self.cfg),
             "env_id": self.cfg.env.id,
             "env_kwargs": dict(self.cfg.env.kwargs),

@@ -86,3 +86,42 @@ def test_baseline_survives_degenerate_features():
     values, w = LinearFeatureBaseline().fit_predict(obs, ret, torch.ones(2, 1, 3, dtype=torch.float64))
     assert torch.isfinite(values).all()
     torch.testing.assert_close(values, ret, rtol=1e-3, atol=1e-3)
+
+
+def test_previous_batch_baseline_predicts_each_task_with_the_fit_before_it():
+    g = torch.Generator().manual_seed(3)
+    T, E, H, D = 3, 4, 6, 2
+    obs = torch.randn(T, E, H, D, generator=g, dtype=torch.float64)
+    returns = torch.randn(T, E, H, generator=g, dtype=torch.float64)
+    mask = torch.ones(T, E, H, dtype=torch.float64)
+    mask[1, 2, 4:] = 0
+    shared = LinearFeatureBaseline(1e-3)
+    values, weights = shared.fit_predict_previous(obs, returns, mask)
+    feats = LinearFeatureBaseline.features(obs)
+    # by hand: an unfitted baseline predicts 0; afterwards task i uses the weights fit on task i - 1 alone
+    torch.testing.assert_close(values[0], torch.zeros(E, H, dtype=torch.float64))
+    for i in range(1, T):
+        _, w_prev = LinearFeatureBaseline(1e-3).fit_predict(obs[i - 1 : i], returns[i - 1 : i], mask[i - 1 : i])
+        torch.testing.assert_close(values[i], (feats[i] @ w_prev[0]) * mask[i])
+    torch.testing.assert_close(shared.previous, weights[-1])
+    # the next call starts from the last task of this one
+    values2, _ = shared.fit_predict_previous(obs, returns, mask)
+    torch.testing.assert_close(values2[0], (feats[0] @ weights[-1]) * mask[0])
+
+
+def test_advantages_follow_the_configured_baseline_fit():
+    from metarl.config import AdvantageConfig
+    from metarl.episodes import EpisodeBatch, advantages
+
+    g = torch.Generator().manual_seed(5)
+    T, E, H = 2, 3, 5
+    batch = EpisodeBatch(torch.randn(T, E, H, 2, generator=g, dtype=torch.float64),
+                         torch.randn(T, E, H, 1, generator=g, dtype=torch.float64),
+                         torch.randn(T, E, H, generator=g, dtype=torch.float64),
+                         torch.ones(T, E, H, dtype=torch.float64), np.zeros((T, 1)))
+    per_task, _ = advantages(batch, AdvantageConfig(normalize_advantages=False), LinearFeatureBaseline())
+    previous, _ = advantages(batch, AdvantageConfig(normalize_advantages=False, baseline_fit="previous_batch"),
+                             LinearFeatureBaseline())
+    returns = discounted_returns(batch.rewards, batch.mask, 0.99)
+    torch.testing.assert_close(previous[0], returns[0])  # task 0: nothing fit before it, values 0
+    assert not torch.allclose(per_task[1], previous[1])

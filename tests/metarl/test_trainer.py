@@ -219,3 +219,15 @@ def test_resume_refuses_a_different_config(tmp_path):
                           "--config", SMOKE_NAV, "--set", "algo.max_kl=0.5"], capture_output=True, text=True)
     assert res.returncode == 2 and "saved config" in res.stderr
     assert load_checkpoint(out / "checkpoints" / "latest.pt")["iteration"] == 1
+
+
+def test_resume_is_exact_with_the_previous_batch_baseline(tmp_path):
+    opts = ["algo.baseline_fit=previous_batch"]
+    _, full = run(tmp_path, "full", overrides=[*opts, "iterations=3"])
+    run(tmp_path, "split", overrides=[*opts, "iterations=1"])
+    assert load_checkpoint(tmp_path / "split" / "checkpoints" / "latest.pt")["baseline_state"] is not None
+    _, resumed = run(tmp_path, "split", overrides=[*opts, "iterations=3"], resume=True)
+    for k in full.params:
+        assert torch.equal(full.params[k], resumed.params[k])
+    _, per_task = run(tmp_path, "per_task", overrides=["iterations=3"])
+    assert not all(torch.equal(full.params[k], per_task.params[k]) for k in full.params)
