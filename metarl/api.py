@@ -253,7 +253,7 @@ def load_run(path: str | os.PathLike, checkpoint: str | int = "best") -> Run:
         cfg = from_dict(copy.deepcopy(state["config"])).validate()
     except (KeyError, ConfigError) as exc:
         raise ev.CheckpointError(f"checkpoint {file!r} carries no valid config ({exc}); use a checkpoint written by metarl") from None
-    return Run(cfg, policy, params, path=run_dir, checkpoint=os.path.abspath(file), iteration=int(state.get("iteration", 0)),
+    return Run(cfg, policy, params, path=run_dir, checkpoint=file, iteration=int(state.get("iteration", 0)),
                method=str(state.get("method", "maml")), oracle=bool(state.get("oracle", False)))
 
 

@@ -1,0 +1,54 @@
+"""Trim a finished run directory into a zoo entry: what the commands need, nothing else.
+
+    python experiments/ship_zoo.py runs/ant-vel experiments/zoo/ant_vel
+
+Copies ``config.yaml``, ``metarl-run.json``, ``progress.csv`` and ``checkpoints/best.pt`` into the zoo
+folder, then evaluates the shipped checkpoint there with the paper's protocol (``metarl evaluate
+ZOO_ENTRY``), so that ``evaluation/`` holds ``summary.csv``, ``per_goal.csv``, ``results.json`` and
+``curve.png`` (TensorBoard events are left out), and checks the entry stays well under 1 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+
+import metarl
+
+SHIPPED = ("config.yaml", "metarl-run.json", "progress.csv", os.path.join("checkpoints", "best.pt"))
+EVALUATION = ("summary.csv", "per_goal.csv", "results.json", "curve.png")
+MAX_BYTES = 1_000_000
+
+
+def ship(run_dir: str, entry: str, overwrite: bool = False) -> int:
+    if os.path.exists(entry) and os.listdir(entry) and not overwrite:
+        raise SystemExit(f"{entry} exists; pass --overwrite to replace it")
+    shutil.rmtree(entry, ignore_errors=True)
+    for name in SHIPPED:
+        source = os.path.join(run_dir, name)
+        if not os.path.isfile(source):
+            raise SystemExit(f"{run_dir} has no {name}; is it a finished metarl run?")
+        os.makedirs(os.path.dirname(os.path.join(entry, name)) or entry, exist_ok=True)
+        shutil.copyfile(source, os.path.join(entry, name))
+    evaluation = os.path.join(entry, "evaluation")
+    metarl.evaluate(entry, output=evaluation)
+    shutil.rmtree(os.path.join(evaluation, "tensorboard"), ignore_errors=True)
+    size = sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(entry) for f in files)
+    if size > MAX_BYTES:
+        raise SystemExit(f"{entry} holds {size} bytes; a zoo entry must stay under {MAX_BYTES}")
+    return size
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run", help="a finished run directory")
+    parser.add_argument("entry", help="the zoo folder to write, e.g. experiments/zoo/ant_vel")
+    parser.add_argument("--overwrite", action="store_true")
+    args = parser.parse_args()
+    size = ship(args.run, args.entry, args.overwrite)
+    print(f"wrote {args.entry} ({size / 1e3:.0f} kB)")
+
+
+if __name__ == "__main__":
+    main()
