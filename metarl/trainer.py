@@ -38,7 +38,7 @@ from metarl.environment import make_env
 from metarl.logger import RunLogger
 from metarl.maml import MAMLTRPO
 from metarl.policy import GaussianMLPPolicy, Params
-from metarl.sampler import Sampler
+from metarl.sampler import make_sampler, sampler_env_slots  # [ray] was: Sampler
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -100,12 +100,12 @@ class Trainer:
         self.device = resolve_device(cfg.device)
         self.dtype = DTYPES[cfg.dtype]
         a = cfg.algo
-        self.env = make_env(cfg.env, a.num_tasks * a.episodes_per_task)
+        self.env = make_env(cfg.env, sampler_env_slots(cfg))  # [ray] T*E slots; 1 (dims, sample_tasks) with Ray
         obs_dim = self.env.single_observation_space.shape[0]
         act_dim = self.env.single_action_space.shape[0]
         self.policy = GaussianMLPPolicy(obs_dim, act_dim, cfg.policy.hidden_sizes, cfg.policy.init_std)
         self.maml = MAMLTRPO(self.policy, LinearFeatureBaseline(a.baseline_reg), a)
-        self.sampler = Sampler(self.env, self.policy, a.num_tasks, a.episodes_per_task, self.device, self.dtype)
+        self.sampler = make_sampler(cfg, self.env, self.policy, self.device, self.dtype)  # [ray] local or Ray
         self.generator = torch.Generator()
         if saved is not None:
             check_compatible(saved, obs_dim, act_dim, cfg.policy.hidden_sizes, cfg.env.id)
@@ -227,6 +227,7 @@ class Trainer:
                 self._save(self.state)
             raise
         finally:
+            self.sampler.close()  # [ray] stops Ray workers (and a Ray this run started)
             bar.close()
             logger.close()
             for s, h in handlers.items():
