@@ -5,6 +5,8 @@ Runs without Ray: blocks of tasks are rolled out on their own envs with :func:`m
 """
 
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -115,3 +117,22 @@ def test_sampler_config_is_validated():
     cfg = load_config(SMOKE_NAV, ["sampler.backend=ray", "sampler.workers=4", "sampler.cpus_per_worker=0.5"])
     assert cfg.sampler.workers == 4 and cfg.sampler.cpus_per_worker == 0.5
 
+
+def test_ray_backend_without_ray_says_how_to_install_it(tmp_path):
+    # a child process in which `import ray` fails, as on a machine without the [ray] extra
+    code = (
+        "import sys; sys.modules['ray'] = None\n"
+        "from metarl.config import load_config\n"
+        "from metarl.trainer import Trainer\n"
+        f"cfg = load_config({SMOKE_NAV!r}, ['sampler.backend=ray'])\n"
+        "try:\n"
+        f"    Trainer(cfg, {str(tmp_path / 'run')!r})\n"
+        "except Exception as exc:\n"
+        "    print(type(exc).__name__, exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120,
+                         env=dict(os.environ, PYTHONPATH=ROOT))
+    assert out.returncode == 0, out.stderr
+    line = out.stdout.strip()
+    assert line.startswith("ConfigError config field 'sampler.backend': 'ray' needs Ray, which is not installed")
+    assert 'pip install -e ".[ray]"' in line
