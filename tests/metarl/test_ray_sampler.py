@@ -115,6 +115,19 @@ def test_training_on_ray_equals_training_locally(ray_session, tmp_path, cfg_path
     assert torch.equal(a["torch_rng"], b["torch_rng"]) and a["np_rng"] == b["np_rng"]
 
 
+def test_a_resumed_ray_run_equals_an_uninterrupted_local_run(ray_session, tmp_path):
+    ray_set = ["sampler.backend=ray", "sampler.workers=2"]
+    _, full = run_trainer(tmp_path, "local", SMOKE_NAV, ["iterations=4"])
+    run_trainer(tmp_path, "split", SMOKE_NAV, ray_set + ["iterations=2"])
+    trainer = Trainer(load_config(SMOKE_NAV, ray_set + ["iterations=4"]), str(tmp_path / "split"), resume=True)
+    resumed = trainer.train()
+    assert resumed.iteration == 4
+    for k in full.params:
+        assert torch.equal(full.params[k], resumed.params[k]), k
+    assert progress_without_timings(tmp_path / "local" / "progress.csv") == \
+        progress_without_timings(tmp_path / "split" / "progress.csv")
+
+
 # ---- faults ---------------------------------------------------------------------------------------
 def wait_for(condition, timeout=60.0, what="condition"):
     end = time.monotonic() + timeout
