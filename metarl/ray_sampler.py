@@ -69,7 +69,9 @@ class SamplerWorker:
         self.episodes_per_task = episodes_per_task
         self.dtype = getattr(torch, dtype)
         try:
-            torch.set_num_threads(threads)
+            # the env steps with `threads` threads; torch's policy call per step is small, and intra-op
+            # threads of its own only contend with the env's (on a loaded machine, badly)
+            torch.set_num_threads(1)
             cfg = EnvConfig(**env_cfg)
             if cfg.num_threads == 0:  # "every CPU" of a worker is the CPUs it reserved
                 cfg.num_threads = threads
@@ -158,7 +160,7 @@ class RaySampler:
         ctx = ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING)
         self._shutdown_on_close = self.started_ray = True
         print(f"metarl: started a local Ray with {num_cpus} CPUs for {len(self.blocks)} sampler workers "
-              f"(session {ctx.address_info.get('session_dir', '?')}); it stops with the run", file=sys.stderr)
+              f"(session {getattr(ctx, 'address_info', {}).get('session_dir', '?')}); it stops with the run", file=sys.stderr)
 
     def close(self) -> None:
         """Stop the workers; shut down a Ray this run started, disconnect from a cluster it joined."""
@@ -265,8 +267,11 @@ class RaySampler:
         self.bytes_received += sum(r[k].nbytes for r in results for k in ("obs", "actions", "rewards", "mask"))
         wall = time.perf_counter() - t_start
         env_time = max(r["timings"]["env"] for r in results)
+        worker_time = max(r["timings"]["env"] + r["timings"]["policy"] for r in results)
+        # env + policy add up to the call's wall time, as for the local sampler; "workers": the slowest
+        # worker's own rollout time (the rest of the wall time is Ray's and the learner's overhead)
         return EpisodeBatch(obs=out["obs"], actions=out["actions"], rewards=out["rewards"], mask=out["mask"],
-                            tasks=tasks, timings={"env": env_time, "policy": wall - env_time})
+                            tasks=tasks, timings={"env": env_time, "policy": wall - env_time, "workers": worker_time})
 
     def _run(self, jobs: list[tuple]) -> list[dict[str, Any]]:
         """Each worker's job; a worker that dies is replaced and its job run again."""
