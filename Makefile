@@ -9,7 +9,7 @@ TRAIN_CONFIG ?= experiments/configs/navigation2d_smoke.yaml
 # a new directory per run, so that running it again never replaces an earlier run
 TRAIN_OUTPUT ?= runs/navigation2d-smoke-$(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: setup train test bench lint clean
+.PHONY: setup train test test-ray bench bench-ray lint clean
 
 setup: $(VENV)/.installed
 
@@ -33,12 +33,21 @@ test: setup
 	$(BIN)/python -m pytest -q
 	$(MAKE) --no-print-directory lint
 
+# the whole suite plus the Ray sampler tests (a real local Ray); installs the [ray] extra first
+test-ray: setup
+	$(BIN)/pip install -q -e ".[test,ray]"
+	$(BIN)/python -m pytest -q -m "not slow"
+
 lint: setup
 	$(BIN)/ruff check --select F,E9,B --ignore B008,B905 envs metarl experiments tests
 	$(BIN)/mypy --ignore-missing-imports envs metarl
 
 bench: setup
 	$(BIN)/python experiments/bench_envs.py
+
+bench-ray: setup
+	$(BIN)/pip install -q -e ".[ray]"
+	$(BIN)/python experiments/bench_ray.py
 
 clean:
 	rm -rf $(VENV) *.egg-info

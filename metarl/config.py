@@ -79,10 +79,21 @@ class AlgoConfig(AdvantageConfig):
 
 
 @dataclass
+class SamplerConfig:
+    backend: str = doc("local", "where episodes are sampled: local (this process) or ray (Ray actors, on one or many machines)")
+    workers: int = doc(1, "Ray actors sampling in parallel, each owning whole tasks (at most algo.num_tasks); 1 for local")
+    address: str = doc("", "Ray cluster to join, e.g. 10.0.0.1:6379; empty: $RAY_ADDRESS if set, else start a local Ray")
+    cpus_per_worker: float = doc(1.0, "CPUs each Ray actor reserves; its env uses that many threads when env.num_threads is 0")
+    num_cpus: int = doc(0, "CPUs of a local Ray the run starts itself (0: workers x cpus_per_worker); unused when joining")
+    max_failures: int = doc(3, "Ray workers that may die during a run (each is replaced and its share sampled again) before the run stops")
+
+
+@dataclass
 class TrainConfig:
     env: EnvConfig = field(default_factory=EnvConfig, metadata={"help": "the task environment"})
     policy: PolicyConfig = field(default_factory=PolicyConfig, metadata={"help": "the policy network"})
     algo: AlgoConfig = field(default_factory=AlgoConfig, metadata={"help": "MAML-TRPO hyperparameters"})
+    sampler: SamplerConfig = field(default_factory=SamplerConfig, metadata={"help": "where episodes are sampled (local or Ray)"})
     iterations: int = doc(500, "meta-iterations to run in total")
     seed: int = doc(0, "seed of every random stream (tasks, env resets, action noise, initial policy)")
     device: str = doc("cpu", "where the learner runs: cpu or cuda")
@@ -128,6 +139,7 @@ class TrainConfig:
         if self.dtype not in ("float32", "float64"):
             raise ConfigError(f"config field 'dtype': expected 'float32' or 'float64', got {self.dtype!r}")
         check_device(self.device, "config field 'device'")
+        self._validate_sampler()
         if not p.hidden_sizes or not all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in p.hidden_sizes):
             raise ConfigError(
                 f"config field 'policy.hidden_sizes': expected a non-empty list of positive integers, got {p.hidden_sizes!r}"
@@ -139,6 +151,34 @@ class TrainConfig:
         if not all(isinstance(k, str) for k in self.env.kwargs):
             raise ConfigError(f"config field 'env.kwargs': expected a mapping with text keys, got {self.env.kwargs!r}")
         return self
+
+    def _validate_sampler(self) -> None:
+        s = self.sampler
+        if s.backend not in ("local", "ray"):
+            raise ConfigError(f"config field 'sampler.backend': expected 'local' or 'ray', got {s.backend!r}")
+        if s.workers < 1:
+            raise ConfigError(f"config field 'sampler.workers': expected a positive number of workers, got {s.workers!r}")
+        if s.backend == "local" and s.workers != 1:
+            raise ConfigError(
+                f"config field 'sampler.workers': {s.workers} workers need sampler.backend: ray (the local sampler "
+                "is one process); set sampler.backend=ray or sampler.workers=1"
+            )
+        if s.workers > self.algo.num_tasks:
+            raise ConfigError(
+                f"config field 'sampler.workers': {s.workers} workers for algo.num_tasks = {self.algo.num_tasks}; "
+                f"each worker samples whole tasks, so use at most {self.algo.num_tasks} workers"
+            )
+        if not s.cpus_per_worker > 0:
+            raise ConfigError(f"config field 'sampler.cpus_per_worker': expected a positive number, got {s.cpus_per_worker!r}")
+        if s.num_cpus < 0:
+            raise ConfigError(f"config field 'sampler.num_cpus': expected >= 0 (0 = workers x cpus_per_worker), got {s.num_cpus!r}")
+        if s.max_failures < 0:
+            raise ConfigError(f"config field 'sampler.max_failures': expected an integer >= 0, got {s.max_failures!r}")
+        if s.address and s.backend != "ray":
+            raise ConfigError(
+                f"config field 'sampler.address': {s.address!r} is a Ray cluster, but sampler.backend is "
+                f"{s.backend!r}; set sampler.backend=ray or leave sampler.address empty"
+            )
 
 
 def check_device(device: str, where: str) -> None:

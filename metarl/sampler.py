@@ -2,18 +2,34 @@
 
 Slot ``i * E + e`` holds episode ``e`` of task ``i``.  Each env step is one policy call for all slots
 (task-batched parameters run as batched matrix products) and one env call.
+
+Every number a slot sees depends on its global position only, never on how slots are grouped, so that a
+sampler that splits the tasks over several processes or machines (:mod:`metarl.ray_sampler`) returns the
+same episodes bit for bit:
+
+* env seeds: slot ``j`` is reset with ``seed + j`` (a block of slots starting at ``j0`` resets with
+  ``seed + j0``);
+* action noise: one 63-bit key per call is drawn from the caller's ``torch.Generator``; task ``i`` gets
+  its own CPU generator seeded with ``mix(key, i)`` and draws its whole ``[H, E, act_dim]`` noise block in
+  one call (T draws per call, none per step);
+* the policy runs with task-batched parameters (shared ones are expanded to T views), one batched matrix
+  product per task, so a subset of tasks computes the same actions as all of them;
+* steps after a slot's episode ended (mask 0) hold zeros, whatever the loop did after the end.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
 
 from metarl.episodes import EpisodeBatch
-from metarl.policy import GaussianMLPPolicy, Params
+from metarl.policy import GaussianMLPPolicy, Params, expand_params
+
+if TYPE_CHECKING:
+    from metarl.config import TrainConfig
 
 
 class TaskVectorEnv(Protocol):
@@ -30,11 +46,110 @@ class TaskVectorEnv(Protocol):
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]: ...
 
 
+_MASK64 = (1 << 64) - 1
+
+
+def task_noise_seeds(generator: torch.Generator, num_tasks: int) -> np.ndarray:
+    """One noise seed per task ``[T]`` (int64), from one draw of ``generator``.
+
+    ``mix(key, i)`` is the splitmix64 finaliser of ``key + (i + 1) * golden``: distinct, well-spread seeds
+    for the tasks of a call, computed without a Python loop.
+    """
+    key = int(torch.randint(0, 2**63 - 1, (1,), generator=generator, dtype=torch.int64))
+    with np.errstate(over="ignore"):
+        z = np.uint64(key) + (np.arange(1, num_tasks + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15))
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(1)).astype(np.int64)  # 63 bits: a valid torch seed
+
+
+def task_noise(noise_seeds: np.ndarray, episodes_per_task: int, horizon: int, act_dim: int,
+               dtype: torch.dtype) -> torch.Tensor:
+    """Standard-normal action noise ``[H, t, E, act_dim]`` of the tasks whose seeds are ``noise_seeds [t]``."""
+    blocks = []
+    for s in noise_seeds.tolist():
+        g = torch.Generator().manual_seed(int(s))
+        blocks.append(torch.randn(horizon, episodes_per_task, act_dim, generator=g, dtype=dtype))
+    return torch.stack(blocks, dim=1)
+
+
+def rollout(
+    env: TaskVectorEnv,
+    policy: GaussianMLPPolicy,
+    params: Params,
+    tasks: np.ndarray,
+    episodes_per_task: int,
+    env_seed: int,
+    noise_seeds: np.ndarray,
+    dtype: torch.dtype,
+    device: torch.device | str = "cpu",
+) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+    """E episodes of each of the ``t`` tasks ``tasks [t, k]`` on ``env`` (``t * E`` slots).
+
+    ``params`` are shared or task-batched ``[t, ...]``; ``env_seed`` seeds the env's first slot;
+    ``noise_seeds [t]`` come from :func:`task_noise_seeds`.  Returns CPU tensors ``obs, actions, rewards,
+    mask`` shaped ``[t, E, H, ...]`` (rewards and mask in ``dtype``) and the env/policy timings.
+    """
+    t_count, E, H = tasks.shape[0], episodes_per_task, env.horizon
+    n = t_count * E
+    obs_dim = env.single_observation_space.shape[0]
+    act_dim = env.single_action_space.shape[0]
+    device = torch.device(device)
+    env.set_tasks(np.repeat(tasks, E, axis=0))
+    obs_np, _ = env.reset(seed=int(env_seed))
+    obs_buf = torch.zeros(H, n, obs_dim, dtype=dtype)
+    act_buf = torch.zeros(H, n, act_dim, dtype=dtype)
+    rew_buf = torch.zeros(H, n, dtype=torch.float64)
+    mask_buf = torch.zeros(H, n, dtype=dtype)
+    alive = np.ones(n, dtype=bool)
+    env_time = policy_time = 0.0
+    t0 = time.perf_counter()
+    noise = task_noise(noise_seeds, E, H, act_dim, dtype).to(device)
+    params = {k: v.detach().to(device) for k, v in params.items()}
+    if params["w0"].dim() == 2:  # shared: one batched product per task, as for task-batched parameters
+        params = expand_params(params, t_count)
+    policy_time += time.perf_counter() - t0
+    with torch.no_grad():
+        for t in range(H):
+            t0 = time.perf_counter()
+            obs_buf[t] = torch.from_numpy(obs_np)
+            obs_t = obs_buf[t].view(t_count, E, obs_dim).to(device)
+            actions = policy.sample(params, obs_t, noise[t]).reshape(n, act_dim).cpu()
+            act_buf[t] = actions
+            t1 = time.perf_counter()
+            obs_np, reward, terminated, _, _ = env.step(actions.numpy().astype(np.float64))
+            t2 = time.perf_counter()
+            rew_buf[t] = torch.from_numpy(np.asarray(reward, dtype=np.float64))
+            mask_buf[t] = torch.from_numpy(alive.astype(np.float32))
+            alive &= ~np.asarray(terminated, dtype=bool)
+            policy_time += t1 - t0 + time.perf_counter() - t2
+            env_time += t2 - t1
+            if not alive.any():
+                break
+
+    def shape(x: torch.Tensor) -> torch.Tensor:
+        # contiguous: the layout decides the order of later float reductions, so it must not depend on
+        # whether the batch came from this process or through Ray's serialisation
+        return x.transpose(0, 1).reshape(t_count, E, H, *x.shape[2:]).contiguous()
+
+    mask = shape(mask_buf)
+    happened = mask.bool()
+    out = {
+        # steps after an episode's end hold zeros, however long this block's loop ran past them
+        "obs": torch.where(happened.unsqueeze(-1), shape(obs_buf), 0.0),
+        "actions": torch.where(happened.unsqueeze(-1), shape(act_buf), 0.0),
+        "rewards": torch.where(happened, shape(rew_buf), 0.0).to(dtype),
+        "mask": mask,
+    }
+    return out, {"env": env_time, "policy": policy_time}
+
+
 class Sampler:
     """Samples :class:`EpisodeBatch` es ``[T, E, H]`` with given (shared or task-batched) parameters.
 
-    Action noise comes from a CPU ``torch.Generator`` the caller owns, so the same seed gives the same
-    episodes on CPU and CUDA learners.
+    Action noise comes from CPU generators seeded from the caller's ``torch.Generator``, so the same
+    seed gives the same episodes on CPU and CUDA learners, and in any split across Ray workers.
     """
 
     def __init__(
@@ -60,46 +175,43 @@ class Sampler:
 
     def sample(self, params: Params, tasks: np.ndarray, seed: int, generator: torch.Generator) -> EpisodeBatch:
         """Run E episodes of each task in ``tasks [T, k]`` with ``params``; env slots are seeded from ``seed``."""
-        T, E, H = self.num_tasks, self.episodes_per_task, self.horizon
-        n = T * E
+        T = self.num_tasks
         if tasks.shape[0] != T:
             raise ValueError(f"tasks: expected {T} tasks (one per policy), got {tasks.shape[0]}")
-        self.env.set_tasks(np.repeat(tasks, E, axis=0))
-        obs_np, _ = self.env.reset(seed=int(seed))
-        obs_buf = torch.zeros(H, n, self.obs_dim, dtype=self.dtype)
-        act_buf = torch.zeros(H, n, self.act_dim, dtype=self.dtype)
-        rew_buf = torch.zeros(H, n, dtype=torch.float64)
-        mask_buf = torch.zeros(H, n, dtype=self.dtype)
-        alive = np.ones(n, dtype=bool)
-        env_time = policy_time = 0.0
-        params = {k: v.detach() for k, v in params.items()}
-        with torch.no_grad():
-            for t in range(H):
-                t0 = time.perf_counter()
-                obs_buf[t] = torch.from_numpy(obs_np)
-                noise = torch.randn(T, E, self.act_dim, generator=generator, dtype=self.dtype)
-                obs_t = obs_buf[t].view(T, E, self.obs_dim).to(self.device)
-                actions = self.policy.sample(params, obs_t, noise.to(self.device)).reshape(n, self.act_dim).cpu()
-                act_buf[t] = actions
-                t1 = time.perf_counter()
-                obs_np, reward, terminated, _, _ = self.env.step(actions.numpy().astype(np.float64))
-                t2 = time.perf_counter()
-                rew_buf[t] = torch.from_numpy(np.asarray(reward, dtype=np.float64))
-                mask_buf[t] = torch.from_numpy(alive.astype(np.float32))
-                alive &= ~np.asarray(terminated, dtype=bool)
-                policy_time += t1 - t0 + time.perf_counter() - t2
-                env_time += t2 - t1
-                if not alive.any():
-                    break
-
-        def shape(x: torch.Tensor) -> torch.Tensor:
-            return x.transpose(0, 1).reshape(T, E, H, *x.shape[2:]).to(self.device)
-
+        noise_seeds = task_noise_seeds(generator, T)
+        out, timings = rollout(self.env, self.policy, params, tasks, self.episodes_per_task, int(seed), noise_seeds,
+                               self.dtype, self.device)
         return EpisodeBatch(
-            obs=shape(obs_buf),
-            actions=shape(act_buf),
-            rewards=shape(rew_buf).to(self.dtype),
-            mask=shape(mask_buf),
+            obs=out["obs"].to(self.device),
+            actions=out["actions"].to(self.device),
+            rewards=out["rewards"].to(self.device),
+            mask=out["mask"].to(self.device),
             tasks=np.asarray(tasks, dtype=np.float64),
-            timings={"env": env_time, "policy": policy_time},
+            timings=timings,
         )
+
+    def close(self) -> None:
+        """Nothing to release (the env belongs to the caller); the Ray sampler stops its workers here."""
+
+
+def sampler_env_slots(cfg: "TrainConfig") -> int:
+    """Slots of the env the learner builds: all ``T * E`` for local sampling, 1 for Ray.
+
+    With ``sampler.backend: ray`` the workers own the envs; the learner's 1-slot env only gives the
+    observation and action sizes and ``sample_tasks`` (it is never stepped).
+    """
+    a = cfg.algo
+    return a.num_tasks * a.episodes_per_task if cfg.sampler.backend == "local" else 1
+
+
+def make_sampler(cfg: "TrainConfig", env: TaskVectorEnv | None, policy: GaussianMLPPolicy,
+                 device: torch.device | str, dtype: torch.dtype) -> Any:
+    """The sampler ``cfg.sampler`` asks for: :class:`Sampler` on ``env``, or a Ray sampler (``env`` unused)."""
+    a = cfg.algo
+    if cfg.sampler.backend == "local":
+        if env is None:
+            raise ValueError("env: the local sampler needs the run's env of num_tasks x episodes_per_task slots")
+        return Sampler(env, policy, a.num_tasks, a.episodes_per_task, device, dtype)
+    from metarl.ray_sampler import RaySampler  # imports ray, or says how to install it
+
+    return RaySampler(cfg, policy, device, dtype)

@@ -40,7 +40,7 @@ from metarl.logger import RunLogger
 from metarl.maml import MAMLTRPO
 from metarl.policy import GaussianMLPPolicy, Params
 from metarl.rundir import RunDirectory
-from metarl.sampler import Sampler
+from metarl.sampler import make_sampler, sampler_env_slots
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -199,11 +199,11 @@ class Trainer:
         self.device = resolve_device(cfg.device)
         self.dtype = DTYPES[cfg.dtype]
         a = cfg.algo
-        self.env = make_env(cfg.env, a.num_tasks * a.episodes_per_task)
+        self.env = make_env(cfg.env, sampler_env_slots(cfg))  # T*E slots; with Ray 1 (dims, sample_tasks)
         obs_dim, act_dim = env_dims(self.env)
         self.policy = GaussianMLPPolicy(obs_dim, act_dim, cfg.policy.hidden_sizes, cfg.policy.init_std)
         self.maml = MAMLTRPO(self.policy, LinearFeatureBaseline(a.baseline_reg), a)
-        self.sampler = Sampler(self.env, self.policy, a.num_tasks, a.episodes_per_task, self.device, self.dtype)
+        self.sampler = make_sampler(cfg, self.env, self.policy, self.device, self.dtype)  # local or Ray workers
         self.generator = torch.Generator()
         if saved is not None:
             check_compatible(saved, obs_dim, act_dim, cfg.policy.hidden_sizes, cfg.env.id)
@@ -230,9 +230,14 @@ class Trainer:
                                             f"`metarl train --output {self.run_dir} --resume`")) from None
 
     def close(self) -> None:
-        """Release the run directory's lock (also done when :meth:`train` returns)."""
-        if self.rundir is not None:
-            self.rundir.release()
+        """Stop the sampler's workers (Ray) and release the run directory's lock; done when :meth:`train` returns."""
+        sampler = getattr(self, "sampler", None)
+        try:
+            if sampler is not None:
+                sampler.close()  # stops Ray workers, and a Ray this run started; nothing for the local sampler
+        finally:
+            if self.rundir is not None:
+                self.rundir.release()
 
     # ---- one meta-iteration --------------------------------------------------------------------
     def iterate(self, state: RunState) -> tuple[RunState, dict[str, float]]:

@@ -52,7 +52,7 @@ LAYERS = [
     {"metarl.envs", "metarl.environment", "metarl.rundir"},
     {"metarl.policy", "metarl.baseline", "metarl.episodes", "metarl.logger"},
     {"metarl.adaptation", "metarl.trpo"},
-    {"metarl.sampler", "metarl.maml"},
+    {"metarl.sampler", "metarl.ray_sampler", "metarl.maml"},
     {"metarl.evaluation", "metarl.plotting", "metarl.sb3"},
     {"metarl.trainer"},
     {"metarl.api"},

@@ -1,0 +1,138 @@
+"""The local sampler's episodes do not depend on how the tasks are split, the property the Ray sampler rests on.
+
+Runs without Ray: blocks of tasks are rolled out on their own envs with :func:`metarl.sampler.rollout`
+(what each Ray worker does) and compared bit for bit with one :class:`Sampler` call on all tasks.
+"""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from metarl.config import ConfigError, load_config
+from metarl.environment import make_env
+from metarl.policy import GaussianMLPPolicy
+from metarl.sampler import Sampler, rollout, task_noise_seeds
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+SMOKE_NAV = os.path.join(ROOT, "experiments", "configs", "smoke_navigation2d.yaml")
+SMOKE_CHEETAH = os.path.join(ROOT, "experiments", "configs", "smoke_halfcheetah_vel.yaml")
+ANT = ["env.id=metarl/AntVel-v0", "env.kwargs={horizon: 60}", "algo.num_tasks=4"]
+
+
+def setting(cfg_path, overrides=(), dtype=torch.float32):
+    cfg = load_config(cfg_path, list(overrides))
+    a = cfg.algo
+    env = make_env(cfg.env, a.num_tasks * a.episodes_per_task)
+    policy = GaussianMLPPolicy(env.single_observation_space.shape[0], env.single_action_space.shape[0],
+                               cfg.policy.hidden_sizes, cfg.policy.init_std)
+    g = torch.Generator().manual_seed(3)
+    params = policy.init_params(g, dtype)
+    batched = {k: v.unsqueeze(0) + 0.3 * torch.randn((a.num_tasks, *v.shape), generator=g, dtype=dtype)
+               for k, v in params.items()}
+    tasks = env.sample_tasks(a.num_tasks, np.random.default_rng(5))
+    return cfg, env, policy, params, batched, tasks
+
+
+def split_rollout(cfg, policy, params, tasks, seed, generator, blocks, dtype):
+    """What the Ray sampler does, in this process: one env and one rollout per block of tasks."""
+    T, E = cfg.algo.num_tasks, cfg.algo.episodes_per_task
+    noise_seeds = task_noise_seeds(generator, T)
+    parts = []
+    for a, b in blocks:
+        env = make_env(cfg.env, (b - a) * E)
+        p = params if params["w0"].dim() == 2 else {k: v[a:b] for k, v in params.items()}
+        out, _ = rollout(env, policy, p, tasks[a:b], E, seed + a * E, noise_seeds[a:b], dtype)
+        parts.append(out)
+    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+
+
+@pytest.mark.parametrize("cfg_path,overrides,blocks", [
+    (SMOKE_NAV, [], [(0, 1), (1, 4)]),
+    (SMOKE_NAV, [], [(0, 2), (2, 3), (3, 4)]),
+    (SMOKE_CHEETAH, [], [(0, 1), (1, 2)]),
+    # the ant falls in some episodes: slots end at different steps, blocks stop stepping at different times
+    (SMOKE_CHEETAH, ANT, [(0, 1), (1, 3), (3, 4)]),
+])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_rollouts_of_task_blocks_equal_one_rollout_of_all_tasks(cfg_path, overrides, blocks, dtype):
+    cfg, env, policy, shared, batched, tasks = setting(cfg_path, overrides, dtype)
+    sampler = Sampler(env, policy, cfg.algo.num_tasks, cfg.algo.episodes_per_task, "cpu", dtype)
+    for params in (shared, batched):
+        g_whole, g_split = torch.Generator().manual_seed(11), torch.Generator().manual_seed(11)
+        whole = sampler.sample(params, tasks, 17, g_whole)
+        split = split_rollout(cfg, policy, params, tasks, 17, g_split, blocks, dtype)
+        for k in ("obs", "actions", "rewards", "mask"):
+            assert torch.equal(getattr(whole, k), split[k]), k
+            assert getattr(whole, k).is_contiguous()  # as a batch that came through Ray's serialisation
+        assert torch.equal(g_whole.get_state(), g_split.get_state())
+    if overrides == ANT:
+        ended = whole.mask.sum(-1)
+        assert (ended < 60).any() and (ended == 60).any()  # some episodes ended early, others did not
+
+
+def test_policy_on_a_subset_of_tasks_computes_the_same_actions():
+    policy = GaussianMLPPolicy(27, 8, (100, 100))
+    g = torch.Generator().manual_seed(0)
+    base = policy.init_params(g)
+    params = {k: v.unsqueeze(0) + 0.1 * torch.randn((40, *v.shape), generator=g) for k, v in base.items()}
+    obs = torch.randn(40, 20, 27, generator=g)
+    noise = torch.randn(40, 20, 8, generator=g)
+    whole = policy.sample(params, obs, noise)
+    for a, b in [(0, 20), (20, 40), (0, 14), (14, 27), (27, 40), (39, 40)]:
+        part = policy.sample({k: v[a:b] for k, v in params.items()}, obs[a:b], noise[a:b])
+        assert torch.equal(part, whole[a:b])
+
+
+def test_same_generator_state_same_episodes_and_noise_differs_by_task():
+    cfg, env, policy, shared, _, tasks = setting(SMOKE_NAV)
+    sampler = Sampler(env, policy, 4, 4)
+    a = sampler.sample(shared, tasks, 0, torch.Generator().manual_seed(1))
+    b = sampler.sample(shared, tasks, 0, torch.Generator().manual_seed(1))
+    assert torch.equal(a.actions, b.actions) and torch.equal(a.obs, b.obs)
+    seeds = task_noise_seeds(torch.Generator().manual_seed(1), 1000)
+    assert len(set(seeds.tolist())) == 1000 and seeds.min() >= 0
+    # the first step of task 0 and task 1 start from the same observation but draw different noise
+    assert not torch.equal(a.actions[0, :, 0], a.actions[1, :, 0])
+
+
+def test_sampler_config_is_validated():
+    def bad(*overrides):
+        with pytest.raises(ConfigError) as info:
+            load_config(SMOKE_NAV, list(overrides))
+        return str(info.value)
+
+    assert "sampler.backend" in bad("sampler.backend=dask") and "'local' or 'ray'" in bad("sampler.backend=dask")
+    msg = bad("sampler.workers=2")
+    assert "sampler.workers" in msg and "sampler.backend=ray" in msg
+    msg = bad("sampler.backend=ray", "sampler.workers=5")
+    assert "5 workers for algo.num_tasks = 4" in msg and "at most 4" in msg
+    assert "sampler.workers" in bad("sampler.backend=ray", "sampler.workers=0")
+    assert "sampler.max_failures" in bad("sampler.backend=ray", "sampler.max_failures=-1")
+    assert "sampler.cpus_per_worker" in bad("sampler.backend=ray", "sampler.cpus_per_worker=0")
+    assert "sampler.address" in bad("sampler.address=10.0.0.1:6379")
+    cfg = load_config(SMOKE_NAV, ["sampler.backend=ray", "sampler.workers=4", "sampler.cpus_per_worker=0.5"])
+    assert cfg.sampler.workers == 4 and cfg.sampler.cpus_per_worker == 0.5
+
+
+def test_ray_backend_without_ray_says_how_to_install_it(tmp_path):
+    # a child process in which `import ray` fails, as on a machine without the [ray] extra
+    code = (
+        "import sys; sys.modules['ray'] = None\n"
+        "from metarl.config import load_config\n"
+        "from metarl.trainer import Trainer\n"
+        f"cfg = load_config({SMOKE_NAV!r}, ['sampler.backend=ray'])\n"
+        "try:\n"
+        f"    Trainer(cfg, {str(tmp_path / 'run')!r})\n"
+        "except Exception as exc:\n"
+        "    print(type(exc).__name__, exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120,
+                         env=dict(os.environ, PYTHONPATH=ROOT))
+    assert out.returncode == 0, out.stderr
+    line = out.stdout.strip()
+    assert line.startswith("ConfigError config field 'sampler.backend': 'ray' needs Ray, which is not installed")
+    assert 'pip install -e ".[ray]"' in line
