@@ -149,8 +149,9 @@ class RaySampler:
                 where = "sampler.address" if s.address else "$RAY_ADDRESS"
                 raise ConfigError(
                     f"config field 'sampler.address': cannot join the Ray cluster at {address!r} (from {where}): {exc}; "
-                    "start it with `ray start --head` on the head machine, or leave sampler.address empty and "
-                    "unset RAY_ADDRESS to start a local Ray"
+                    "start it with `ray start --head` on the head machine (if it uses token authentication, set "
+                    "RAY_AUTH_MODE=token here and give this machine its token: ~/.ray/auth_token or RAY_AUTH_TOKEN), "
+                    "or leave sampler.address empty and unset RAY_ADDRESS to start a local Ray"
                 ) from exc
             self._shutdown_on_close = True  # disconnects; the cluster keeps running
             print(f"metarl: joined the Ray cluster at {address} with {len(self.blocks)} sampler workers; "

@@ -40,7 +40,7 @@ def ray_session():
     # workers inherit the environment: they import this checkout's metarl and the test plug-in
     old = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = os.pathsep.join([ROOT] + ([old] if old else []))
-    ray.init(num_cpus=3, include_dashboard=False, logging_level="WARNING")
+    ray.init(address="local", num_cpus=3, include_dashboard=False, logging_level="WARNING")  # never a stray cluster
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
     if old is None:
