@@ -35,6 +35,7 @@ import torch
 import metarl
 from metarl.config import ConfigError, EnvConfig, TrainConfig
 from metarl.environment import env_dims, make_env
+from metarl.errors import RunError
 from metarl.episodes import EpisodeBatch
 from metarl.policy import GaussianMLPPolicy, Params
 from metarl.sampler import rollout, task_noise_seeds
@@ -51,7 +52,7 @@ except ImportError as _exc:  # the [ray] extra is not installed
 DTYPE_NAMES = {torch.float32: "float32", torch.float64: "float64"}
 
 
-class SamplerError(RuntimeError):
+class SamplerError(RunError):
     """The Ray sampler cannot go on (too many workers died); the run's last checkpoint is intact."""
 
 
