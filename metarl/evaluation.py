@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from metarl.adaptation import adapt
+from metarl.adaptation import adapt, split_step_sizes
 from metarl.baseline import LinearFeatureBaseline
 from metarl.checkpoint import CheckpointError, atomic_write_bytes, load_checkpoint
 from metarl.config import ConfigError
@@ -188,14 +188,18 @@ def adaptation_curve(policy: GaussianMLPPolicy, params: Params, tasks: np.ndarra
     generator = torch.Generator().manual_seed(s.seed)
     seeds = np.random.default_rng(s.seed).integers(0, 2**31 - 1, size=s.steps + 1)
     sizes = step_size_schedule(s.step_size, s.steps, s.later_step_size)
-    theta = {k: v.detach().to(device) for k, v in params.items()}
+    # a Meta-SGD policy brings its learned per-parameter step sizes: they replace the first step's alpha, and
+    # later steps scale them as the schedule scales alpha (halved by default)
+    theta, learned = split_step_sizes({k: v.detach().to(device) for k, v in params.items()})
+    steps = sizes if learned is None else [
+        {n: a * (size / sizes[0] if sizes[0] else 0.0) for n, a in learned.items()} for size in sizes]
     returns = np.zeros((s.num_tasks, s.steps + 1))
     for k in range(s.steps + 1):
         batch = sampler.sample(theta, tasks, int(seeds[k]), generator)
         returns[:, k] = batch.average_return().double().cpu().numpy()
         if k < s.steps:
             data, _ = learner.advantages(batch)
-            theta = {n: v.detach() for n, v in adapt(policy, theta, [data], [sizes[k]], create_graph=False).items()}
+            theta = {n: v.detach() for n, v in adapt(policy, theta, [data], [steps[k]], create_graph=False).items()}
     return returns
 
 

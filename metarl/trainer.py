@@ -24,19 +24,19 @@ import os
 import shutil
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from metarl.algorithms import algorithm_state, initial_params, load_algorithm_state, make_algorithm
 from metarl.baseline import LinearFeatureBaseline
 from metarl.checkpoint import CheckpointError, check_compatible, load_checkpoint, save_checkpoint
 from metarl.config import ConfigError, TrainConfig, from_dict, save_config, to_dict
 from metarl.environment import make_env
 from metarl.logger import RunLogger
-from metarl.maml import MAMLTRPO
 from metarl.policy import GaussianMLPPolicy, Params
 from metarl.sampler import Sampler
 
@@ -66,6 +66,7 @@ class RunState:
     env_steps: int
     best_return: float
     best_iteration: int
+    algo_state: dict = field(default_factory=dict)  # the outer optimiser's (Adam moments, ProMP's KL coefficients)
 
 
 def saved_run(run_dir: str) -> tuple[TrainConfig, dict]:
@@ -104,7 +105,8 @@ class Trainer:
         obs_dim = self.env.single_observation_space.shape[0]
         act_dim = self.env.single_action_space.shape[0]
         self.policy = GaussianMLPPolicy(obs_dim, act_dim, cfg.policy.hidden_sizes, cfg.policy.init_std)
-        self.maml = MAMLTRPO(self.policy, LinearFeatureBaseline(a.baseline_reg), a)
+        # [algorithms] the learner named by algo.name (MAMLTRPO for maml_trpo); see metarl/algorithms.py
+        self.maml = make_algorithm(a, self.policy, LinearFeatureBaseline(a.baseline_reg))
         self.sampler = Sampler(self.env, self.policy, a.num_tasks, a.episodes_per_task, self.device, self.dtype)
         self.generator = torch.Generator()
         if saved is not None:
@@ -112,10 +114,12 @@ class Trainer:
             self.state = RunState(
                 saved["iteration"], {k: v.to(self.device, self.dtype) for k, v in saved["params"].items()},
                 saved["np_rng"], saved["torch_rng"], saved["env_steps"], saved["best_return"], saved["best_iteration"],
+                saved.get("algo_state", {}),  # [algorithms]
             )
         else:
             self.generator.manual_seed(cfg.seed)
             params = {k: v.to(self.device) for k, v in self.policy.init_params(self.generator, self.dtype).items()}
+            params = initial_params(a, params)  # [algorithms] adds Meta-SGD step sizes when they are learned
             rng = np.random.default_rng(cfg.seed)
             self.state = RunState(0, params, dict(rng.bit_generator.state), self.generator.get_state(), 0, -float("inf"), -1)
         os.makedirs(self.ckpt_dir, exist_ok=True)
@@ -148,6 +152,7 @@ class Trainer:
             batch = self.sampler.sample(adapted, tasks, int(seeds[k + 1]), self.generator)
             sampling += batch.timings["env"] + batch.timings["policy"]
         post, ev_post = self.maml.advantages(batch)
+        load_algorithm_state(self.maml, state.algo_state)  # [algorithms] the outer optimiser's state at this boundary
         new_theta, stats = self.maml.meta_update(theta, inner, post)
         t_end = time.perf_counter()
 
@@ -174,9 +179,11 @@ class Trainer:
             "time/optimizing": (t_end - t_start) - sampling,
             "time/iteration": t_end - t_start,
         }
+        scalars.update({k: v for k, v in stats.items() if k.startswith("algo/")})  # [algorithms] e.g. algo/clip_fraction
         nxt = RunState(
             state.iteration + 1, new_theta, dict(rng.bit_generator.state), self.generator.get_state(), env_steps,
             post_return if best else state.best_return, state.iteration if best else state.best_iteration,
+            algorithm_state(self.maml),  # [algorithms]
         )
         return nxt, scalars
 
@@ -247,6 +254,7 @@ class Trainer:
             "env_steps": state.env_steps,
             "best_return": state.best_return,
             "best_iteration": state.best_iteration,
+            "algo_state": state.algo_state,  # [algorithms] plain dict of tensors / numbers / lists
             "config": to_dict(self.cfg),
             "env_id": self.cfg.env.id,
             "env_kwargs": dict(self.cfg.env.kwargs),
