@@ -81,7 +81,7 @@ class MAMLPPO(InnerStepLearner):
             grads = dict(zip(leaves, torch.autograd.grad(loss, list(leaves.values()))))
             if step == 0:
                 first = {"loss": loss.item(), **{k: float(v.mean()) for k, v in parts.items() if k != "logp"}}
-                grad_norm = float(torch.sqrt(sum((g.double() ** 2).sum() for g in grads.values())))
+                grad_norm = float(torch.stack([g.double().pow(2).sum() for g in grads.values()]).sum().sqrt())
             theta, adam = adam_step(theta, grads, adam, self.s.outer_learning_rate)
         finite = all(bool(torch.isfinite(v).all()) for v in theta.values())
         if not finite:  # keep the old parameters and optimiser state rather than write NaNs

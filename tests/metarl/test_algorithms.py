@@ -74,14 +74,14 @@ def reference_objective(policy, like, inner, post, theta_old, estimator, clip_ep
         for k, d in enumerate(inner):
             obs, act, m, a = task_data(d, i)
 
-            def loss(q):
+            def loss(q, obs=obs, act=act, a=a, m=m, k=k):
                 logp = policy.log_prob(q, obs, act)
-                w = logp if estimator == "reinforce" else torch.exp(logp - old_logps[k])
+                # at theta_old (old_logps not known yet) the LVC gradient equals REINFORCE's
+                lvc = estimator == "lvc" and old_logps is not None
+                w = torch.exp(logp - old_logps[k]) if lvc else logp
                 return -(w * a * m).sum() / m.sum()
 
-            grad = torch.func.grad(loss)(p) if estimator == "reinforce" or old_logps is not None else None
-            if grad is None:  # at theta_old the LVC gradient equals REINFORCE's
-                grad = torch.func.grad(lambda q: -(policy.log_prob(q, obs, act) * a * m).sum() / m.sum())(p)
+            grad = torch.func.grad(loss)(p)
             p = {n: p[n] - (sizes[n] if sizes else 0.3) * grad[n] for n in p}
             path.append(p)
         return path
