@@ -70,7 +70,10 @@ class MAMLPPO(InnerStepLearner):
         with torch.no_grad():
             old = self.pi_old(theta, inner, post)
             prepared = self.prepare(theta, inner)
-        adam = self.adam if self.adam is not None and adam_state_fits(self.adam, theta) else adam_init(theta)
+        if self.adam is not None and not adam_state_fits(self.adam, theta):
+            raise ValueError(f"algorithm state: Adam moments for {sorted(self.adam['m'])} do not fit the parameters "
+                             f"{sorted(theta)}; resume a run only with the config it was started with")
+        adam = self.adam if self.adam is not None else adam_init(theta)
         adam = {"step": adam["step"], "m": {k: v.to(theta[k]) for k, v in adam["m"].items()},
                 "v": {k: v.to(theta[k]) for k, v in adam["v"].items()}}
         first: dict[str, float] = {}

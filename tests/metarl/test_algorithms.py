@@ -198,6 +198,13 @@ def test_meta_update_is_adam_on_the_reference_gradient(name):
     assert algo.state_dict()["adam"]["step"] == 3
 
 
+def test_adam_state_that_does_not_fit_the_parameters_is_refused():
+    _, theta, algo, inner, post = problem("maml_ppo")
+    algo.load_state_dict({"adam": {"step": 1, "m": {"w0": torch.zeros(1)}, "v": {"w0": torch.zeros(1)}}})
+    with pytest.raises(ValueError, match=r"Adam moments for \['w0'\] do not fit"):
+        algo.meta_update(theta, inner, post)
+
+
 # ---- the inner step's options --------------------------------------------------------------------------------
 def test_lvc_adapts_exactly_like_reinforce_at_the_sampling_policy_but_curves_differently():
     policy, params, _, inner, post = problem("maml_trpo")
