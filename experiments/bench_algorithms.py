@@ -4,7 +4,7 @@ Samples one Navigation2D meta-batch (pre- and post-adaptation episodes) with eac
 times ``meta_update`` of MAML-TRPO, ProMP, MAML-PPO and Meta-SGD in interleaved rounds, so that a busy machine
 slows all of them alike, and the sampling once (it is the same for all four: same tasks, episodes, horizon).
 
-    python experiments/bench_algorithms.py --rounds 3
+    python -m experiments.bench_algorithms --rounds 3
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ wall-clock per iteration).  For each method and adaptation step it reports:
 * the spread across seeds: the seed means' standard deviation, and each seed's mean;
 * the median training wall-clock per iteration (first ``iteration`` iterations, all seeds).
 
-    python experiments/compare_algorithms.py --task nav --iteration 40 --figure docs/figures/algorithms_navigation2d.png
+    python -m experiments.compare_algorithms --task nav --iteration 40 --figure docs/figures/algorithms_navigation2d.png
 """
 
 from __future__ import annotations

@@ -416,13 +416,13 @@ def test_evaluation_of_a_meta_sgd_policy_uses_its_learned_step_sizes():
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["promp", "maml_ppo", "metasgd"])
 def test_navigation_meta_training_learns_to_adapt_with_each_algorithm(tmp_path, name):
-    """40 iterations of Navigation2D with each algorithm's config: the post-adaptation return rises."""
+    """20 iterations of Navigation2D with each algorithm's config: the post-adaptation return rises."""
     import csv
 
     from metarl.trainer import Trainer
 
     cfg = load_config(os.path.join(ROOT, "experiments", "configs", f"{name}_navigation2d.yaml"),
-                      ["iterations=40", "progress_bar=false"])
+                      ["iterations=20", "progress_bar=false"])
     Trainer(cfg, str(tmp_path / name)).train()
     rows = list(csv.DictReader(open(tmp_path / name / "progress.csv")))
     first = np.mean([float(r["return/post_adaptation"]) for r in rows[:3]])
