@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from metarl import evaluation as ev
-from metarl.adaptation import AdaptationData, adapt
+from metarl.adaptation import AdaptationData, adapt, split_step_sizes
 from metarl.baseline import LinearFeatureBaseline
 from metarl.config import ConfigError, TrainConfig, apply_overrides, from_dict, load_config, to_dict
 from metarl.environment import make_env
@@ -158,7 +158,8 @@ class Run:
         Each step samples ``episodes`` episodes of every task (default: the config's
         ``algo.episodes_per_task``) with the current parameters and takes the inner policy-gradient step
         the trainer takes: the same advantages and the same step, with ``step_size`` (default: the
-        trained ``algo.inner_step_size`` for every step; a list gives one per step).  ``seed`` seeds the
+        trained ``algo.inner_step_size`` for every step, or a Meta-SGD run's learned per-parameter step
+        sizes; a list gives one per step).  ``seed`` seeds the
         episodes, so the same call gives the same parameters.
         """
         tasks = np.asarray(tasks, dtype=np.float64)
@@ -172,13 +173,16 @@ class Run:
         episodes = a.episodes_per_task if episodes is None else episodes
         if not isinstance(episodes, int) or episodes < 1:
             raise ConfigError(f"episodes: expected a positive integer, got {episodes!r}")
-        sizes = [a.inner_step_size] * steps if step_size is None else (
-            [float(step_size)] * steps if isinstance(step_size, (int, float)) else [float(x) for x in step_size])
+        theta, learned = split_step_sizes({k: v.detach() for k, v in (self.params if params is None else params).items()})
+        sizes: list[Any]
+        if step_size is None:  # as trained: alpha, or a Meta-SGD run's learned per-parameter step sizes
+            sizes = [a.inner_step_size if learned is None else learned] * steps
+        else:
+            sizes = [float(step_size)] * steps if isinstance(step_size, (int, float)) else [float(x) for x in step_size]
         if len(sizes) != steps:
             raise ConfigError(f"step_size: got {len(sizes)} step sizes for {steps} steps")
         num_tasks = tasks.shape[0]
         env = self._env(num_tasks * episodes)
-        theta = {k: v.detach() for k, v in (self.params if params is None else params).items()}
         sampler = Sampler(env, self.policy, num_tasks, episodes, "cpu", theta["w0"].dtype)
         generator = torch.Generator().manual_seed(seed)
         seeds = np.random.default_rng(seed).integers(0, 2**31 - 1, size=steps)
@@ -199,7 +203,7 @@ class Run:
         observation per task) or ``[T, N, obs_dim]``.  Actions are the raw policy outputs; the envs clip
         them to their action space.
         """
-        theta = self.params if params is None else params
+        theta, _ = split_step_sizes(self.params if params is None else params)
         batched = theta["w0"].dim() == 3
         x = torch.as_tensor(np.asarray(obs), dtype=theta["w0"].dtype)
         squeeze: tuple[int, ...] = ()

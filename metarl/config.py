@@ -62,6 +62,7 @@ class AdvantageConfig:
 
 
 BASELINE_FITS = ("per_task", "previous_batch")
+ALGORITHMS = ("maml_trpo", "promp", "maml_ppo")  # built by metarl.algorithms.make_algorithm
 
 
 @dataclass
@@ -76,6 +77,32 @@ class AlgoConfig(AdvantageConfig):
     cg_damping: float = doc(1e-5, "damping added to the KL Hessian")
     backtrack_ratio: float = doc(0.8, "line-search shrink factor per backtracking step")
     max_backtracks: int = doc(15, "line-search steps before the update is rejected")
+    # ---- the outer algorithm (docs/algorithms.md); the fields above are shared by all of them ----
+    name: str = doc("maml_trpo", "outer algorithm: maml_trpo (the paper's), promp (Rothfuss et al. 2019) or maml_ppo")
+    learn_inner_step_size: bool = doc(False, "Meta-SGD (Li et al. 2017): learn one inner step size per parameter "
+                                             "entry, initialised at inner_step_size, with the outer optimiser")
+    outer_learning_rate: float = doc(1e-3, "promp / maml_ppo: Adam step size of the outer loop")
+    outer_steps: int = doc(5, "promp / maml_ppo: Adam steps on each meta-batch (no re-sampling between them)")
+    clip_eps: float = doc(0.3, "promp / maml_ppo: clip range of the post-adaptation likelihood ratio")
+    inner_kl_penalty: float = doc(5e-4, "promp: (initial) coefficient of the KL penalty between the old and new "
+                                        "pre-update policies, one per inner step")
+    adaptive_inner_kl_penalty: bool = doc(False, "promp: halve the penalty coefficient when the KL is below "
+                                                 "target_inner_kl / 1.5, double it when above target_inner_kl * 1.5")
+    target_inner_kl: float = doc(0.01, "promp: KL target of the adaptive penalty coefficient")
+
+    def check_algorithm(self) -> None:
+        """Validate the outer-algorithm fields (called by TrainConfig.validate)."""
+        if self.name not in ALGORITHMS:
+            close = difflib.get_close_matches(self.name, ALGORITHMS, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ConfigError(f"config field 'algo.name': unknown algorithm {self.name!r}; {hint}valid: {list(ALGORITHMS)}")
+        for name in ("outer_learning_rate", "outer_steps", "target_inner_kl"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"config field 'algo.{name}': expected a positive number, got {getattr(self, name)!r}")
+        if not 0.0 < self.clip_eps < 1.0:
+            raise ConfigError(f"config field 'algo.clip_eps': expected a value in (0, 1), got {self.clip_eps!r}")
+        if self.inner_kl_penalty < 0:
+            raise ConfigError(f"config field 'algo.inner_kl_penalty': expected >= 0, got {self.inner_kl_penalty!r}")
 
 
 @dataclass
@@ -150,6 +177,7 @@ class TrainConfig:
             raise ConfigError(f"config field 'env.imports': expected a list of module names, got {self.env.imports!r}")
         if not all(isinstance(k, str) for k in self.env.kwargs):
             raise ConfigError(f"config field 'env.kwargs': expected a mapping with text keys, got {self.env.kwargs!r}")
+        self.algo.check_algorithm()
         return self
 
     def _validate_sampler(self) -> None:

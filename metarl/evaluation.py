@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from metarl.adaptation import AdaptationData, adapt
+from metarl.adaptation import AdaptationData, adapt, split_step_sizes
 from metarl.baseline import LinearFeatureBaseline
 from metarl.checkpoint import CheckpointError, atomic_write_bytes, load_policy_checkpoint
 from metarl.config import AdvantageConfig, ConfigError, EnvConfig, check_device
@@ -218,7 +218,11 @@ def adaptation_curve(policy: GaussianMLPPolicy, params: Params, tasks: np.ndarra
     generator = torch.Generator().manual_seed(s.seed)
     seeds = np.random.default_rng(s.seed).integers(0, 2**31 - 1, size=s.steps + 1)
     sizes = step_size_schedule(s.step_size, s.steps, s.later_step_size)
-    theta = {k: v.detach().to(device) for k, v in params.items()}
+    # a Meta-SGD policy brings its learned per-parameter step sizes: they replace the first step's alpha, and
+    # later steps scale them as the schedule scales alpha (halved by default)
+    theta, learned = split_step_sizes({k: v.detach().to(device) for k, v in params.items()})
+    steps = sizes if learned is None else [
+        {n: a * (size / sizes[0] if sizes[0] else 0.0) for n, a in learned.items()} for size in sizes]
     returns = np.zeros((s.num_tasks, s.steps + 1))
     for k in range(s.steps + 1):
         batch = sampler.sample(theta, tasks, int(seeds[k]), generator)
@@ -226,7 +230,7 @@ def adaptation_curve(policy: GaussianMLPPolicy, params: Params, tasks: np.ndarra
         if k < s.steps:
             adv, _ = advantages(batch, s.advantage, baseline)
             step = AdaptationData(batch, adv)
-            theta = {n: v.detach() for n, v in adapt(policy, theta, [step], [sizes[k]], create_graph=False).items()}
+            theta = {n: v.detach() for n, v in adapt(policy, theta, [step], [steps[k]], create_graph=False).items()}
     return returns
 
 

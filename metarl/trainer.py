@@ -24,20 +24,20 @@ import os
 import signal
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from metarl.algorithms import algorithm_state, initial_params, load_algorithm_state, make_algorithm
 from metarl.baseline import LinearFeatureBaseline
 from metarl.checkpoint import CheckpointError, check_compatible, load_policy_checkpoint, save_checkpoint
 from metarl.config import ConfigError, TrainConfig, check_device, from_dict, read_config_file, save_config, to_dict
 from metarl.environment import env_dims, make_env
 from metarl.errors import RunError, os_error_message
 from metarl.logger import RunLogger
-from metarl.maml import MAMLTRPO
 from metarl.policy import GaussianMLPPolicy, Params
 from metarl.rundir import RunDirectory
 from metarl.sampler import make_sampler, sampler_env_slots
@@ -70,6 +70,7 @@ class RunState:
     best_return: float
     best_iteration: int
     baseline_state: torch.Tensor | None = None  # the baseline's last fit (algo.baseline_fit: previous_batch)
+    algo_state: dict = field(default_factory=dict)  # the outer optimiser's (Adam moments, ProMP's KL coefficients)
 
 
 # fields a resumed run may change; everything else must match the run's saved config
@@ -202,7 +203,8 @@ class Trainer:
         self.env = make_env(cfg.env, sampler_env_slots(cfg))  # T*E slots; with Ray 1 (dims, sample_tasks)
         obs_dim, act_dim = env_dims(self.env)
         self.policy = GaussianMLPPolicy(obs_dim, act_dim, cfg.policy.hidden_sizes, cfg.policy.init_std)
-        self.maml = MAMLTRPO(self.policy, LinearFeatureBaseline(a.baseline_reg), a)
+        # the learner named by algo.name (MAMLTRPO for maml_trpo); see metarl/algorithms.py
+        self.maml = make_algorithm(a, self.policy, LinearFeatureBaseline(a.baseline_reg))
         self.sampler = make_sampler(cfg, self.env, self.policy, self.device, self.dtype)  # local or Ray workers
         self.generator = torch.Generator()
         if saved is not None:
@@ -211,10 +213,12 @@ class Trainer:
                 saved["iteration"], {k: v.to(self.device, self.dtype) for k, v in saved["params"].items()},
                 saved["np_rng"], saved["torch_rng"], saved["env_steps"], saved["best_return"], saved["best_iteration"],
                 saved.get("baseline_state"),
+                saved.get("algo_state", {}),  # [algorithms]
             )
         else:
             self.generator.manual_seed(cfg.seed)
             params = {k: v.to(self.device) for k, v in self.policy.init_params(self.generator, self.dtype).items()}
+            params = initial_params(a, params)  # [algorithms] adds Meta-SGD step sizes when they are learned
             rng = np.random.default_rng(cfg.seed)
             self.state = RunState(0, params, dict(rng.bit_generator.state), self.generator.get_state(), 0, -float("inf"), -1)
         self._critical = False
@@ -264,6 +268,7 @@ class Trainer:
             batch = self.sampler.sample(adapted, tasks, int(seeds[k + 1]), self.generator)
             sampling += batch.timings["env"] + batch.timings["policy"]
         post, ev_post = self.maml.advantages(batch)
+        load_algorithm_state(self.maml, state.algo_state)  # [algorithms] the outer optimiser's state at this boundary
         new_theta, stats = self.maml.meta_update(theta, inner, post)
         t_end = time.perf_counter()
 
@@ -290,10 +295,12 @@ class Trainer:
             "time/optimizing": (t_end - t_start) - sampling,
             "time/iteration": t_end - t_start,
         }
+        scalars.update({k: v for k, v in stats.items() if k.startswith("algo/")})  # [algorithms] e.g. algo/clip_fraction
         nxt = RunState(
             state.iteration + 1, new_theta, dict(rng.bit_generator.state), self.generator.get_state(), env_steps,
             post_return if best else state.best_return, state.iteration if best else state.best_iteration,
             self.maml.baseline.previous,
+            algorithm_state(self.maml),  # [algorithms]
         )
         return nxt, scalars
 
@@ -379,6 +386,7 @@ class Trainer:
             "best_return": state.best_return,
             "best_iteration": state.best_iteration,
             "baseline_state": state.baseline_state,
+            "algo_state": state.algo_state,  # [algorithms] plain dict of tensors / numbers / lists
             "config": to_dict(self.cfg),
             "env_id": self.cfg.env.id,
             "env_kwargs": dict(self.cfg.env.kwargs),

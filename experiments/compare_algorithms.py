@@ -1,0 +1,87 @@
+"""Side-by-side table and figure of meta-RL algorithms from `metarl evaluate` outputs (docs/algorithms.md).
+
+Expects evaluation directories ``EVAL_DIR/<task>_<method>_s<seed>_it<iteration>/results.json`` (the paper's
+protocol, one per trained seed) and training runs ``RUNS_DIR/<task>_<method>_s<seed>/progress.csv`` (for the
+wall-clock per iteration).  For each method and adaptation step it reports:
+
+* the mean over goals of the seed-averaged return, with its standard error across the test goals;
+* the spread across seeds: the seed means' standard deviation, and each seed's mean;
+* the median training wall-clock per iteration (first ``iteration`` iterations, all seeds).
+
+    python -m experiments.compare_algorithms --task nav --iteration 40 --figure docs/figures/algorithms_navigation2d.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+
+import numpy as np
+
+METHODS = {"maml_trpo": "MAML-TRPO", "promp": "ProMP", "maml_ppo": "MAML-PPO", "metasgd": "Meta-SGD (TRPO)"}
+
+
+def load(eval_dir: str, task: str, method: str, iteration: int) -> dict[int, np.ndarray]:
+    """``{seed: returns [goals, K+1]}`` of the evaluations found."""
+    out = {}
+    for seed in range(100):
+        path = os.path.join(eval_dir, f"{task}_{method}_s{seed}_it{iteration}", "results.json")
+        if os.path.isfile(path):
+            with open(path) as fh:
+                out[seed] = np.asarray(json.load(fh)["returns"], dtype=np.float64)
+    return out
+
+
+def seconds_per_iteration(runs_dir: str, task: str, method: str, seeds: list[int], iteration: int) -> float:
+    times = []
+    for seed in seeds:
+        path = os.path.join(runs_dir, f"{task}_{method}_s{seed}", "progress.csv")
+        if os.path.isfile(path):
+            rows = list(csv.DictReader(open(path)))[:iteration]
+            times += [float(r["time/iteration"]) for r in rows]
+    return float(np.median(times)) if times else float("nan")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--task", default="nav")
+    p.add_argument("--iteration", type=int, default=40)
+    p.add_argument("--eval-dir", default="runs/eval")
+    p.add_argument("--runs-dir", default="runs")
+    p.add_argument("--figure", default="")
+    args = p.parse_args()
+    curves = {}
+    print("| method | seeds | step | mean ± SE across goals | SD across seeds | seed means |")
+    print("|---|---|---|---|---|---|")
+    for method, label in METHODS.items():
+        per_seed = load(args.eval_dir, args.task, method, args.iteration)
+        if not per_seed:
+            continue
+        seeds = sorted(per_seed)
+        stacked = np.stack([per_seed[s] for s in seeds])  # [seeds, goals, K+1]
+        pooled = stacked.mean(axis=0)  # each goal's return averaged over seeds
+        n = pooled.shape[0]
+        summary = []
+        for k in range(pooled.shape[1]):
+            mean, se = float(pooled[:, k].mean()), float(pooled[:, k].std(ddof=1) / math.sqrt(n))
+            seed_means = stacked[:, :, k].mean(axis=1)
+            sd = float(seed_means.std(ddof=1)) if len(seeds) > 1 else float("nan")
+            print(f"| {label} | {len(seeds)} | {k} | {mean:.2f} ± {se:.2f} | {sd:.2f} | "
+                  + ", ".join(f"{m:.2f}" for m in seed_means) + " |")
+            summary.append({"adaptation_steps": k, "mean_return": mean, "sem": se})
+        curves[label] = {"summary": summary}
+        sec = seconds_per_iteration(args.runs_dir, args.task, method, seeds, args.iteration)
+        print(f"| {label} | | s/iteration (median) | {sec:.1f} | | |")
+    if args.figure and curves:
+        from metarl.plotting import plot_curves
+
+        plot_curves(curves, args.figure, title=f"{args.task}: adaptation curves after {args.iteration} iterations "
+                                                "(seed-averaged, ± SE across goals)")
+        print(f"wrote {args.figure}")
+
+
+if __name__ == "__main__":
+    main()
