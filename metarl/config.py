@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any, get_type_hints
@@ -56,6 +57,12 @@ class AlgoConfig:
     cg_damping: float = doc(1e-5, "damping added to the KL Hessian")
     backtrack_ratio: float = doc(0.8, "line-search shrink factor per backtracking step")
     max_backtracks: int = doc(15, "line-search steps before the update is rejected")
+    hvp_subsample: float = doc(
+        1.0,
+        "fraction of the tasks whose mean KL the TRPO Hessian-vector products use, drawn afresh each "
+        "iteration (1.0: every task, exact products; 0.2: a fifth); the meta-gradient and the line search "
+        "always use every task",
+    )
 
 
 @dataclass
@@ -100,6 +107,11 @@ class TrainConfig:
                 raise ConfigError(f"config field '{name}': expected a value in [0, 1], got {value!r}")
         if not 0.0 < self.algo.backtrack_ratio < 1.0:
             raise ConfigError(f"config field 'algo.backtrack_ratio': expected a value in (0, 1), got {self.algo.backtrack_ratio!r}")
+        if not (math.isfinite(self.algo.hvp_subsample) and 0.0 < self.algo.hvp_subsample <= 1.0):
+            raise ConfigError(
+                f"config field 'algo.hvp_subsample': expected a fraction in (0, 1] of the tasks, got "
+                f"{self.algo.hvp_subsample!r}; use 1.0 for exact products over every task or e.g. 0.2 for a fifth"
+            )
         if self.algo.cg_damping < 0:
             raise ConfigError(f"config field 'algo.cg_damping': expected >= 0, got {self.algo.cg_damping!r}")
         if self.algo.inner_step_size < 0:

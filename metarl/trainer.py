@@ -148,7 +148,7 @@ class Trainer:
             batch = self.sampler.sample(adapted, tasks, int(seeds[k + 1]), self.generator)
             sampling += batch.timings["env"] + batch.timings["policy"]
         post, ev_post = self.maml.advantages(batch)
-        new_theta, stats = self.maml.meta_update(theta, inner, post)
+        new_theta, stats = self.maml.meta_update(theta, inner, post, self.generator)
         t_end = time.perf_counter()
 
         pre_return = float(pre_batch.average_return().mean())
