@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor
 
-from metarl import trpo
+from metarl import curvature, trpo
 from metarl.adaptation import AdaptationData, adapt
 from metarl.baseline import LinearFeatureBaseline, explained_variance
 from metarl.config import AlgoConfig
@@ -88,7 +88,9 @@ class MAMLTRPO:
         outputs vanish, so its Hessian is exactly ``J^T M J``: J the Jacobian of the adapted policies'
         outputs (means on the post-adaptation states, per-task log stds) in theta, M the Hessian of the
         Gaussian KL in those outputs (``1/sigma^2`` for means, 2 for log stds, weighted as the mean KL
-        weighs each step).  ``Jv`` comes from differentiating ``J^T u`` in ``u``; no third derivatives.
+        weighs each step).  For the Gaussian ReLU MLP the products are written out (``metarl.curvature``:
+        tangent and adjoint passes through the inner step, everything fixed in ``v`` computed once); for
+        any other policy ``Jv`` comes from differentiating autograd's ``J^T u`` in ``u``.  No third derivatives.
 
         ``tasks`` (indices into the task dimension) makes H the Hessian of the mean KL over those tasks
         only, each task's product still exact through its inner step; the surrogate, the KL and the
@@ -97,16 +99,23 @@ class MAMLTRPO:
         leaves = list(theta.values())
         adapted = self.adapt(theta, inner, create_graph=True)
         surrogate, kl, mu, weights = self._post_adaptation_losses(adapted, post, old)
-        g = torch.cat([x.reshape(-1) for x in torch.autograd.grad(surrogate, leaves, retain_graph=tasks is None)])
-        if tasks is None:
+        written_out = curvature.supports(self.policy)
+        keep = tasks is None and not written_out  # the autograd products reuse this graph
+        g = torch.cat([x.reshape(-1) for x in torch.autograd.grad(surrogate, leaves, retain_graph=keep)])
+        if tasks is not None:
+            inner = [select_tasks(d, tasks) for d in inner]
+            post = select_tasks(post, tasks)
+            old = tuple(x[tasks.to(x.device)] for x in old)
+        obs, _, mask, _ = _flat_steps(post)
+        weights = mask / mask.sum(-1, keepdim=True).clamp(min=1) / mask.shape[0]
+        if written_out:
+            sizes = [self.s.inner_step_size] * len(inner)
+            hvp = curvature.kl_hvp(self.policy, theta, inner, sizes, self.s.first_order, obs, weights, old[2])
+        elif tasks is None:
             hvp = _kl_hvp(leaves, (mu, adapted["log_std"]), weights, old[2])
         else:
-            sub_post = select_tasks(post, tasks)
-            sub_adapted = self.adapt(theta, [select_tasks(d, tasks) for d in inner], create_graph=True)
-            obs, _, mask, _ = _flat_steps(sub_post)
-            sub_mu = self.policy.mean(sub_adapted, obs)
-            sub_weights = mask / mask.sum(-1, keepdim=True).clamp(min=1) / mask.shape[0]
-            hvp = _kl_hvp(leaves, (sub_mu, sub_adapted["log_std"]), sub_weights, old[2][tasks])
+            sub_adapted = self.adapt(theta, inner, create_graph=True)
+            hvp = _kl_hvp(leaves, (self.policy.mean(sub_adapted, obs), sub_adapted["log_std"]), weights, old[2])
         return surrogate.detach(), kl.detach(), g, hvp
 
     def meta_update(self, params: Params, inner: Sequence[AdaptationData], post: AdaptationData,
