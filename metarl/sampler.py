@@ -7,13 +7,35 @@ Slot ``i * E + e`` holds episode ``e`` of task ``i``.  Each env step is one poli
 from __future__ import annotations
 
 import time
-from typing import Any, Protocol
+from contextlib import contextmanager
+from typing import Any, Iterator, Protocol
 
 import numpy as np
 import torch
 
 from metarl.episodes import EpisodeBatch
 from metarl.policy import GaussianMLPPolicy, Params
+
+
+# Torch threads for the policy calls while sampling.  They are tiny matrix products ([T, E, obs] x [obs, 100]),
+# far below what pays for a second thread, and they alternate with the env's own physics threads: with more
+# than one torch thread, torch's OpenMP workers keep spinning after each call, against the physics threads
+# and against any other process on the machine (26x slower policy calls measured with a second process on 2
+# cores).  The learner keeps the process's setting (torch's default: one thread per physical core).
+SAMPLING_TORCH_THREADS = 1
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with ``n`` torch intra-op threads, then restore the previous setting."""
+    before = torch.get_num_threads()
+    if n != before:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if n != before:
+            torch.set_num_threads(before)
 
 
 class TaskVectorEnv(Protocol):
@@ -73,7 +95,7 @@ class Sampler:
         alive = np.ones(n, dtype=bool)
         env_time = policy_time = 0.0
         params = {k: v.detach() for k, v in params.items()}
-        with torch.no_grad():
+        with torch.no_grad(), torch_threads(SAMPLING_TORCH_THREADS):
             for t in range(H):
                 t0 = time.perf_counter()
                 obs_buf[t] = torch.from_numpy(obs_np)
