@@ -189,42 +189,75 @@ def hessian_product(step: InnerStep, d: Params, layers: int, reduce: bool) -> Pa
     return out
 
 
+class Linearization:
+    """The adapted policies at ``theta`` (shared parameters) and everything their derivatives in theta need.
+
+    Built once per meta-update: each inner step's :class:`InnerStep` and the forward pass of the adapted
+    parameters on the post-adaptation states ``post_obs [T, N, obs]``.  :meth:`pullback` maps gradients in
+    the adapted parameters to the gradient in theta (``J_adapt^T``), :meth:`push` directions in theta to
+    directions of the adapted parameters (``J_adapt``).
+    """
+
+    def __init__(self, policy: GaussianMLPPolicy, theta: Params, inner: Sequence[AdaptationData],
+                 step_sizes: Sequence[float], first_order: bool, post_obs: Tensor) -> None:
+        if theta["w0"].dim() != 2:
+            raise ValueError("theta: expected shared meta-parameters (no task dimension)")
+        self.layers = policy.num_layers
+        self.names = list(theta)
+        self.theta = theta
+        with torch.no_grad():
+            params = {k: v.detach() for k, v in theta.items()}
+            steps = []
+            for data, alpha in zip(inner, step_sizes):
+                step, params = inner_step(policy, params, data, float(alpha))
+                steps.append(step)
+            self.adapted = params
+            self.post = forward_pass(params, post_obs, self.layers)
+        self.chain = [] if first_order else steps  # first order: d adapted / d theta = I
+
+    def push(self, d: Params) -> Params:
+        """``J_adapt d``: the change of the adapted parameters along ``d`` (shared, or per task after a step)."""
+        for step in self.chain:
+            h = hessian_product(step, d, self.layers, reduce=False)
+            d = {k: d[k] - step.alpha * h[k] for k in self.names}
+        return d
+
+    def pullback(self, u: Params) -> Tensor:
+        """``J_adapt^T u`` for per-task gradients ``u [T, ...]`` in the adapted parameters, flat in theta's order."""
+        for k in reversed(range(len(self.chain))):  # the first inner step also sums over tasks
+            h = hessian_product(self.chain[k], u, self.layers, reduce=k == 0)
+            u = {n: (u[n].sum(0) if k == 0 else u[n]) - self.chain[k].alpha * h[n] for n in self.names}
+        if not self.chain:
+            u = {n: u[n].sum(0) for n in self.names}
+        return torch.cat([u[n].reshape(-1) for n in self.names])
+
+    def gradient(self, grad_mu: Tensor, grad_log_std: Tensor) -> Tensor:
+        """Gradient in theta of a loss with gradients ``grad_mu [T, N, act]`` in the post-adaptation means and
+        ``grad_log_std [T, act]`` in the adapted log stds."""
+        with torch.no_grad():
+            u = backprop(self.post, grad_mu, self.layers, reduce=False)
+            u["log_std"] = grad_log_std
+            return self.pullback(u)
+
+    def kl_hvp(self, weights: Tensor, old_log_std: Tensor) -> Callable[[Tensor], Tensor]:
+        """``v -> J^T M J v`` for the mean KL; ``weights [T, N]`` its weight of each post-adaptation step,
+        ``old_log_std [T, N, act]`` the old policies' log stds."""
+        with torch.no_grad():
+            m_mu = weights.unsqueeze(-1) * torch.exp(-2 * old_log_std)  # [T, N, act]
+            m_log_std = 2.0 * weights.sum(-1, keepdim=True)  # [T, 1]
+
+        def hvp(v: Tensor) -> Tensor:
+            with torch.no_grad():
+                d = self.push(unflat(v, self.theta))
+                jv_mu, _ = tangent(self.post, d, self.layers)
+                u = backprop(self.post, jv_mu.mul_(m_mu), self.layers, reduce=False)
+                u["log_std"] = m_log_std * d["log_std"]
+                return self.pullback(u)
+
+        return hvp
+
+
 def kl_hvp(policy: GaussianMLPPolicy, theta: Params, inner: Sequence[AdaptationData], step_sizes: Sequence[float],
            first_order: bool, post_obs: Tensor, weights: Tensor, old_log_std: Tensor) -> Callable[[Tensor], Tensor]:
-    """``v -> J^T M J v`` for the mean KL of the adapted policies at ``theta`` (shared parameters).
-
-    ``post_obs [T, N, obs]`` are the post-adaptation states, ``weights [T, N]`` the KL's weight of each step,
-    ``old_log_std [T, N, act]`` the old policies' log stds.  ``v`` and the result are flat, in ``theta``'s order.
-    """
-    if theta["w0"].dim() != 2:
-        raise ValueError("theta: expected shared meta-parameters (no task dimension)")
-    layers = policy.num_layers
-    names = list(theta)
-    with torch.no_grad():
-        params = {k: v.detach() for k, v in theta.items()}
-        steps = []
-        for data, alpha in zip(inner, step_sizes):
-            step, params = inner_step(policy, params, data, float(alpha))
-            steps.append(step)
-        post = forward_pass(params, post_obs, layers)
-        m_mu = weights.unsqueeze(-1) * torch.exp(-2 * old_log_std)  # [T, N, act]
-        m_log_std = 2.0 * weights.sum(-1, keepdim=True)  # [T, 1]
-    chain = [] if first_order else steps
-
-    def hvp(v: Tensor) -> Tensor:
-        with torch.no_grad():
-            d = unflat(v, theta)
-            for step in chain:  # J v: through each inner step, then the post-adaptation means
-                h = hessian_product(step, d, layers, reduce=False)
-                d = {k: d[k] - step.alpha * h[k] for k in names}
-            jv_mu, _ = tangent(post, d, layers)
-            u = backprop(post, jv_mu.mul_(m_mu), layers, reduce=False)  # J^T M (J v), back to theta'
-            u["log_std"] = m_log_std * d["log_std"]
-            for k in reversed(range(len(chain))):  # and back through each inner step, the first summed over tasks
-                h = hessian_product(chain[k], u, layers, reduce=k == 0)
-                u = {n: (u[n].sum(0) if k == 0 else u[n]) - chain[k].alpha * h[n] for n in names}
-            if not chain:
-                u = {n: u[n].sum(0) for n in names}
-            return torch.cat([u[n].reshape(-1) for n in names])
-
-    return hvp
+    """``v -> J^T M J v`` for the mean KL of the adapted policies at ``theta`` (see :class:`Linearization`)."""
+    return Linearization(policy, theta, inner, step_sizes, first_order, post_obs).kl_hvp(weights, old_log_std)

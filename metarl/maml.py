@@ -61,14 +61,10 @@ class MAMLTRPO:
 
     def _post_adaptation_losses(self, adapted: Params, post: AdaptationData,
                                 old: tuple[Tensor, Tensor, Tensor]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        old_logp, old_mu, old_log_std = old
-        obs, actions, mask, adv = _flat_steps(post)
+        obs = _flat_steps(post)[0]
         mu, log_std = self.policy.moments(adapted, obs)  # one network call serves surrogate and KL
-        ratio = torch.exp(gaussian_log_prob(mu, log_std, actions) - old_logp)
-        n = mask.sum(-1).clamp(min=1)
-        surrogate = -((ratio * adv * mask).sum(-1) / n).mean()
-        kl = ((gaussian_kl(old_mu, old_log_std, mu, log_std) * mask).sum(-1) / n).mean()
-        return surrogate, kl, mu, mask / n.unsqueeze(-1) / mask.shape[0]
+        surrogate, kl, _, weights = _losses(mu, log_std, post, old)
+        return surrogate, kl, mu, weights
 
     def old_policy(self, params: Params, inner: Sequence[AdaptationData], post: AdaptationData) -> tuple[Tensor, Tensor, Tensor]:
         """``pi_theta'_old`` on the post-adaptation steps: log-probs, means and log-stds, detached."""
@@ -96,26 +92,30 @@ class MAMLTRPO:
         only, each task's product still exact through its inner step; the surrogate, the KL and the
         meta-gradient are always over every task.  The mean over uniformly drawn subsets is the full H.
         """
+        sizes = [self.s.inner_step_size] * len(inner)
+        if curvature.supports(self.policy):
+            lin = curvature.Linearization(self.policy, theta, inner, sizes, self.s.first_order, _flat_steps(post)[0])
+            log_std = self.policy.log_std(lin.adapted, lin.post.mu)
+            surrogate, kl, ratio, weights = _losses(lin.post.mu, log_std, post, old)
+            g = lin.gradient(*_surrogate_gradient(lin.post.mu, log_std, ratio, weights, post))
+            if tasks is not None:
+                inner, post = [select_tasks(d, tasks) for d in inner], select_tasks(post, tasks)
+                lin = curvature.Linearization(self.policy, theta, inner, sizes, self.s.first_order, _flat_steps(post)[0])
+                weights = _kl_weights(_flat_steps(post)[2])
+            hvp = lin.kl_hvp(weights, old[2] if tasks is None else old[2][tasks.to(old[2].device)])
+            return surrogate, kl, g, hvp
         leaves = list(theta.values())
         adapted = self.adapt(theta, inner, create_graph=True)
         surrogate, kl, mu, weights = self._post_adaptation_losses(adapted, post, old)
-        written_out = curvature.supports(self.policy)
-        keep = tasks is None and not written_out  # the autograd products reuse this graph
-        g = torch.cat([x.reshape(-1) for x in torch.autograd.grad(surrogate, leaves, retain_graph=keep)])
-        if tasks is not None:
-            inner = [select_tasks(d, tasks) for d in inner]
-            post = select_tasks(post, tasks)
-            old = tuple(x[tasks.to(x.device)] for x in old)
-        obs, _, mask, _ = _flat_steps(post)
-        weights = mask / mask.sum(-1, keepdim=True).clamp(min=1) / mask.shape[0]
-        if written_out:
-            sizes = [self.s.inner_step_size] * len(inner)
-            hvp = curvature.kl_hvp(self.policy, theta, inner, sizes, self.s.first_order, obs, weights, old[2])
-        elif tasks is None:
+        g = torch.cat([x.reshape(-1) for x in torch.autograd.grad(surrogate, leaves, retain_graph=tasks is None)])
+        if tasks is None:
             hvp = _kl_hvp(leaves, (mu, adapted["log_std"]), weights, old[2])
         else:
+            inner, post = [select_tasks(d, tasks) for d in inner], select_tasks(post, tasks)
             sub_adapted = self.adapt(theta, inner, create_graph=True)
-            hvp = _kl_hvp(leaves, (self.policy.mean(sub_adapted, obs), sub_adapted["log_std"]), weights, old[2])
+            obs, _, mask, _ = _flat_steps(post)
+            hvp = _kl_hvp(leaves, (self.policy.mean(sub_adapted, obs), sub_adapted["log_std"]), _kl_weights(mask),
+                          old[2][tasks.to(old[2].device)])
         return surrogate.detach(), kl.detach(), g, hvp
 
     def meta_update(self, params: Params, inner: Sequence[AdaptationData], post: AdaptationData,
@@ -154,6 +154,35 @@ class MAMLTRPO:
         new_params = {k: v.detach().clone() for k, v in unflat(new_flat, params).items()}
         return new_params, {**stats, "accepted": 1.0, "line_search_steps": float(ls.steps), "step_fraction": ls.fraction,
                             "surrogate_after": ls.loss, "kl_after": ls.kl, "surrogate_improvement": loss_before - ls.loss}
+
+
+def _kl_weights(mask: Tensor) -> Tensor:
+    """Weight of each step ``[T, N]`` in the mean over tasks of each task's mean over its steps."""
+    return mask / mask.sum(-1).clamp(min=1).unsqueeze(-1) / mask.shape[0]
+
+
+def _losses(mu: Tensor, log_std: Tensor, post: AdaptationData,
+            old: tuple[Tensor, Tensor, Tensor]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Surrogate and mean KL from the adapted policies' moments; also the likelihood ratios and step weights."""
+    old_logp, old_mu, old_log_std = old
+    _, actions, mask, adv = _flat_steps(post)
+    ratio = torch.exp(gaussian_log_prob(mu, log_std, actions) - old_logp)
+    n = mask.sum(-1).clamp(min=1)
+    surrogate = -((ratio * adv * mask).sum(-1) / n).mean()
+    kl = ((gaussian_kl(old_mu, old_log_std, mu, log_std) * mask).sum(-1) / n).mean()
+    return surrogate, kl, ratio, mask / n.unsqueeze(-1) / mask.shape[0]
+
+
+def _surrogate_gradient(mu: Tensor, log_std: Tensor, ratio: Tensor, weights: Tensor,
+                        post: AdaptationData) -> tuple[Tensor, Tensor]:
+    """Gradients of the surrogate in the post-adaptation means ``[T, N, act]`` and adapted log stds ``[T, act]``."""
+    _, actions, _, adv = _flat_steps(post)
+    kappa = (ratio * adv * weights).unsqueeze(-1)  # d surrogate / d log pi of each step, negated
+    inv_var = torch.exp(-2 * log_std)
+    resid = actions - mu
+    grad_mu = -kappa * resid * inv_var
+    grad_log_std = -(kappa * (resid * resid * inv_var - 1)).sum(1)
+    return grad_mu, grad_log_std
 
 
 def _kl_hvp(leaves: list[Tensor], outputs: tuple[Tensor, Tensor], weights: Tensor,

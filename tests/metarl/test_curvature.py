@@ -77,3 +77,23 @@ def test_autograd_products_subsample_without_bias():
     v = torch.randn(flat(params).numel(), generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     subsets = [hvp(torch.tensor(s))(v) for s in itertools.combinations(range(4), 2)]
     torch.testing.assert_close(torch.stack(subsets).mean(0), hvp(None)(v), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("first_order", [False, True])
+@pytest.mark.parametrize("inner_steps", [1, 2])
+def test_written_out_meta_gradient_equals_autograd(monkeypatch, first_order, inner_steps):
+    policy, params, maml, _, _ = tiny_problem(first_order=first_order, hidden=(5, 3))
+    inner, post = [tiny_batch(seed=1 + k) for k in range(inner_steps)], tiny_batch(seed=9)
+    v = torch.randn(flat(params).numel(), generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+
+    def at_theta(tasks=None):
+        theta = {k: t.clone().requires_grad_() for k, t in params.items()}
+        s, kl, g, hvp = maml.meta_gradients(theta, inner, post, maml.old_policy(theta, inner, post), tasks)
+        return s, kl, g, hvp(v)
+
+    written = [at_theta(), at_theta(torch.tensor([1]))]
+    monkeypatch.setattr(curvature, "supports", lambda policy: False)
+    autograd = [at_theta(), at_theta(torch.tensor([1]))]
+    for w, a in zip(written, autograd):
+        for x, y in zip(w, a):
+            torch.testing.assert_close(x, y, rtol=1e-11, atol=1e-13)
