@@ -57,6 +57,7 @@ def main() -> None:
     p.add_argument("--fractions", type=float, nargs="+", default=[1.0, 0.2])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--iterations", type=int, help="meta-iterations (default: the config's)")
+    p.add_argument("--report", action="store_true", help="only tabulate the runs already trained and evaluated")
     args = p.parse_args()
     config = os.path.join(HERE, "configs", f"{args.task}.yaml")
     if not os.path.exists(config):
@@ -65,21 +66,29 @@ def main() -> None:
     from metarl.config import load_config
 
     iterations = args.iterations or load_config(config).iterations
-    rows = []
-    for fraction in args.fractions:
-        per_seed = []
-        for seed in args.seeds:
+    results: dict[float, list] = {f: [] for f in args.fractions}
+    for seed in args.seeds:  # seeds outer: an interrupted comparison has matched pairs
+        for fraction in args.fractions:
             run = os.path.join(args.output, f"subsample{fraction:g}-seed{seed}")
-            if not trained(run, iterations):
-                resume = ["--resume"] if os.path.exists(os.path.join(run, "checkpoints", "latest.pt")) else []
+            done = os.path.exists(os.path.join(run, "evaluation", "results.json"))
+            if args.report:
+                if done:
+                    with open(os.path.join(run, "evaluation", "results.json")) as fh:
+                        results[fraction].append((seed, json.load(fh)["summary"], seconds_per_iteration(run)))
+                continue
+            if os.path.exists(os.path.join(run, "checkpoints", "latest.pt")):
+                if not trained(run, iterations):  # an interrupted run: continue it exactly
+                    metarl("train", "--output", run, "--resume", "--iterations", str(iterations), "--no-progress")
+            else:
                 metarl("train", "--config", config, "--output", run, "--seed", str(seed), "--iterations",
-                       str(iterations), "--set", f"algo.hvp_subsample={fraction}", "--no-progress", *resume)
-            if not os.path.exists(os.path.join(run, "evaluation", "results.json")):
+                       str(iterations), "--set", f"algo.hvp_subsample={fraction}", "--no-progress")
+            if not done:
                 metarl("evaluate", run)
             with open(os.path.join(run, "evaluation", "results.json")) as fh:
-                summary = json.load(fh)["summary"]
-            per_seed.append((seed, summary, seconds_per_iteration(run)))
-        rows.append((fraction, per_seed))
+                results[fraction].append((seed, json.load(fh)["summary"], seconds_per_iteration(run)))
+    rows = [(f, per_seed) for f, per_seed in results.items() if per_seed]
+    if not rows:
+        sys.exit("no finished run to report yet")
 
     steps = len(rows[0][1][0][1])
     print(f"\n{args.task}: post-adaptation return (paper's protocol), mean over seeds ± s.e. over seeds")
@@ -91,7 +100,7 @@ def main() -> None:
             m, se = mean_and_sem([s[k]["mean_return"] for _, s, _ in per_seed])
             cells.append(f"{m:.1f} ± {se:.1f}")
         secs = sum(t for _, _, t in per_seed) / len(per_seed)
-        seeds = ", ".join(f"s{seed}: {s[-1]['mean_return']:.1f} ± {s[-1]['sem']:.1f}" for seed, s, _ in per_seed)
+        seeds = f"{len(per_seed)} seeds: " + ", ".join(f"s{seed}: {s[-1]['mean_return']:.1f} ± {s[-1]['sem']:.1f}" for seed, s, _ in per_seed)
         print(f"| {fraction:g} | " + " | ".join(cells) + f" | {secs:.2f} | {seeds} |")
 
 
