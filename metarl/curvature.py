@@ -205,8 +205,9 @@ class Linearization:
         self.layers = policy.num_layers
         self.names = list(theta)
         self.theta = theta
+        self.num_tasks = post_obs.shape[0]
         with torch.no_grad():
-            params = {k: v.detach() for k, v in theta.items()}
+            params = self._per_task({k: v.detach() for k, v in theta.items()})
             steps = []
             for data, alpha in zip(inner, step_sizes):
                 step, params = inner_step(policy, params, data, float(alpha))
@@ -215,8 +216,15 @@ class Linearization:
             self.post = forward_pass(params, post_obs, self.layers)
         self.chain = [] if first_order else steps  # first order: d adapted / d theta = I
 
+    def _per_task(self, params: Params) -> Params:
+        """Shared tensors copied to every task ``[T, ...]``: batched matrix products run faster on CPU than one
+        long product over all tasks' steps (measured, ``experiments/bench_meta.py``), and the copies are small."""
+        return {k: v.expand(self.num_tasks, *v.shape).contiguous() if v.dim() == self.theta[k].dim() else v
+                for k, v in params.items()}
+
     def push(self, d: Params) -> Params:
-        """``J_adapt d``: the change of the adapted parameters along ``d`` (shared, or per task after a step)."""
+        """``J_adapt d``: the change of the adapted parameters along ``d``, per task ``[T, ...]``."""
+        d = self._per_task(d)
         for step in self.chain:
             h = hessian_product(step, d, self.layers, reduce=False)
             d = {k: d[k] - step.alpha * h[k] for k in self.names}
