@@ -8,10 +8,12 @@ Everything that is compared is measured in the same run, on the same data:
   forward, weight-gradient and input-gradient layouts), measured just before and just after it: the ratio
   of the two says how close the update runs to the machine's matrix-multiply rate at that moment;
 * the same update with autograd's Hessian-vector products (the update before ``metarl.curvature``), and
-  with ``--subsample F`` the update with ``algo.hvp_subsample: F``;
+  with ``--subsample F`` the update with ``algo.hvp_subsample: F``; with ``--repeat N`` each N times in
+  alternating order (medians), so that a change of the machine's load hits every variant alike;
 * optionally (``--loops``) the update direction as the older ports computed it (Python loops over tasks).
 
     python -m experiments.bench_meta --config halfcheetah_vel              # released config: 40 x 10 x 200
+    python -m experiments.bench_meta --config halfcheetah_vel --subsample 0.2 --repeat 3
     python -m experiments.bench_meta --config ant_vel --subsample 0.2
     python -m experiments.bench_meta --config halfcheetah_vel --device cuda  # learner on the GPU
 """
@@ -139,6 +141,8 @@ def main() -> None:
     p.add_argument("--subsample", type=float, help="also time the update with algo.hvp_subsample at this fraction")
     p.add_argument("--no-autograd", action="store_true", help="skip the update with autograd's products")
     p.add_argument("--loops", action="store_true", help="also time the older ports' per-task loops (slow)")
+    p.add_argument("--repeat", type=int, default=1, help="time each update this many times, in alternating order; "
+                   "medians are reported")
     args = p.parse_args()
     cfg = load_config(os.path.join(HERE, "configs", f"{args.config}.yaml"), args.set)
     device = torch.device(args.device)
@@ -191,25 +195,34 @@ def main() -> None:
     width = max(cfg.policy.hidden_sizes)
     dtype = params["w0"].dtype
     print(f"\nthe meta-update against torch.bmm on the policy's shapes [{T}, {N}, {width}] x [{T}, {width}, {width}], "
-          "same run:")
+          f"same run, median of {args.repeat}:")
     variants = [("written-out products (metarl.curvature)", update(1.0), True)]
     if args.subsample is not None:
         variants.append((f"written-out, hvp_subsample {args.subsample:g}", update(args.subsample), True))
     if not args.no_autograd:
         variants.append(("autograd products (before)", update(1.0), False))
     supports = curvature.supports
-    for name, fn, written in variants:
-        curvature.supports = supports if written else (lambda policy: False)  # the bench's switch, restored below
-        try:
-            flops = count_flops(fn)
-            before = bmm_rate(T, N, width, device, dtype)
-            seconds = timed(fn, device)
-            after = bmm_rate(T, N, width, device, dtype)
-        finally:
-            curvature.supports = supports
-        rate, ref = flops / seconds / 1e9, statistics.mean([before, after])
-        print(f"  {name:42s} {seconds:7.2f} s  {flops / 1e9:7.1f} GFLOP  {rate:6.1f} GFLOP/s  "
-              f"bmm {ref:6.1f} GFLOP/s ({before:.0f} before, {after:.0f} after)  ratio {100 * rate / ref:5.1f}%")
+    measured: dict[str, list[tuple[float, float, float]]] = {name: [] for name, _, _ in variants}
+    flops = {}
+    for rep in range(args.repeat):  # alternate the order, so that a change of load hits every variant alike
+        for name, fn, written in (variants if rep % 2 == 0 else variants[::-1]):
+            curvature.supports = supports if written else (lambda policy: False)  # the bench's switch, restored below
+            try:
+                if name not in flops:
+                    flops[name] = count_flops(fn)
+                before = bmm_rate(T, N, width, device, dtype)
+                seconds = timed(fn, device)
+                after = bmm_rate(T, N, width, device, dtype)
+            finally:
+                curvature.supports = supports
+            measured[name].append((seconds, before, after))
+    for name, runs in measured.items():
+        seconds = statistics.median(r[0] for r in runs)
+        rate = flops[name] / seconds / 1e9
+        ref = statistics.median(statistics.mean(r[1:]) for r in runs)
+        times = ", ".join(f"{r[0]:.2f}" for r in runs)
+        print(f"  {name:42s} {seconds:7.2f} s  {flops[name] / 1e9:7.1f} GFLOP  {rate:6.1f} GFLOP/s  "
+              f"bmm {ref:6.1f} GFLOP/s  ratio {100 * rate / ref:5.1f}%" + (f"  (times {times})" if len(runs) > 1 else ""))
 
     if not args.loops:
         return

@@ -82,12 +82,14 @@ def _outer(a: Tensor, b: Tensor, reduce: bool) -> Tensor:
 
 
 def _outer_acc_(out: Tensor, a: Tensor, b: Tensor) -> Tensor:
+    """``out += a^T b`` in place, as :func:`_outer`."""
     if out.dim() == 2:
         return out.addmm_(a.reshape(-1, a.shape[-1]).T, b.reshape(-1, b.shape[-1]))
     return out.baddbmm_(a.transpose(1, 2), b)
 
 
 def _steps_sum(x: Tensor, reduce: bool) -> Tensor:
+    """Sum over the steps ``[T, N, m] -> [T, m]``, or over tasks and steps ``-> [m]``."""
     return x.sum((0, 1)) if reduce else x.sum(1)
 
 
@@ -124,7 +126,7 @@ def backprop(trace: Pass, grad_mu: Tensor, layers: int, reduce: bool) -> Params:
     out: Params = {}
     delta = grad_mu
     for i in reversed(range(layers)):
-        w, _ = trace.params[f"w{i}"], trace.params[f"b{i}"]
+        w = trace.params[f"w{i}"]
         out[f"w{i}"] = _outer(trace.inputs[i], delta, reduce)
         out[f"b{i}"] = _steps_sum(delta, reduce)
         if i > 0:
