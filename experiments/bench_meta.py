@@ -1,29 +1,44 @@
-"""One MAML-TRPO meta-iteration at the paper's HalfCheetahVel setting, with its breakdown.
+"""One MAML-TRPO meta-iteration of a released config, with its breakdown and the learner's arithmetic rate.
 
-In the same run, the same meta-update is timed the way the older ports wrote it: a Python loop over
-tasks for the adaptation and for every Hessian-vector product (reverse-over-reverse through each task's
-inner step), and the speed-up is reported as a ratio.  Both produce the same update direction (checked).
+Everything that is compared is measured in the same run, on the same data:
 
-    python experiments/bench_meta.py                      # 40 tasks x 20 episodes x 200 steps
-    python experiments/bench_meta.py --tasks 10 --episodes 10 --device cuda
+* the iteration: sampling (physics and policy calls), baseline, inner loop, the TRPO meta-update;
+* the meta-update's matrix-product FLOPs (counted by ``torch.utils.flop_counter.FlopCounterMode``), its
+  achieved rate, and the rate of ``torch.bmm`` on the policy's own shapes (``[T, N, h] x [T, h, h]`` in the
+  forward, weight-gradient and input-gradient layouts), measured just before and just after it: the ratio
+  of the two says how close the update runs to the machine's matrix-multiply rate at that moment;
+* the same update with autograd's Hessian-vector products (the update before ``metarl.curvature``), and
+  with ``--subsample F`` the update with ``algo.hvp_subsample: F``; with ``--repeat N`` each N times in
+  alternating order (medians), so that a change of the machine's load hits every variant alike;
+* optionally (``--loops``) the update direction as the older ports computed it (Python loops over tasks).
+
+    python -m experiments.bench_meta --config halfcheetah_vel              # released config: 40 x 10 x 200
+    python -m experiments.bench_meta --config halfcheetah_vel --subsample 0.2 --repeat 3
+    python -m experiments.bench_meta --config ant_vel --subsample 0.2
+    python -m experiments.bench_meta --config halfcheetah_vel --device cuda  # learner on the GPU
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import time
+from typing import Callable
 
-import gymnasium
 import numpy as np
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
-from metarl import envs  # noqa: F401
-from metarl import trpo
+from metarl import curvature, trpo
 from metarl.baseline import LinearFeatureBaseline
-from metarl.maml import MAMLSettings, MAMLTRPO
+from metarl.config import load_config
+from metarl.environment import make_env
+from metarl.maml import MAMLTRPO
 from metarl.policy import GaussianMLPPolicy
 from metarl.sampler import Sampler
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def sync(device: torch.device) -> None:
@@ -91,28 +106,62 @@ def looped_meta_update_direction(maml: MAMLTRPO, params, inner, post, cg_iters: 
     return trpo.max_step(direction, fisher_vector, maml.s.max_kl)
 
 
+def timed(fn: Callable[[], object], device: torch.device) -> float:
+    sync(device)
+    t = time.perf_counter()
+    fn()
+    sync(device)
+    return time.perf_counter() - t
+
+
+def bmm_rate(T: int, N: int, width: int, device: torch.device, dtype: torch.dtype, reps: int = 3) -> float:
+    """GFLOP/s of ``torch.bmm`` on the policy's hidden-layer shapes, forward, weight-grad and input-grad layouts."""
+    gen = torch.Generator(device=device).manual_seed(0)
+    a = torch.randn(T, N, width, device=device, dtype=dtype, generator=gen)
+    b = torch.randn(T, N, width, device=device, dtype=dtype, generator=gen)
+    w = torch.randn(T, width, width, device=device, dtype=dtype, generator=gen)
+    layouts = [lambda: torch.bmm(a, w), lambda: torch.bmm(a.transpose(1, 2), b), lambda: torch.bmm(b, w.transpose(1, 2))]
+    for f in layouts:  # warm-up
+        f()
+    seconds = sum(timed(f, device) for f in layouts for _ in range(reps)) / reps  # mean, as the update is one long run
+    return 3 * 2 * T * N * width * width / seconds / 1e9
+
+
+def count_flops(fn: Callable[[], object]) -> float:
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--env", default="metarl/HalfCheetahVel-v0")
-    p.add_argument("--tasks", type=int, default=40)
-    p.add_argument("--episodes", type=int, default=20)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--skip-reference", action="store_true", help="time only metarl's meta-update")
+    p.add_argument("--config", default="halfcheetah_vel", help="config name in experiments/configs (default halfcheetah_vel)")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override a config field")
+    p.add_argument("--device", default="cpu", help="where the learner runs (the physics always runs on the CPU)")
+    p.add_argument("--subsample", type=float, help="also time the update with algo.hvp_subsample at this fraction")
+    p.add_argument("--no-autograd", action="store_true", help="skip the update with autograd's products")
+    p.add_argument("--loops", action="store_true", help="also time the older ports' per-task loops (slow)")
+    p.add_argument("--repeat", type=int, default=1, help="time each update this many times, in alternating order; "
+                   "medians are reported")
     args = p.parse_args()
+    cfg = load_config(os.path.join(HERE, "configs", f"{args.config}.yaml"), args.set)
     device = torch.device(args.device)
-    T, E = args.tasks, args.episodes
-    env = gymnasium.make_vec(args.env, num_envs=T * E)
-    policy = GaussianMLPPolicy(env.single_observation_space.shape[0], env.single_action_space.shape[0])
+    a = cfg.algo
+    T, E = a.num_tasks, a.episodes_per_task
+    env = make_env(cfg.env, T * E)
+    policy = GaussianMLPPolicy(env.single_observation_space.shape[0], env.single_action_space.shape[0],
+                               cfg.policy.hidden_sizes, cfg.policy.init_std)
     gen = torch.Generator().manual_seed(0)
     params = {k: v.to(device) for k, v in policy.init_params(gen).items()}
-    maml = MAMLTRPO(policy, LinearFeatureBaseline(), MAMLSettings(inner_step_size=0.1))
+    maml = MAMLTRPO(policy, LinearFeatureBaseline(a.baseline_reg), a)
     sampler = Sampler(env, policy, T, E, device)
     tasks = env.sample_tasks(T, np.random.default_rng(0))
-    print(f"{args.env}: {T} tasks x {E} episodes x {env.horizon} steps, device {device}, "
-          f"torch threads {torch.get_num_threads()}, cpus {os.cpu_count()}")
+    print(f"{args.config} ({cfg.env.id}): {T} tasks x {E} episodes x {env.horizon} steps, hvp_subsample "
+          f"{a.hvp_subsample:g}, device {device}, torch threads {torch.get_num_threads()}, cpus {os.cpu_count()}, "
+          f"load average {os.getloadavg()[0]:.1f}")
 
     # warm-up (allocator, first-call costs), then the timed iteration
-    warm = sampler.sample(params, tasks[:T], 0, gen)
+    warm = sampler.sample(params, tasks, 0, gen)
     maml.advantages(warm)
     clock = Clock(device)
     with clock("iteration"):
@@ -125,7 +174,7 @@ def main() -> None:
         with clock("baseline+advantages"):
             d_post, _ = maml.advantages(post)
         with clock("meta-update"):
-            _, stats = maml.meta_update(params, [d_pre], d_post)
+            _, stats = maml.meta_update(params, [d_pre], d_post, torch.Generator().manual_seed(0))
     physics = pre.timings["env"] + post.timings["env"]
     policy_sampling = pre.timings["policy"] + post.timings["policy"]
     total = clock.times["iteration"]
@@ -135,10 +184,47 @@ def main() -> None:
     print(f"\none meta-iteration: {total:.2f} s  ({2 * pre.env_steps} env steps sampled)")
     for name, t in rows:
         print(f"  {name:30s} {t:8.2f} s  {100 * t / total:5.1f}%")
-    print(f"  {'everything but physics':30s} {total - physics:8.2f} s  {100 * (total - physics) / total:5.1f}%  (goal < 25%)")
+    print(f"  {'everything but physics':30s} {total - physics:8.2f} s  {100 * (total - physics) / total:5.1f}%")
     print(f"  line search: accepted={stats['accepted']:.0f} after {stats['line_search_steps']:.0f} step(s)")
 
-    if args.skip_reference:
+    def update(fraction: float) -> Callable[[], object]:
+        learner = MAMLTRPO(policy, maml.baseline, type(a)(**{**vars(a), "hvp_subsample": fraction}))
+        return lambda: learner.meta_update(params, [d_pre], d_post, torch.Generator().manual_seed(0))
+
+    N = E * env.horizon
+    width = max(cfg.policy.hidden_sizes)
+    dtype = params["w0"].dtype
+    print(f"\nthe meta-update against torch.bmm on the policy's shapes [{T}, {N}, {width}] x [{T}, {width}, {width}], "
+          f"same run, median of {args.repeat}:")
+    variants = [("written-out products (metarl.curvature)", update(1.0), True)]
+    if args.subsample is not None:
+        variants.append((f"written-out, hvp_subsample {args.subsample:g}", update(args.subsample), True))
+    if not args.no_autograd:
+        variants.append(("autograd products (before)", update(1.0), False))
+    supports = curvature.supports
+    measured: dict[str, list[tuple[float, float, float]]] = {name: [] for name, _, _ in variants}
+    flops = {}
+    for rep in range(args.repeat):  # alternate the order, so that a change of load hits every variant alike
+        for name, fn, written in (variants if rep % 2 == 0 else variants[::-1]):
+            curvature.supports = supports if written else (lambda policy: False)  # the bench's switch, restored below
+            try:
+                if name not in flops:
+                    flops[name] = count_flops(fn)
+                before = bmm_rate(T, N, width, device, dtype)
+                seconds = timed(fn, device)
+                after = bmm_rate(T, N, width, device, dtype)
+            finally:
+                curvature.supports = supports
+            measured[name].append((seconds, before, after))
+    for name, runs in measured.items():
+        seconds = statistics.median(r[0] for r in runs)
+        rate = flops[name] / seconds / 1e9
+        ref = statistics.median(statistics.mean(r[1:]) for r in runs)
+        times = ", ".join(f"{r[0]:.2f}" for r in runs)
+        print(f"  {name:42s} {seconds:7.2f} s  {flops[name] / 1e9:7.1f} GFLOP  {rate:6.1f} GFLOP/s  "
+              f"bmm {ref:6.1f} GFLOP/s  ratio {100 * rate / ref:5.1f}%" + (f"  (times {times})" if len(runs) > 1 else ""))
+
+    if not args.loops:
         return
     theta = {k: v.detach().requires_grad_() for k, v in params.items()}
     ours = Clock(device)
@@ -155,10 +241,10 @@ def main() -> None:
         step_loop = looped_meta_update_direction(maml, params, [d_pre], d_post, maml.s.cg_iters)
     cos = float(torch.nn.functional.cosine_similarity(step_ours, step_loop, dim=0))
     print(f"\nmeta-update direction (gradient, {maml.s.cg_iters} CG iterations, step scaling):")
-    print(f"  metarl, task-batched, J^T M J products : {ours.times['direction']:8.2f} s")
-    print(f"  per-task Python loops (older ports)     : {loop.times['direction']:8.2f} s")
-    print(f"  speed-up                                : {loop.times['direction'] / ours.times['direction']:8.1f}x")
-    print(f"  cosine(step_metarl, step_loop)          : {cos:.6f}  (same update up to float32 round-off)")
+    print(f"  metarl, task-batched, written-out products : {ours.times['direction']:8.2f} s")
+    print(f"  per-task Python loops (older ports)         : {loop.times['direction']:8.2f} s")
+    print(f"  speed-up                                    : {loop.times['direction'] / ours.times['direction']:8.1f}x")
+    print(f"  cosine(step_metarl, step_loop)              : {cos:.6f}  (same update up to float32 round-off)")
 
 
 if __name__ == "__main__":

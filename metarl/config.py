@@ -77,6 +77,12 @@ class AlgoConfig(AdvantageConfig):
     cg_damping: float = doc(1e-5, "damping added to the KL Hessian")
     backtrack_ratio: float = doc(0.8, "line-search shrink factor per backtracking step")
     max_backtracks: int = doc(15, "line-search steps before the update is rejected")
+    hvp_subsample: float = doc(
+        1.0,
+        "fraction of the tasks whose mean KL the TRPO Hessian-vector products use, drawn afresh each "
+        "iteration (1.0: every task, exact products; 0.2: a fifth); the meta-gradient and the line search "
+        "always use every task",
+    )
     # ---- the outer algorithm (docs/algorithms.md); the fields above are shared by all of them ----
     name: str = doc("maml_trpo", "outer algorithm: maml_trpo (the paper's), promp (Rothfuss et al. 2019) or maml_ppo")
     learn_inner_step_size: bool = doc(False, "Meta-SGD (Li et al. 2017): learn one inner step size per parameter "
@@ -163,6 +169,11 @@ class TrainConfig:
             raise ConfigError(f"config field 'algo.backtrack_ratio': expected a value in (0, 1), got {a.backtrack_ratio!r}")
         if a.baseline_fit not in BASELINE_FITS:
             raise ConfigError(f"config field 'algo.baseline_fit': expected one of {list(BASELINE_FITS)}, got {a.baseline_fit!r}")
+        if not (math.isfinite(a.hvp_subsample) and 0.0 < a.hvp_subsample <= 1.0):
+            raise ConfigError(
+                f"config field 'algo.hvp_subsample': expected a fraction in (0, 1] of the tasks, got "
+                f"{a.hvp_subsample!r}; use 1.0 for exact products over every task or e.g. 0.2 for a fifth"
+            )
         if self.dtype not in ("float32", "float64"):
             raise ConfigError(f"config field 'dtype': expected 'float32' or 'float64', got {self.dtype!r}")
         check_device(self.device, "config field 'device'")

@@ -14,12 +14,13 @@ Hessian-vector products of the KL are exact (second order unless ``first_order``
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Sequence
 
 import torch
 from torch import Tensor
 
-from metarl import trpo
+from metarl import curvature, trpo
 from metarl.adaptation import AdaptationData, adapt
 from metarl.baseline import LinearFeatureBaseline
 from metarl.config import AlgoConfig
@@ -56,14 +57,10 @@ class MAMLTRPO:
 
     def _post_adaptation_losses(self, adapted: Params, post: AdaptationData,
                                 old: tuple[Tensor, Tensor, Tensor]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        old_logp, old_mu, old_log_std = old
-        obs, actions, mask, adv = _flat_steps(post)
+        obs = _flat_steps(post)[0]
         mu, log_std = self.policy.moments(adapted, obs)  # one network call serves surrogate and KL
-        ratio = torch.exp(gaussian_log_prob(mu, log_std, actions) - old_logp)
-        n = mask.sum(-1).clamp(min=1)
-        surrogate = -((ratio * adv * mask).sum(-1) / n).mean()
-        kl = ((gaussian_kl(old_mu, old_log_std, mu, log_std) * mask).sum(-1) / n).mean()
-        return surrogate, kl, mu, mask / n.unsqueeze(-1) / mask.shape[0]
+        surrogate, kl, _, weights = _losses(mu, log_std, post, old)
+        return surrogate, kl, mu, weights
 
     def old_policy(self, params: Params, inner: Sequence[AdaptationData], post: AdaptationData) -> tuple[Tensor, Tensor, Tensor]:
         """``pi_theta'_old`` on the post-adaptation steps: log-probs, means and log-stds, detached."""
@@ -74,7 +71,8 @@ class MAMLTRPO:
             return gaussian_log_prob(mu, log_std, actions), mu, log_std
 
     def meta_gradients(self, theta: Params, inner: Sequence[AdaptationData], post: AdaptationData,
-                       old: tuple[Tensor, Tensor, Tensor]) -> tuple[Tensor, Tensor, Tensor, Callable[[Tensor], Tensor]]:
+                       old: tuple[Tensor, Tensor, Tensor],
+                       tasks: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor, Callable[[Tensor], Tensor]]:
         """Surrogate, KL, the flat meta-gradient, and ``v -> H v`` for the exact Hessian H of the mean KL at theta.
 
         ``theta`` must require grad, and ``old`` must be the adapted policies at ``theta`` (``old_policy``).
@@ -82,30 +80,55 @@ class MAMLTRPO:
         outputs vanish, so its Hessian is exactly ``J^T M J``: J the Jacobian of the adapted policies'
         outputs (means on the post-adaptation states, per-task log stds) in theta, M the Hessian of the
         Gaussian KL in those outputs (``1/sigma^2`` for means, 2 for log stds, weighted as the mean KL
-        weighs each step).  ``Jv`` comes from differentiating ``J^T u`` in ``u``; no third derivatives.
+        weighs each step).  For the Gaussian ReLU MLP the products are written out (``metarl.curvature``:
+        tangent and adjoint passes through the inner step, everything fixed in ``v`` computed once); for
+        any other policy ``Jv`` comes from differentiating autograd's ``J^T u`` in ``u``.  No third derivatives.
+
+        ``tasks`` (indices into the task dimension) makes H the Hessian of the mean KL over those tasks
+        only, each task's product still exact through its inner step; the surrogate, the KL and the
+        meta-gradient are always over every task.  The mean over uniformly drawn subsets is the full H.
         """
+        sizes = [self.s.inner_step_size] * len(inner)
+        if self._written_out_products():
+            lin = curvature.Linearization(self.policy, theta, inner, sizes, self.s.first_order, _flat_steps(post)[0])
+            log_std = self.policy.log_std(lin.adapted, lin.post.mu)
+            surrogate, kl, ratio, weights = _losses(lin.post.mu, log_std, post, old)
+            g = lin.gradient(*_surrogate_gradient(lin.post.mu, log_std, ratio, weights, post))
+            if tasks is not None:
+                inner, post = [select_tasks(d, tasks) for d in inner], select_tasks(post, tasks)
+                lin = curvature.Linearization(self.policy, theta, inner, sizes, self.s.first_order, _flat_steps(post)[0])
+                weights = _kl_weights(_flat_steps(post)[2])
+            hvp = lin.kl_hvp(weights, old[2] if tasks is None else old[2][tasks.to(old[2].device)])
+            return surrogate, kl, g, hvp
         leaves = list(theta.values())
         adapted = self.adapt(theta, inner, create_graph=True)
         surrogate, kl, mu, weights = self._post_adaptation_losses(adapted, post, old)
-        g = torch.cat([x.reshape(-1) for x in torch.autograd.grad(surrogate, leaves, retain_graph=True)])
-        outputs = (mu, adapted["log_std"])
-        m_mu = weights.unsqueeze(-1) * torch.exp(-2 * old[2])  # [T, N, act]
-        m_log_std = 2.0 * weights.sum(-1, keepdim=True).expand_as(adapted["log_std"])  # [T, act]
-        u = tuple(torch.zeros_like(o, requires_grad=True) for o in outputs)
-        jt_u = torch.cat([x.reshape(-1) for x in torch.autograd.grad(outputs, leaves, u, create_graph=True)])
-
-        def hvp(v: Tensor) -> Tensor:
-            jv_mu, jv_log_std = torch.autograd.grad(jt_u @ v, u, retain_graph=True)
-            h = torch.autograd.grad(outputs, leaves, (m_mu * jv_mu, m_log_std * jv_log_std), retain_graph=True)
-            return torch.cat([x.reshape(-1) for x in h])
-
+        g = torch.cat([x.reshape(-1) for x in torch.autograd.grad(surrogate, leaves, retain_graph=tasks is None)])
+        if tasks is None:
+            hvp = _kl_hvp(leaves, (mu, adapted["log_std"]), weights, old[2])
+        else:
+            inner, post = [select_tasks(d, tasks) for d in inner], select_tasks(post, tasks)
+            sub_adapted = self.adapt(theta, inner, create_graph=True)
+            obs, _, mask, _ = _flat_steps(post)
+            hvp = _kl_hvp(leaves, (self.policy.mean(sub_adapted, obs), sub_adapted["log_std"]), _kl_weights(mask),
+                          old[2][tasks.to(old[2].device)])
         return surrogate.detach(), kl.detach(), g, hvp
 
-    def meta_update(self, params: Params, inner: Sequence[AdaptationData], post: AdaptationData) -> tuple[Params, dict[str, float]]:
-        """One TRPO step on the meta-parameters; returns the new parameters (or the old ones, untouched)."""
+    def _written_out_products(self) -> bool:
+        """The written-out products assume this class's inner step (one scalar step size) and this policy."""
+        return curvature.supports(self.policy) and type(self).adapt is MAMLTRPO.adapt
+
+    def meta_update(self, params: Params, inner: Sequence[AdaptationData], post: AdaptationData,
+                    generator: torch.Generator | None = None) -> tuple[Params, dict[str, float]]:
+        """One TRPO step on the meta-parameters; returns the new parameters (or the old ones, untouched).
+
+        With ``hvp_subsample < 1`` the curvature uses a random subset of the tasks, drawn from ``generator``
+        (a CPU generator; torch's default one if None); nothing is drawn when every task is used.
+        """
         theta = {k: v.detach().requires_grad_() for k, v in params.items()}
         old = self.old_policy(theta, inner, post)
-        surrogate, kl, g, hvp = self.meta_gradients(theta, inner, post, old)
+        subset = curvature_tasks(post.batch.num_tasks, self.s.hvp_subsample, generator)
+        surrogate, kl, g, hvp = self.meta_gradients(theta, inner, post, old, subset)
 
         def fisher_vector(v: Tensor) -> Tensor:
             return hvp(v) + self.s.cg_damping * v
@@ -131,6 +154,79 @@ class MAMLTRPO:
         new_params = {k: v.detach().clone() for k, v in unflat(new_flat, params).items()}
         return new_params, {**stats, "accepted": 1.0, "line_search_steps": float(ls.steps), "step_fraction": ls.fraction,
                             "surrogate_after": ls.loss, "kl_after": ls.kl, "surrogate_improvement": loss_before - ls.loss}
+
+
+def _kl_weights(mask: Tensor) -> Tensor:
+    """Weight of each step ``[T, N]`` in the mean over tasks of each task's mean over its steps."""
+    return mask / mask.sum(-1).clamp(min=1).unsqueeze(-1) / mask.shape[0]
+
+
+def _losses(mu: Tensor, log_std: Tensor, post: AdaptationData,
+            old: tuple[Tensor, Tensor, Tensor]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Surrogate and mean KL from the adapted policies' moments; also the likelihood ratios and step weights."""
+    old_logp, old_mu, old_log_std = old
+    _, actions, mask, adv = _flat_steps(post)
+    ratio = torch.exp(gaussian_log_prob(mu, log_std, actions) - old_logp)
+    n = mask.sum(-1).clamp(min=1)
+    surrogate = -((ratio * adv * mask).sum(-1) / n).mean()
+    kl = ((gaussian_kl(old_mu, old_log_std, mu, log_std) * mask).sum(-1) / n).mean()
+    return surrogate, kl, ratio, mask / n.unsqueeze(-1) / mask.shape[0]
+
+
+def _surrogate_gradient(mu: Tensor, log_std: Tensor, ratio: Tensor, weights: Tensor,
+                        post: AdaptationData) -> tuple[Tensor, Tensor]:
+    """Gradients of the surrogate in the post-adaptation means ``[T, N, act]`` and adapted log stds ``[T, act]``."""
+    _, actions, _, adv = _flat_steps(post)
+    kappa = (ratio * adv * weights).unsqueeze(-1)  # d surrogate / d log pi of each step, negated
+    inv_var = torch.exp(-2 * log_std)
+    resid = actions - mu
+    grad_mu = -kappa * resid * inv_var
+    grad_log_std = -(kappa * (resid * resid * inv_var - 1)).sum(1)
+    return grad_mu, grad_log_std
+
+
+def _kl_hvp(leaves: list[Tensor], outputs: tuple[Tensor, Tensor], weights: Tensor,
+            old_log_std: Tensor) -> Callable[[Tensor], Tensor]:
+    """``v -> J^T M J v`` for the outputs ``(means [T, N, act], log stds [T, act])`` of the adapted policies.
+
+    ``weights [T, N]`` are the KL's weights of the steps; ``old_log_std [T, N, act]`` the old policies' log stds.
+    """
+    mu, log_std = outputs
+    m_mu = weights.unsqueeze(-1) * torch.exp(-2 * old_log_std)  # [T, N, act]
+    m_log_std = 2.0 * weights.sum(-1, keepdim=True).expand_as(log_std)  # [T, act]
+    u = tuple(torch.zeros_like(o, requires_grad=True) for o in outputs)
+    jt_u = torch.cat([x.reshape(-1) for x in torch.autograd.grad(outputs, leaves, u, create_graph=True)])
+
+    def hvp(v: Tensor) -> Tensor:
+        jv_mu, jv_log_std = torch.autograd.grad(jt_u @ v, u, retain_graph=True)
+        h = torch.autograd.grad(outputs, leaves, (m_mu * jv_mu, m_log_std * jv_log_std), retain_graph=True)
+        return torch.cat([x.reshape(-1) for x in h])
+
+    return hvp
+
+
+def subsample_size(num_tasks: int, fraction: float) -> int:
+    """Tasks in a curvature subsample: ``fraction`` of ``num_tasks`` rounded to the nearest, at least one."""
+    if not (math.isfinite(fraction) and 0.0 < fraction <= 1.0):
+        raise ValueError(f"hvp_subsample: expected a fraction in (0, 1] of the tasks, got {fraction!r}; "
+                         "use 1.0 for exact products over every task or e.g. 0.2 for a fifth")
+    return min(num_tasks, max(1, math.floor(fraction * num_tasks + 0.5)))
+
+
+def curvature_tasks(num_tasks: int, fraction: float, generator: torch.Generator | None) -> Tensor | None:
+    """Sorted indices of the tasks whose KL the products use, or None for every task (then nothing is drawn)."""
+    k = subsample_size(num_tasks, fraction)
+    if k == num_tasks:
+        return None
+    return torch.randperm(num_tasks, generator=generator)[:k].sort().values
+
+
+def select_tasks(data: AdaptationData, tasks: Tensor) -> AdaptationData:
+    """The episodes and advantages of the tasks ``tasks`` only."""
+    b = data.batch
+    idx = tasks.to(b.obs.device)
+    batch = EpisodeBatch(b.obs[idx], b.actions[idx], b.rewards[idx], b.mask[idx], b.tasks[tasks.cpu().numpy()])
+    return AdaptationData(batch, data.advantages[idx])
 
 
 def _flat_steps(data: AdaptationData) -> tuple[Tensor, Tensor, Tensor, Tensor]:

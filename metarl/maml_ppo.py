@@ -65,7 +65,9 @@ class MAMLPPO(InnerStepLearner):
         return surrogate, kl, logp
 
     # ---- the update ---------------------------------------------------------------------------------------
-    def meta_update(self, params: Params, inner: Sequence[AdaptationData], post: AdaptationData) -> tuple[Params, dict[str, float]]:
+    def meta_update(self, params: Params, inner: Sequence[AdaptationData], post: AdaptationData,
+                    generator: torch.Generator | None = None) -> tuple[Params, dict[str, float]]:
+        """Several clipped-surrogate Adam steps on one meta-batch (``generator`` unused: nothing is drawn)."""
         theta = {k: v.detach().clone() for k, v in params.items()}
         with torch.no_grad():
             old = self.pi_old(theta, inner, post)

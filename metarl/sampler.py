@@ -20,7 +20,8 @@ same episodes bit for bit:
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, Protocol
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Iterator, Protocol
 
 import numpy as np
 import torch
@@ -30,6 +31,27 @@ from metarl.policy import GaussianMLPPolicy, Params, expand_params
 
 if TYPE_CHECKING:
     from metarl.config import TrainConfig
+
+
+# Torch threads for the policy calls while sampling.  They are tiny matrix products ([T, E, obs] x [obs, 100]),
+# far below what pays for a second thread, and they alternate with the env's own physics threads: with more
+# than one torch thread, torch's OpenMP workers keep spinning after each call, against the physics threads
+# and against any other process on the machine (26x slower policy calls measured with a second process on 2
+# cores).  The learner keeps the process's setting (torch's default: one thread per physical core).
+SAMPLING_TORCH_THREADS = 1
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with ``n`` torch intra-op threads, then restore the previous setting."""
+    before = torch.get_num_threads()
+    if n != before:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if n != before:
+            torch.set_num_threads(before)
 
 
 class TaskVectorEnv(Protocol):
@@ -179,8 +201,9 @@ class Sampler:
         if tasks.shape[0] != T:
             raise ValueError(f"tasks: expected {T} tasks (one per policy), got {tasks.shape[0]}")
         noise_seeds = task_noise_seeds(generator, T)
-        out, timings = rollout(self.env, self.policy, params, tasks, self.episodes_per_task, int(seed), noise_seeds,
-                               self.dtype, self.device)
+        with torch_threads(SAMPLING_TORCH_THREADS):  # the per-step policy calls are tiny: one thread each
+            out, timings = rollout(self.env, self.policy, params, tasks, self.episodes_per_task, int(seed), noise_seeds,
+                                   self.dtype, self.device)
         return EpisodeBatch(
             obs=out["obs"].to(self.device),
             actions=out["actions"].to(self.device),

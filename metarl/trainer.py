@@ -268,8 +268,8 @@ class Trainer:
             batch = self.sampler.sample(adapted, tasks, int(seeds[k + 1]), self.generator)
             sampling += batch.timings["env"] + batch.timings["policy"]
         post, ev_post = self.maml.advantages(batch)
-        load_algorithm_state(self.maml, state.algo_state)  # [algorithms] the outer optimiser's state at this boundary
-        new_theta, stats = self.maml.meta_update(theta, inner, post)
+        load_algorithm_state(self.maml, state.algo_state)  # the outer optimiser's state at this boundary
+        new_theta, stats = self.maml.meta_update(theta, inner, post, self.generator)
         t_end = time.perf_counter()
 
         pre_return = float(pre_batch.average_return().mean())

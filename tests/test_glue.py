@@ -51,7 +51,7 @@ LAYERS = [
     {"metarl.config", "metarl.checkpoint", "metarl.data"},
     {"metarl.envs", "metarl.environment", "metarl.rundir"},
     {"metarl.policy", "metarl.baseline", "metarl.episodes", "metarl.logger"},
-    {"metarl.adaptation", "metarl.trpo", "metarl.surrogates"},
+    {"metarl.adaptation", "metarl.trpo", "metarl.surrogates", "metarl.curvature"},
     {"metarl.sampler", "metarl.ray_sampler", "metarl.maml", "metarl.meta_sgd", "metarl.maml_ppo", "metarl.promp",
      "metarl.algorithms"},
     {"metarl.evaluation", "metarl.plotting", "metarl.sb3"},

@@ -1,0 +1,108 @@
+"""What ``algo.hvp_subsample`` costs in learning: train each fraction on several seeds, evaluate, tabulate.
+
+    python experiments/compare_subsample.py navigation2d --output runs/subsample-nav
+    python experiments/compare_subsample.py halfcheetah_dir --output runs/subsample-hcdir --seeds 0 1 2
+
+For every fraction and seed: ``metarl train`` with the released config (``--set algo.hvp_subsample=F``),
+then ``metarl evaluate`` with the paper's protocol (the run's best checkpoint, 40 test goals).  Each step is
+skipped when its result exists, so an interrupted comparison picks up where it stopped.  The table gives,
+per fraction, the mean post-adaptation return over seeds ± the standard error over seeds, the per-seed
+means (each ± its standard error over the 40 goals), and the mean seconds per meta-iteration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def metarl(*args: str) -> None:
+    print("+ python -m metarl.cli " + " ".join(args), flush=True)
+    subprocess.run([sys.executable, "-m", "metarl.cli", *args], check=True)
+
+
+def trained(run_dir: str, iterations: int) -> bool:
+    path = os.path.join(run_dir, "progress.csv")
+    if not os.path.exists(path):
+        return False
+    with open(path) as fh:
+        return sum(1 for _ in csv.DictReader(fh)) >= iterations
+
+
+def seconds_per_iteration(run_dir: str) -> float:
+    with open(os.path.join(run_dir, "progress.csv")) as fh:
+        times = [float(row["time/iteration"]) for row in csv.DictReader(fh)]
+    return sum(times) / len(times)
+
+
+def mean_and_sem(values: list[float]) -> tuple[float, float]:
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, float("nan")
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("task", help="config name in experiments/configs, e.g. navigation2d, halfcheetah_dir")
+    p.add_argument("--output", required=True, help="directory for the runs (one per fraction and seed)")
+    p.add_argument("--fractions", type=float, nargs="+", default=[1.0, 0.2])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--iterations", type=int, help="meta-iterations (default: the config's)")
+    p.add_argument("--report", action="store_true", help="only tabulate the runs already trained and evaluated")
+    args = p.parse_args()
+    config = os.path.join(HERE, "configs", f"{args.task}.yaml")
+    if not os.path.exists(config):
+        sys.exit(f"task: no config {config!r}; pass the name of a file in experiments/configs without .yaml")
+    sys.path.insert(0, os.path.dirname(HERE))
+    from metarl.config import load_config
+
+    iterations = args.iterations or load_config(config).iterations
+    results: dict[float, list] = {f: [] for f in args.fractions}
+    for seed in args.seeds:  # seeds outer: an interrupted comparison has matched pairs
+        for fraction in args.fractions:
+            run = os.path.join(args.output, f"subsample{fraction:g}-seed{seed}")
+            done = os.path.exists(os.path.join(run, "evaluation", "results.json"))
+            if args.report:
+                if done:
+                    with open(os.path.join(run, "evaluation", "results.json")) as fh:
+                        results[fraction].append((seed, json.load(fh)["summary"], seconds_per_iteration(run)))
+                continue
+            if os.path.exists(os.path.join(run, "checkpoints", "latest.pt")):
+                if not trained(run, iterations):  # an interrupted run: continue it exactly
+                    metarl("train", "--output", run, "--resume", "--iterations", str(iterations), "--no-progress")
+            else:
+                metarl("train", "--config", config, "--output", run, "--seed", str(seed), "--iterations",
+                       str(iterations), "--set", f"algo.hvp_subsample={fraction}", "--no-progress")
+            if not done:
+                metarl("evaluate", run)
+            with open(os.path.join(run, "evaluation", "results.json")) as fh:
+                results[fraction].append((seed, json.load(fh)["summary"], seconds_per_iteration(run)))
+    rows = [(f, per_seed) for f, per_seed in results.items() if per_seed]
+    if not rows:
+        sys.exit("no finished run to report yet")
+
+    steps = len(rows[0][1][0][1])
+    print(f"\n{args.task}: post-adaptation return (paper's protocol), mean over seeds ± s.e. over seeds")
+    print("| hvp_subsample | " + " | ".join(f"step {k}" for k in range(steps)) + " | s / iteration | per seed, last step (± s.e. over goals) |")
+    print("|---|" + "---|" * steps + "---|---|")
+    for fraction, per_seed in rows:
+        cells = []
+        for k in range(steps):
+            m, se = mean_and_sem([s[k]["mean_return"] for _, s, _ in per_seed])
+            cells.append(f"{m:.1f} ± {se:.1f}")
+        secs = sum(t for _, _, t in per_seed) / len(per_seed)
+        seeds = f"{len(per_seed)} seeds: " + ", ".join(f"s{seed}: {s[-1]['mean_return']:.1f} ± {s[-1]['sem']:.1f}" for seed, s, _ in per_seed)
+        print(f"| {fraction:g} | " + " | ".join(cells) + f" | {secs:.2f} | {seeds} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""The written-out KL Hessian-vector products equal autograd's, for every network shape and inner-loop option."""
+
+import pytest
+import torch
+
+from metarl import curvature
+from metarl.maml import _flat_steps, _kl_hvp
+from metarl.policy import GaussianMLPPolicy, flat
+
+from .helpers import tiny_batch, tiny_problem
+
+
+def autograd_and_written_out(first_order, hidden, inner_steps):
+    policy, params, maml, _, _ = tiny_problem(first_order=first_order, hidden=hidden)
+    inner = [tiny_batch(seed=1 + k) for k in range(inner_steps)]
+    post = tiny_batch(seed=9)
+    theta = {k: v.clone().requires_grad_() for k, v in params.items()}
+    old = maml.old_policy(theta, inner, post)
+    adapted = maml.adapt(theta, inner, create_graph=True)
+    _, _, mu, weights = maml._post_adaptation_losses(adapted, post, old)
+    reference = _kl_hvp(list(theta.values()), (mu, adapted["log_std"]), weights, old[2])
+    obs = _flat_steps(post)[0]
+    sizes = [maml.s.inner_step_size] * inner_steps
+    written = curvature.kl_hvp(policy, theta, inner, sizes, first_order, obs, weights, old[2])
+    return params, reference, written
+
+
+@pytest.mark.parametrize("first_order", [False, True])
+@pytest.mark.parametrize("hidden", [(4,), (5, 3)])
+@pytest.mark.parametrize("inner_steps", [1, 2])
+def test_written_out_products_equal_autograd_products(first_order, hidden, inner_steps):
+    params, reference, written = autograd_and_written_out(first_order, hidden, inner_steps)
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(2):
+        v = torch.randn(flat(params).numel(), generator=gen, dtype=torch.float64)
+        torch.testing.assert_close(written(v), reference(v), rtol=1e-12, atol=1e-14)
+
+
+def test_products_leave_their_inputs_alone_and_repeat_exactly():
+    params, _, written = autograd_and_written_out(False, (4,), 1)
+    v = torch.randn(flat(params).numel(), generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    before = v.clone()
+    first = written(v)
+    assert torch.equal(v, before) and torch.equal(written(v), first)  # nothing fixed in v is modified in place
+
+
+class TanhPolicy(GaussianMLPPolicy):
+    def mean(self, params, obs):
+        h = obs
+        for i in range(self.num_layers):
+            h = torch.baddbmm(params[f"b{i}"].unsqueeze(1), h, params[f"w{i}"]) if params["w0"].dim() == 3 else h @ params[f"w{i}"] + params[f"b{i}"]
+            if i < self.num_layers - 1:
+                h = torch.tanh(h)
+        return h
+
+
+def test_other_policies_keep_the_autograd_products():
+    assert curvature.supports(GaussianMLPPolicy(3, 2))
+    assert not curvature.supports(TanhPolicy(3, 2))
+
+
+def test_autograd_products_subsample_without_bias():
+    import itertools
+
+    from metarl.baseline import LinearFeatureBaseline
+    from metarl.maml import MAMLSettings, MAMLTRPO
+
+    policy = TanhPolicy(3, 2, (4,), init_std=0.8)
+    params = policy.init_params(torch.Generator().manual_seed(0), torch.float64)
+    maml = MAMLTRPO(policy, LinearFeatureBaseline(), MAMLSettings(inner_step_size=0.3))
+    inner, post = [tiny_batch(T=4, seed=1)], tiny_batch(T=4, seed=2)
+
+    def hvp(tasks):
+        theta = {k: v.clone().requires_grad_() for k, v in params.items()}
+        return maml.meta_gradients(theta, inner, post, maml.old_policy(theta, inner, post), tasks)[3]
+
+    v = torch.randn(flat(params).numel(), generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    subsets = [hvp(torch.tensor(s))(v) for s in itertools.combinations(range(4), 2)]
+    torch.testing.assert_close(torch.stack(subsets).mean(0), hvp(None)(v), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("first_order", [False, True])
+@pytest.mark.parametrize("inner_steps", [1, 2])
+def test_written_out_meta_gradient_equals_autograd(monkeypatch, first_order, inner_steps):
+    policy, params, maml, _, _ = tiny_problem(first_order=first_order, hidden=(5, 3))
+    inner, post = [tiny_batch(seed=1 + k) for k in range(inner_steps)], tiny_batch(seed=9)
+    v = torch.randn(flat(params).numel(), generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+
+    def at_theta(tasks=None):
+        theta = {k: t.clone().requires_grad_() for k, t in params.items()}
+        s, kl, g, hvp = maml.meta_gradients(theta, inner, post, maml.old_policy(theta, inner, post), tasks)
+        return s, kl, g, hvp(v)
+
+    written = [at_theta(), at_theta(torch.tensor([1]))]
+    monkeypatch.setattr(curvature, "supports", lambda policy: False)
+    autograd = [at_theta(), at_theta(torch.tensor([1]))]
+    for w, a in zip(written, autograd):
+        for x, y in zip(w, a):
+            torch.testing.assert_close(x, y, rtol=1e-11, atol=1e-13)
