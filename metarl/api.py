@@ -152,7 +152,8 @@ class Run:
 
     # ---- adapting and acting --------------------------------------------------------------------------
     def adapt(self, tasks: np.ndarray, steps: int = 1, episodes: int | None = None,
-              step_size: float | Sequence[float] | None = None, seed: int = 0, params: Params | None = None) -> Params:
+              step_size: float | Sequence[float | Params] | None = None, seed: int = 0,
+              params: Params | None = None) -> Params:
         """Adapted parameters, one set per task (``{name: [T, ...]}``), after ``steps`` inner steps.
 
         Each step samples ``episodes`` episodes of every task (default: the config's
@@ -178,7 +179,8 @@ class Run:
         if step_size is None:  # as trained: alpha, or a Meta-SGD run's learned per-parameter step sizes
             sizes = [a.inner_step_size if learned is None else learned] * steps
         else:
-            sizes = [float(step_size)] * steps if isinstance(step_size, (int, float)) else [float(x) for x in step_size]
+            sizes = [float(step_size)] * steps if isinstance(step_size, (int, float)) else [
+                x if isinstance(x, dict) else float(x) for x in step_size]
         if len(sizes) != steps:
             raise ConfigError(f"step_size: got {len(sizes)} step sizes for {steps} steps")
         num_tasks = tasks.shape[0]

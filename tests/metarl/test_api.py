@@ -144,3 +144,20 @@ def test_example_adapt_to_goal(run_dir):
 def test_example_own_loop():
     out = script("own_loop.py", "--horizon", 20, "--tasks", 3, "--episodes", 3, "--iterations", 2)
     assert out.count("iteration") == 2
+
+
+def test_adapt_takes_a_meta_sgd_runs_learned_step_sizes(tmp_path):
+    from metarl.adaptation import split_step_sizes
+
+    run = metarl.train(SMOKE, tmp_path / "msgd", iterations=1, overrides={"algo.learn_inner_step_size": True})
+    policy_params, learned = split_step_sizes(run.params)
+    assert learned is not None and set(learned) == set(policy_params)
+    tasks = np.array([[0.3, -0.2], [-0.1, 0.4]])
+    default = run.adapt(tasks, episodes=3, seed=2)
+    explicit = run.adapt(tasks, episodes=3, seed=2, step_size=[learned])  # the learned sizes, passed by hand
+    scalar = run.adapt(tasks, episodes=3, seed=2, step_size=0.25)  # not the learned sizes (they start at 0.5)
+    assert set(default) == set(policy_params)
+    for k in default:
+        assert torch.equal(default[k], explicit[k])
+    assert not all(torch.equal(default[k], scalar[k]) for k in default)
+    assert run.act(np.zeros((2, 2)), default).shape == (2, 2)
