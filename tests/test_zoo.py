@@ -11,8 +11,25 @@ import metarl
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 ZOO = os.path.join(ROOT, "experiments", "zoo")
-ENTRIES = sorted(d for d in os.listdir(ZOO) if os.path.isdir(os.path.join(ZOO, d))) if os.path.isdir(ZOO) else []
+FOLDERS = sorted(d for d in os.listdir(ZOO) if os.path.isdir(os.path.join(ZOO, d))) if os.path.isdir(ZOO) else []
+# a shipped entry has its evaluation; one without is a run committed in progress, to be continued with --resume
+ENTRIES = [d for d in FOLDERS if os.path.isdir(os.path.join(ZOO, d, "evaluation"))]
+IN_PROGRESS = [d for d in FOLDERS if d not in ENTRIES]
 PAPER_CONFIGS = ("halfcheetah_vel", "halfcheetah_dir", "ant_vel", "ant_dir", "navigation2d")
+
+
+@pytest.mark.parametrize("name", IN_PROGRESS)
+def test_zoo_run_in_progress_can_be_resumed(name):
+    from metarl.trainer import saved_run
+
+    entry = os.path.join(ZOO, name)
+    assert name in PAPER_CONFIGS
+    cfg, saved = saved_run(entry)
+    assert saved is not None and 0 < saved["iteration"] <= cfg.iterations
+    shipped = metarl.load_config(os.path.join(ROOT, "experiments", "configs", f"{name}.yaml"))
+    assert cfg.env.id == shipped.env.id
+    rows = open(os.path.join(entry, "progress.csv")).read().splitlines()[1:]
+    assert len(rows) >= saved["iteration"]
 
 
 @pytest.mark.parametrize("name", ENTRIES)
