@@ -10,7 +10,7 @@ class LinearFeatureBaseline:
     """``V(s_t) = w . [o, o^2, t/100, (t/100)^2, (t/100)^3, 1]`` with ``o`` clipped to ``[-10, 10]``.
 
     One ridge regression per task on the discounted returns, solved as a batch of ``[T, d, d]`` systems
-    in float64.  Steps that did not happen are excluded.  If a solve is not finite the ridge is
+    in float64 (Cholesky).  Steps that did not happen are excluded.  If a solve is not finite the ridge is
     multiplied by 10, up to ``max_tries`` times, as in the original implementation.
     """
 
@@ -45,8 +45,12 @@ class LinearFeatureBaseline:
         todo = torch.ones(num_tasks, dtype=torch.bool, device=obs.device)
         reg = self.reg_coeff
         for _ in range(self.max_tries):
-            sol, info = torch.linalg.solve_ex(gram[todo] + reg * eye, rhs[todo])
-            sol[info != 0] = float("nan")  # singular even with this ridge: retry with a larger one
+            # gram + reg*I is symmetric positive definite, so Cholesky solves it; it is also what keeps large
+            # batches of wide systems (the ant's 254 features) working: torch's batched LU solve on CPU fails
+            # on them with more than one thread (MKL rejects its own pivots), Cholesky does not
+            factor, info = torch.linalg.cholesky_ex(gram[todo] + reg * eye)
+            sol = torch.cholesky_solve(rhs[todo], factor)
+            sol[info != 0] = float("nan")  # not positive definite even with this ridge: retry with a larger one
             weights[todo] = sol
             todo = ~torch.isfinite(weights).all(dim=(1, 2))
             if not todo.any():
@@ -55,7 +59,6 @@ class LinearFeatureBaseline:
         weights = torch.nan_to_num(weights, nan=0.0, posinf=0.0, neginf=0.0)
         values = (feats @ weights.unsqueeze(1)).squeeze(-1) * mask.to(torch.float64)
         return values.to(returns.dtype), weights.squeeze(-1)
-
 
     def fit_predict_previous(self, obs: Tensor, returns: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         """Values of task i from the baseline fit on the batch processed just before it; then fit task i.

@@ -125,3 +125,25 @@ def test_advantages_follow_the_configured_baseline_fit():
     returns = discounted_returns(batch.rewards, batch.mask, 0.99)
     torch.testing.assert_close(previous[0], returns[0])  # task 0: nothing fit before it, values 0
     assert not torch.allclose(per_task[1], previous[1])
+
+
+def test_baseline_fits_a_batch_of_ant_sized_systems_on_several_threads():
+    """254 features (the ant's 125 observations): torch's batched LU solve fails here with 2 threads."""
+    g = torch.Generator().manual_seed(0)
+    T, E, H, D = 6, 4, 50, 125
+    obs = torch.randn(T, E, H, D, generator=g, dtype=torch.float64)
+    obs[..., 100:] = 0.0  # observation entries that never move (contact forces at rest): a rank-deficient gram
+    returns = torch.randn(T, E, H, generator=g, dtype=torch.float64)
+    mask = torch.ones(T, E, H, dtype=torch.float64)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        values, weights = LinearFeatureBaseline().fit_predict(obs, returns, mask)
+    finally:
+        torch.set_num_threads(threads)
+    feats = LinearFeatureBaseline.features(obs).reshape(T, -1, 2 * D + 4)
+    for i in range(T):  # each task's ridge solution, by the normal equations solved one at a time
+        a = feats[i].T @ feats[i] + 1e-5 * torch.eye(2 * D + 4, dtype=torch.float64)
+        expect = torch.linalg.solve(a, feats[i].T @ returns[i].reshape(-1))
+        torch.testing.assert_close(weights[i], expect, rtol=1e-6, atol=1e-6)
+    assert torch.isfinite(values).all()
