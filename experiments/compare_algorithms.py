@@ -80,7 +80,8 @@ def main() -> None:
     if args.figure and curves:
         from metarl.plotting import plot_curves
 
-        plot_curves(curves, args.figure, title=f"{args.task}: adaptation curves after {args.iteration} iterations "
+        task = {"nav": "Navigation2D", "hcvel": "HalfCheetahVel"}.get(args.task, args.task)
+        plot_curves(curves, args.figure, title=f"{task}: adaptation curves after {args.iteration} iterations "
                                                 "(seed-averaged, ± SE across goals)")
         print(f"wrote {args.figure}")
 
