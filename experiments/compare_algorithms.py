@@ -5,7 +5,7 @@ protocol, one per trained seed) and training runs ``RUNS_DIR/<task>_<method>_s<s
 wall-clock per iteration).  For each method and adaptation step it reports:
 
 * the mean over goals of the seed-averaged return, with its standard error across the test goals;
-* the spread across seeds: the seed means' standard deviation, and each seed's mean;
+* the spread across seeds: the standard deviation of the seed means (sd);
 * the median training wall-clock per iteration (first ``iteration`` iterations, all seeds).
 
     python -m experiments.compare_algorithms --task nav --iteration 40 --figure docs/figures/algorithms_navigation2d.png
@@ -54,8 +54,7 @@ def main() -> None:
     p.add_argument("--figure", default="")
     args = p.parse_args()
     curves = {}
-    print("| method | seeds | step | mean ± SE across goals | SD across seeds | seed means |")
-    print("|---|---|---|---|---|---|")
+    header = False
     for method, label in METHODS.items():
         per_seed = load(args.eval_dir, args.task, method, args.iteration)
         if not per_seed:
@@ -63,22 +62,26 @@ def main() -> None:
         seeds = sorted(per_seed)
         stacked = np.stack([per_seed[s] for s in seeds])  # [seeds, goals, K+1]
         pooled = stacked.mean(axis=0)  # each goal's return averaged over seeds
-        n = pooled.shape[0]
-        summary = []
-        for k in range(pooled.shape[1]):
+        n, steps = pooled.shape
+        if not header:
+            print("| method | seeds | " + " | ".join(f"step {k}" for k in range(steps)) + " | s / iteration |")
+            print("|---|---|" + "---|" * steps + "---|")
+            header = True
+        cells, summary = [], []
+        for k in range(steps):
             mean, se = float(pooled[:, k].mean()), float(pooled[:, k].std(ddof=1) / math.sqrt(n))
             seed_means = stacked[:, :, k].mean(axis=1)
-            sd = float(seed_means.std(ddof=1)) if len(seeds) > 1 else float("nan")
-            print(f"| {label} | {len(seeds)} | {k} | {mean:.2f} ± {se:.2f} | {sd:.2f} | "
-                  + ", ".join(f"{m:.2f}" for m in seed_means) + " |")
+            sd = f" (sd {seed_means.std(ddof=1):.2f})" if len(seeds) > 1 else ""
+            cells.append(f"{mean:.2f} ± {se:.2f}{sd}")
             summary.append({"adaptation_steps": k, "mean_return": mean, "sem": se})
         curves[label] = {"summary": summary}
         sec = seconds_per_iteration(args.runs_dir, args.task, method, seeds, args.iteration)
-        print(f"| {label} | | s/iteration (median) | {sec:.1f} | | |")
+        print(f"| {label} | {', '.join(map(str, seeds))} | " + " | ".join(cells) + f" | {sec:.1f} |")
     if args.figure and curves:
         from metarl.plotting import plot_curves
 
-        plot_curves(curves, args.figure, title=f"{args.task}: adaptation curves after {args.iteration} iterations "
+        task = {"nav": "Navigation2D", "hcvel": "HalfCheetahVel"}.get(args.task, args.task)
+        plot_curves(curves, args.figure, title=f"{task}: adaptation curves after {args.iteration} iterations "
                                                 "(seed-averaged, ± SE across goals)")
         print(f"wrote {args.figure}")
 

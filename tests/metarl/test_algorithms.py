@@ -344,9 +344,10 @@ def test_bad_algorithm_fields_are_config_errors(override, match):
         load_config(SMOKE_NAV, [override])
 
 
+@pytest.mark.parametrize("task", ["navigation2d", "halfcheetah_vel"])
 @pytest.mark.parametrize("name", ["promp", "maml_ppo", "metasgd"])
-def test_released_configs_load(name):
-    cfg = load_config(os.path.join(ROOT, "experiments", "configs", f"{name}_navigation2d.yaml"))
+def test_released_configs_load(name, task):
+    cfg = load_config(os.path.join(ROOT, "experiments", "configs", f"{name}_{task}.yaml"))
     assert cfg.algo.name == ("maml_trpo" if name == "metasgd" else name)
     assert cfg.algo.learn_inner_step_size == (name == "metasgd")
 
