@@ -213,12 +213,12 @@ class Trainer:
                 saved["iteration"], {k: v.to(self.device, self.dtype) for k, v in saved["params"].items()},
                 saved["np_rng"], saved["torch_rng"], saved["env_steps"], saved["best_return"], saved["best_iteration"],
                 saved.get("baseline_state"),
-                saved.get("algo_state", {}),  # [algorithms]
+                saved.get("algo_state", {}),
             )
         else:
             self.generator.manual_seed(cfg.seed)
             params = {k: v.to(self.device) for k, v in self.policy.init_params(self.generator, self.dtype).items()}
-            params = initial_params(a, params)  # [algorithms] adds Meta-SGD step sizes when they are learned
+            params = initial_params(a, params)  # adds Meta-SGD step sizes when they are learned
             rng = np.random.default_rng(cfg.seed)
             self.state = RunState(0, params, dict(rng.bit_generator.state), self.generator.get_state(), 0, -float("inf"), -1)
         self._critical = False
@@ -295,12 +295,12 @@ class Trainer:
             "time/optimizing": (t_end - t_start) - sampling,
             "time/iteration": t_end - t_start,
         }
-        scalars.update({k: v for k, v in stats.items() if k.startswith("algo/")})  # [algorithms] e.g. algo/clip_fraction
+        scalars.update({k: v for k, v in stats.items() if k.startswith("algo/")})  # e.g. algo/clip_fraction
         nxt = RunState(
             state.iteration + 1, new_theta, dict(rng.bit_generator.state), self.generator.get_state(), env_steps,
             post_return if best else state.best_return, state.iteration if best else state.best_iteration,
             self.maml.baseline.previous,
-            algorithm_state(self.maml),  # [algorithms]
+            algorithm_state(self.maml),
         )
         return nxt, scalars
 
@@ -386,7 +386,7 @@ class Trainer:
             "best_return": state.best_return,
             "best_iteration": state.best_iteration,
             "baseline_state": state.baseline_state,
-            "algo_state": state.algo_state,  # [algorithms] plain dict of tensors / numbers / lists
+            "algo_state": state.algo_state,  # plain dict of tensors / numbers / lists
             "config": to_dict(self.cfg),
             "env_id": self.cfg.env.id,
             "env_kwargs": dict(self.cfg.env.kwargs),
