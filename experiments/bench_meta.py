@@ -9,7 +9,8 @@ Everything that is compared is measured in the same run, on the same data:
   of the two says how close the update runs to the machine's matrix-multiply rate at that moment;
 * the same update with autograd's Hessian-vector products (the update before ``metarl.curvature``), and
   with ``--subsample F`` the update with ``algo.hvp_subsample: F``; with ``--repeat N`` each N times in
-  alternating order (medians), so that a change of the machine's load hits every variant alike;
+  alternating order (medians), so that a change of the machine's load hits every variant alike; with
+  ``--threads N`` also the exact update on N torch threads;
 * optionally (``--loops``) the update direction as the older ports computed it (Python loops over tasks).
 
     python -m experiments.bench_meta --config halfcheetah_vel              # released config: 40 x 10 x 200
@@ -36,7 +37,7 @@ from metarl.config import load_config
 from metarl.environment import make_env
 from metarl.maml import MAMLTRPO
 from metarl.policy import GaussianMLPPolicy
-from metarl.sampler import Sampler
+from metarl.sampler import Sampler, torch_threads
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -140,6 +141,7 @@ def main() -> None:
     p.add_argument("--device", default="cpu", help="where the learner runs (the physics always runs on the CPU)")
     p.add_argument("--subsample", type=float, help="also time the update with algo.hvp_subsample at this fraction")
     p.add_argument("--no-autograd", action="store_true", help="skip the update with autograd's products")
+    p.add_argument("--threads", type=int, help="also time the exact update on this many torch threads")
     p.add_argument("--loops", action="store_true", help="also time the older ports' per-task loops (slow)")
     p.add_argument("--repeat", type=int, default=1, help="time each update this many times, in alternating order; "
                    "medians are reported")
@@ -199,6 +201,14 @@ def main() -> None:
     variants = [("written-out products (metarl.curvature)", update(1.0), True)]
     if args.subsample is not None:
         variants.append((f"written-out, hvp_subsample {args.subsample:g}", update(args.subsample), True))
+    if args.threads is not None:
+        exact = update(1.0)
+
+        def on_threads() -> object:
+            with torch_threads(args.threads):
+                return exact()
+
+        variants.append((f"written-out, {args.threads} torch thread(s)", on_threads, True))
     if not args.no_autograd:
         variants.append(("autograd products (before)", update(1.0), False))
     supports = curvature.supports

@@ -109,7 +109,7 @@ def tangent(trace: Pass, d: Params, layers: int) -> tuple[Tensor, list[Tensor]]:
     """Directional derivative of the means in the parameters along ``d``; also each hidden layer's ``dh``."""
     dh: Tensor | None = None
     dhs: list[Tensor] = []
-    for i, (w, b) in enumerate(_weights(trace.params, layers)):
+    for i, (w, _) in enumerate(_weights(trace.params, layers)):
         dz = torch.matmul(trace.inputs[i], d[f"w{i}"]).add_(_bias(d[f"b{i}"]))
         if dh is not None:
             _matmul_acc_(dz, dh, w)

@@ -34,10 +34,10 @@ if TYPE_CHECKING:
 
 
 # Torch threads for the policy calls while sampling.  They are tiny matrix products ([T, E, obs] x [obs, 100]),
-# far below what pays for a second thread, and they alternate with the env's own physics threads: with more
-# than one torch thread, torch's OpenMP workers keep spinning after each call, against the physics threads
-# and against any other process on the machine (26x slower policy calls measured with a second process on 2
-# cores).  The learner keeps the process's setting (torch's default: one thread per physical core).
+# far below what pays for a second thread, and they alternate with the env's own physics threads; with more
+# than one torch thread, every call is an OpenMP parallel region that has to wait for all its threads, which
+# on cores shared with other processes is where time is lost (measurements: docs/training.md, "Threads,
+# phase by phase").  The learner keeps the process's setting (torch's default: one thread per physical core).
 SAMPLING_TORCH_THREADS = 1
 
 
