@@ -5,6 +5,8 @@ import torch
 
 from metarl.adaptation import AdaptationData
 from metarl.baseline import LinearFeatureBaseline
+from metarl.config import load_config
+from metarl.environment import make_env
 from metarl.episodes import EpisodeBatch
 from metarl.maml import MAMLSettings, MAMLTRPO
 from metarl.policy import GaussianMLPPolicy
@@ -33,3 +35,18 @@ def tiny_problem(first_order=False, seed=0, hidden=(4,), step=0.3):
     inner = [tiny_batch(seed=seed + 1)]
     post = tiny_batch(seed=seed + 2)
     return policy, params, maml, inner, post
+
+
+def sampling_problem(cfg_path, overrides=(), dtype=torch.float32):
+    """A config's env and policy, shared and task-batched parameters and tasks, all seeded, for sampler tests."""
+    cfg = load_config(cfg_path, list(overrides))
+    a = cfg.algo
+    env = make_env(cfg.env, a.num_tasks * a.episodes_per_task)
+    policy = GaussianMLPPolicy(env.single_observation_space.shape[0], env.single_action_space.shape[0],
+                               cfg.policy.hidden_sizes, cfg.policy.init_std)
+    g = torch.Generator().manual_seed(3)
+    params = policy.init_params(g, dtype)
+    batched = {k: v.unsqueeze(0) + 0.3 * torch.randn((a.num_tasks, *v.shape), generator=g, dtype=dtype)
+               for k, v in params.items()}
+    tasks = env.sample_tasks(a.num_tasks, np.random.default_rng(5))
+    return cfg, env, policy, params, batched, tasks

@@ -20,11 +20,12 @@ ray = pytest.importorskip("ray")
 
 from metarl.checkpoint import load_checkpoint  # noqa: E402
 from metarl.config import ConfigError, load_config  # noqa: E402
-from metarl.environment import make_env  # noqa: E402
 from metarl.policy import GaussianMLPPolicy  # noqa: E402
 from metarl.ray_sampler import RaySampler, SamplerError  # noqa: E402
 from metarl.sampler import Sampler  # noqa: E402
 from metarl.trainer import Trainer  # noqa: E402
+
+from .helpers import sampling_problem  # noqa: E402
 
 pytestmark = pytest.mark.ray
 
@@ -49,19 +50,6 @@ def ray_session():
         os.environ["PYTHONPATH"] = old
 
 
-def problem(cfg_path, overrides=()):
-    cfg = load_config(cfg_path, list(overrides))
-    a = cfg.algo
-    env = make_env(cfg.env, a.num_tasks * a.episodes_per_task)
-    policy = GaussianMLPPolicy(env.single_observation_space.shape[0], env.single_action_space.shape[0],
-                               cfg.policy.hidden_sizes, cfg.policy.init_std)
-    g = torch.Generator().manual_seed(3)
-    shared = policy.init_params(g)
-    batched = {k: v.unsqueeze(0) + 0.3 * torch.randn((a.num_tasks, *v.shape), generator=g) for k, v in shared.items()}
-    tasks = env.sample_tasks(a.num_tasks, np.random.default_rng(5))
-    return cfg, env, policy, shared, batched, tasks
-
-
 def assert_same_batch(a, b):
     for k in FIELDS:
         assert torch.equal(getattr(a, k), getattr(b, k)), k
@@ -73,7 +61,7 @@ def assert_same_batch(a, b):
 # ---- the same episodes ----------------------------------------------------------------------------
 @pytest.mark.parametrize("workers", [1, 2, 3])
 def test_ray_sampler_gives_the_local_episodes_for_any_number_of_workers(ray_session, workers):
-    cfg, env, policy, shared, batched, tasks = problem(SMOKE_NAV, ["sampler.backend=ray", f"sampler.workers={workers}"])
+    cfg, env, policy, shared, batched, tasks = sampling_problem(SMOKE_NAV, ["sampler.backend=ray", f"sampler.workers={workers}"])
     local = Sampler(env, policy, 4, 4)
     remote = RaySampler(cfg, policy)
     try:
@@ -153,7 +141,7 @@ def test_a_worker_killed_mid_sample_is_replaced_and_its_tasks_sampled_again(ray_
     markers.mkdir()
     overrides = SLOW_NAV + [f"env.kwargs={{horizon: 20, delay: 0.05, marker_dir: {markers}}}",
                             "sampler.backend=ray", "sampler.workers=2", "sampler.max_failures=1"]
-    cfg, env, policy, shared, batched, tasks = problem(SMOKE_NAV, overrides)
+    cfg, env, policy, shared, batched, tasks = sampling_problem(SMOKE_NAV, overrides)
     expected = Sampler(env, policy, 4, 4).sample(batched, tasks, 5, torch.Generator().manual_seed(2))
     remote = RaySampler(cfg, policy)
     try:
@@ -200,7 +188,7 @@ def test_a_run_stops_after_max_failures_with_its_last_checkpoint_intact(ray_sess
 
 
 def test_a_worker_exception_reaches_the_caller_as_itself(ray_session):
-    cfg, env, policy, shared, _, tasks = problem(
+    cfg, env, policy, shared, _, tasks = sampling_problem(
         SMOKE_NAV, SLOW_NAV + ["env.kwargs={horizon: 20, fail_at_step: 3}", "sampler.backend=ray", "sampler.workers=2"])
     remote = RaySampler(cfg, policy)
     try:

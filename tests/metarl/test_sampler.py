@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 import torch
 
@@ -17,24 +16,12 @@ from metarl.environment import make_env
 from metarl.policy import GaussianMLPPolicy
 from metarl.sampler import Sampler, rollout, task_noise_seeds
 
+from .helpers import sampling_problem
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SMOKE_NAV = os.path.join(ROOT, "experiments", "configs", "smoke_navigation2d.yaml")
 SMOKE_CHEETAH = os.path.join(ROOT, "experiments", "configs", "smoke_halfcheetah_vel.yaml")
 ANT = ["env.id=metarl/AntVel-v0", "env.kwargs={horizon: 60}", "algo.num_tasks=4"]
-
-
-def setting(cfg_path, overrides=(), dtype=torch.float32):
-    cfg = load_config(cfg_path, list(overrides))
-    a = cfg.algo
-    env = make_env(cfg.env, a.num_tasks * a.episodes_per_task)
-    policy = GaussianMLPPolicy(env.single_observation_space.shape[0], env.single_action_space.shape[0],
-                               cfg.policy.hidden_sizes, cfg.policy.init_std)
-    g = torch.Generator().manual_seed(3)
-    params = policy.init_params(g, dtype)
-    batched = {k: v.unsqueeze(0) + 0.3 * torch.randn((a.num_tasks, *v.shape), generator=g, dtype=dtype)
-               for k, v in params.items()}
-    tasks = env.sample_tasks(a.num_tasks, np.random.default_rng(5))
-    return cfg, env, policy, params, batched, tasks
 
 
 def split_rollout(cfg, policy, params, tasks, seed, generator, blocks, dtype):
@@ -59,7 +46,7 @@ def split_rollout(cfg, policy, params, tasks, seed, generator, blocks, dtype):
 ])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_rollouts_of_task_blocks_equal_one_rollout_of_all_tasks(cfg_path, overrides, blocks, dtype):
-    cfg, env, policy, shared, batched, tasks = setting(cfg_path, overrides, dtype)
+    cfg, env, policy, shared, batched, tasks = sampling_problem(cfg_path, overrides, dtype)
     sampler = Sampler(env, policy, cfg.algo.num_tasks, cfg.algo.episodes_per_task, "cpu", dtype)
     for params in (shared, batched):
         g_whole, g_split = torch.Generator().manual_seed(11), torch.Generator().manual_seed(11)
@@ -88,7 +75,7 @@ def test_policy_on_a_subset_of_tasks_computes_the_same_actions():
 
 
 def test_same_generator_state_same_episodes_and_noise_differs_by_task():
-    cfg, env, policy, shared, _, tasks = setting(SMOKE_NAV)
+    cfg, env, policy, shared, _, tasks = sampling_problem(SMOKE_NAV)
     sampler = Sampler(env, policy, 4, 4)
     a = sampler.sample(shared, tasks, 0, torch.Generator().manual_seed(1))
     b = sampler.sample(shared, tasks, 0, torch.Generator().manual_seed(1))
