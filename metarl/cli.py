@@ -144,9 +144,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             raise ConfigError("--random: pass --config (env and network) and --output (where the results go)")
         if args.source:
             raise ConfigError("--random: evaluates a fresh policy; drop the run directory argument, or drop --random")
-        api.evaluate(api.Run.random(load_config(args.config), seed=_non_negative(args.seed, "--seed")), output=args.output,
-                     overwrite=args.overwrite, steps=args.steps, tasks=args.tasks, episodes=args.episodes,
-                     step_size=args.step_size, later_step_size=args.later_step_size, seed=args.seed, device=args.device)
+        run = api.Run.random(load_config(args.config), seed=_non_negative(args.seed, "--seed"))
         out = args.output
     else:
         if not args.source:
@@ -154,12 +152,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         checkpoint: str | int = int(args.checkpoint) if args.checkpoint.isdigit() else args.checkpoint
         run = api.load_run(args.source, checkpoint)
         out = args.output or os.path.join(run.path or os.path.dirname(os.path.dirname(run.checkpoint or ".")), "evaluation")
-        api.evaluate(run, output=out, overwrite=args.overwrite, steps=args.steps, tasks=args.tasks,
-                     episodes=args.episodes, step_size=args.step_size, later_step_size=args.later_step_size,
-                     seed=args.seed, device=args.device)
-    from metarl import evaluation as ev
-
-    for row in ev.load_results(out)["summary"]:
+    curve = api.evaluate(run, output=out, overwrite=args.overwrite, steps=args.steps, tasks=args.tasks,
+                         episodes=args.episodes, step_size=args.step_size, later_step_size=args.later_step_size,
+                         seed=args.seed, device=args.device)
+    for row in curve.summary():
         print(f"step {row['adaptation_steps']}: {row['mean_return']:9.2f} ± {row['sem']:.2f}")
     print(f"wrote {out}/ (per_goal.csv, summary.csv, results.json, curve.png, tensorboard/)")
     return 0
