@@ -38,6 +38,7 @@ from metarl.config import ConfigError, TrainConfig, check_device, from_dict, rea
 from metarl.environment import env_dims, make_env
 from metarl.errors import RunError, os_error_message
 from metarl.logger import RunLogger
+from metarl.memory import keep_freed_memory
 from metarl.policy import GaussianMLPPolicy, Params
 from metarl.rundir import RunDirectory
 from metarl.sampler import make_sampler, sampler_env_slots
@@ -195,6 +196,7 @@ class Trainer:
         return saved_cfg, saved
 
     def _build(self, cfg: TrainConfig, saved: dict | None) -> None:
+        keep_freed_memory()  # the learner's large temporaries reuse pages (metarl/memory.py); off with METARL_KEEP_FREED_MEMORY=0
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
         self.dtype = DTYPES[cfg.dtype]

@@ -14,3 +14,23 @@ def test_bench_meta_prints_the_rate_ratio_and_the_subsample(monkeypatch, capsys)
     for name in ("written-out products", "hvp_subsample 0.5", "autograd products (before)"):
         line = next(row for row in out.splitlines() if name in row)
         assert "GFLOP/s" in line and "ratio" in line
+
+
+def test_bench_meta_times_the_layer_layouts(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["bench_meta", "--config", "smoke_halfcheetah_vel", "--no-autograd", "--layouts"])
+    bench_meta.main()
+    out = capsys.readouterr().out
+    assert "freed memory kept" in out
+    rows = [row for row in out.splitlines() if row.strip().startswith(("a @ w", "a^T b"))]
+    assert len(rows) == 2 * 3  # obs -> 16 -> 16 -> act: three layers, two kinds of product each
+    assert all("row-major" in r and "column-major" in r for r in rows[::2])
+
+
+def test_bench_memory_runs_both_settings_in_their_own_processes(monkeypatch, capsys):
+    from experiments import bench_memory
+
+    monkeypatch.setattr(sys, "argv", ["bench_memory", "--config", "smoke_halfcheetah_vel", "--rounds", "1",
+                                      "--updates", "1"])
+    bench_memory.main()
+    out = capsys.readouterr().out
+    assert "kept (trainer's default)" in out and "glibc defaults" in out and "of the time with glibc's defaults" in out
