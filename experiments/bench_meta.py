@@ -5,12 +5,14 @@ Everything that is compared is measured in the same run, on the same data:
 * the iteration: sampling (physics and policy calls), baseline, inner loop, the TRPO meta-update;
 * the meta-update's matrix-product FLOPs (counted by ``torch.utils.flop_counter.FlopCounterMode``), its
   achieved rate, and the rate of ``torch.bmm`` on the policy's own shapes (``[T, N, h] x [T, h, h]`` in the
-  forward, weight-gradient and input-gradient layouts), measured just before and just after it: the ratio
+  forward, weight-gradient and input-gradient layouts, each in its faster storage order), measured just
+  before and just after it: the ratio
   of the two says how close the update runs to the machine's matrix-multiply rate at that moment;
 * the same update with autograd's Hessian-vector products (the update before ``metarl.curvature``), and
   with ``--subsample F`` the update with ``algo.hvp_subsample: F``; with ``--repeat N`` each N times in
   alternating order (medians), so that a change of the machine's load hits every variant alike; with
-  ``--threads N`` also the exact update on N torch threads;
+  ``--threads N`` also the exact update on N torch threads; ``--layouts`` times the layers' batched products
+  in both storage orders (the choice ``metarl.curvature`` makes);
 * optionally (``--loops``) the update direction as the older ports computed it (Python loops over tasks).
 
     python -m experiments.bench_meta --config halfcheetah_vel              # released config: 40 x 10 x 200
@@ -36,6 +38,7 @@ from metarl.baseline import LinearFeatureBaseline
 from metarl.config import load_config
 from metarl.environment import make_env
 from metarl.maml import MAMLTRPO
+from metarl.memory import keep_freed_memory
 from metarl.policy import GaussianMLPPolicy
 from metarl.sampler import Sampler, torch_threads
 
@@ -116,16 +119,44 @@ def timed(fn: Callable[[], object], device: torch.device) -> float:
 
 
 def bmm_rate(T: int, N: int, width: int, device: torch.device, dtype: torch.dtype, reps: int = 3) -> float:
-    """GFLOP/s of ``torch.bmm`` on the policy's hidden-layer shapes, forward, weight-grad and input-grad layouts."""
+    """GFLOP/s of ``torch.bmm`` on the policy's hidden-layer shapes, forward, weight-grad and input-grad layouts,
+    each with its operands in the faster of the two storage orders (the right factor column-major)."""
     gen = torch.Generator(device=device).manual_seed(0)
     a = torch.randn(T, N, width, device=device, dtype=dtype, generator=gen)
     b = torch.randn(T, N, width, device=device, dtype=dtype, generator=gen)
     w = torch.randn(T, width, width, device=device, dtype=dtype, generator=gen)
-    layouts = [lambda: torch.bmm(a, w), lambda: torch.bmm(a.transpose(1, 2), b), lambda: torch.bmm(b, w.transpose(1, 2))]
+    w_cols = curvature.columns(w)
+    layouts = [lambda: torch.bmm(a, w_cols), lambda: torch.bmm(a.transpose(1, 2), b), lambda: torch.bmm(b, w.transpose(1, 2))]
     for f in layouts:  # warm-up
         f()
     seconds = sum(timed(f, device) for f in layouts for _ in range(reps)) / reps  # mean, as the update is one long run
     return 3 * 2 * T * N * width * width / seconds / 1e9
+
+
+def _ms(fn: Callable[[], object], device: torch.device) -> float:
+    fn()
+    return 1e3 * statistics.median(timed(fn, device) for _ in range(5))
+
+
+def _layer_layouts(a: torch.Tensor, b: torch.Tensor, w: torch.Tensor, device: torch.device) -> None:
+    n, m = w.shape[-2:]
+    w_cols = curvature.columns(w)
+    print(f"  a @ w    [{n}x{m}]: w row-major {_ms(lambda: torch.bmm(a, w), device):7.1f}   w column-major "
+          f"{_ms(lambda: torch.bmm(a, w_cols), device):7.1f}")
+    print(f"  a^T b    [{n}x{m}]: as written  {_ms(lambda: torch.bmm(a.transpose(1, 2), b), device):7.1f}   as (b^T a)^T   "
+          f"{_ms(lambda: torch.bmm(b.transpose(1, 2), a).transpose(1, 2), device):7.1f}   summed over tasks: one long "
+          f"product {_ms(lambda: a.reshape(-1, n).T @ b.reshape(-1, m), device):7.1f}   per task, then sum "
+          f"{_ms(lambda: curvature._outer(a, b, reduce=True), device):7.1f}")
+
+
+def layouts(T: int, N: int, sizes: list[int], device: torch.device, dtype: torch.dtype) -> None:
+    """Milliseconds of the batched products of the policy's layers in both storage orders, same run."""
+    gen = torch.Generator(device=device).manual_seed(0)
+    print(f"\nbatched products on the policy's layer shapes [{T}, {N}, n] (ms, median of 5):")
+    for n, m in zip(sizes[:-1], sizes[1:]):
+        _layer_layouts(torch.randn(T, N, n, device=device, dtype=dtype, generator=gen),
+                       torch.randn(T, N, m, device=device, dtype=dtype, generator=gen),
+                       torch.randn(T, n, m, device=device, dtype=dtype, generator=gen), device)
 
 
 def count_flops(fn: Callable[[], object]) -> float:
@@ -142,11 +173,14 @@ def main() -> None:
     p.add_argument("--subsample", type=float, help="also time the update with algo.hvp_subsample at this fraction")
     p.add_argument("--no-autograd", action="store_true", help="skip the update with autograd's products")
     p.add_argument("--threads", type=int, help="also time the exact update on this many torch threads")
+    p.add_argument("--layouts", action="store_true",
+                   help="also time the layers' batched products in both storage orders (what metarl.curvature chooses)")
     p.add_argument("--loops", action="store_true", help="also time the older ports' per-task loops (slow)")
     p.add_argument("--repeat", type=int, default=1, help="time each update this many times, in alternating order; "
                    "medians are reported")
     args = p.parse_args()
     cfg = load_config(os.path.join(HERE, "configs", f"{args.config}.yaml"), args.set)
+    kept = keep_freed_memory()  # as the trainer does (experiments/bench_memory.py measures what it changes)
     device = torch.device(args.device)
     a = cfg.algo
     T, E = a.num_tasks, a.episodes_per_task
@@ -160,7 +194,7 @@ def main() -> None:
     tasks = env.sample_tasks(T, np.random.default_rng(0))
     print(f"{args.config} ({cfg.env.id}): {T} tasks x {E} episodes x {env.horizon} steps, hvp_subsample "
           f"{a.hvp_subsample:g}, device {device}, torch threads {torch.get_num_threads()}, cpus {os.cpu_count()}, "
-          f"load average {os.getloadavg()[0]:.1f}")
+          f"load average {os.getloadavg()[0]:.1f}, freed memory kept: {kept}")
 
     # warm-up (allocator, first-call costs), then the timed iteration
     warm = sampler.sample(params, tasks, 0, gen)
@@ -234,6 +268,9 @@ def main() -> None:
         print(f"  {name:42s} {seconds:7.2f} s  {flops[name] / 1e9:7.1f} GFLOP  {rate:6.1f} GFLOP/s  "
               f"bmm {ref:6.1f} GFLOP/s  ratio {100 * rate / ref:5.1f}%" + (f"  (times {times})" if len(runs) > 1 else ""))
 
+    if args.layouts:
+        layouts(T, N, [env.single_observation_space.shape[0], *cfg.policy.hidden_sizes, env.single_action_space.shape[0]],
+                device, dtype)
     if not args.loops:
         return
     theta = {k: v.detach().requires_grad_() for k, v in params.items()}
