@@ -23,7 +23,7 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SETTINGS = {"kept (trainer's default)": "1", "glibc defaults": "0"}
+SETTINGS = {"kept (trainer's default)": "1", "glibc defaults": "0"}  # "0": malloc left as glibc sets it
 
 
 def child(config: str, updates: int) -> dict:
