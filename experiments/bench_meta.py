@@ -6,8 +6,8 @@ Everything that is compared is measured in the same run, on the same data:
 * the meta-update's matrix-product FLOPs (counted by ``torch.utils.flop_counter.FlopCounterMode``), its
   achieved rate, and the rate of ``torch.bmm`` on the policy's own shapes (``[T, N, h] x [T, h, h]`` in the
   forward, weight-gradient and input-gradient layouts, each in its faster storage order), measured just
-  before and just after it: the ratio
-  of the two says how close the update runs to the machine's matrix-multiply rate at that moment;
+  before and just after it: the ratio of the two says how close the update runs to the machine's
+  matrix-multiply rate at that moment;
 * the same update with autograd's Hessian-vector products (the update before ``metarl.curvature``), and
   with ``--subsample F`` the update with ``algo.hvp_subsample: F``; with ``--repeat N`` each N times in
   alternating order (medians), so that a change of the machine's load hits every variant alike; with
