@@ -47,7 +47,7 @@ def test_envs_install_as_metarl_envs_and_no_top_level_envs_module(tmp_path):
 
 # Imports flow one way: a module may import only modules on its own floor or below (ARCHITECTURE's layers).
 LAYERS = [
-    {"metarl.errors", "metarl.memory"},
+    {"metarl.errors", "metarl.memory", "metarl.threads"},
     {"metarl.config", "metarl.checkpoint", "metarl.data"},
     {"metarl.envs", "metarl.environment", "metarl.rundir"},
     {"metarl.policy", "metarl.baseline", "metarl.episodes", "metarl.logger"},

@@ -34,3 +34,21 @@ def test_bench_memory_runs_both_settings_in_their_own_processes(monkeypatch, cap
     bench_memory.main()
     out = capsys.readouterr().out
     assert "kept (trainer's default)" in out and "glibc defaults" in out and "of the time with glibc's defaults" in out
+
+
+def test_bench_side_by_side_runs_both_wait_policies_alone_and_in_pairs(monkeypatch, capsys, tmp_path):
+    import csv
+
+    from experiments import bench_side_by_side
+
+    out_dir = tmp_path / "side"
+    monkeypatch.setattr(sys, "argv", ["bench_side_by_side", "--config", "smoke_navigation2d", "--iterations", "1",
+                                      "--output", str(out_dir)])
+    bench_side_by_side.main()
+    out = capsys.readouterr().out
+    for policy in ("openmp", "metarl"):
+        for run in ("lone", "pair-a", "pair-b"):
+            rows = list(csv.DictReader(open(out_dir / policy / run / "progress.csv")))
+            assert len(rows) == 1 and float(rows[0]["time/iteration"]) > 0
+            label = bench_side_by_side.POLICIES[policy]
+            assert any(line.strip().startswith(label) and f" {run} " in line for line in out.splitlines())
