@@ -51,6 +51,8 @@ class RunLogger:
         new_file = not os.path.exists(self.csv_path) or os.path.getsize(self.csv_path) == 0
         if self._columns is None:
             self._columns = list(row)
+        elif not new_file and any(k not in self._columns for k in row):
+            self._add_columns([k for k in row if k not in self._columns])
         with open(self.csv_path, "a", newline="") as fh:
             w = csv.DictWriter(fh, fieldnames=self._columns, extrasaction="ignore")
             if new_file:
@@ -58,6 +60,19 @@ class RunLogger:
             w.writerow(row)
             fh.flush()
             os.fsync(fh.fileno())
+
+    def _add_columns(self, names: list[str]) -> None:
+        """Widen the CSV for scalars its header lacks (a run resumed by a newer metarl that logs more or
+        renamed scalars): earlier rows keep their values and leave the new columns empty."""
+        assert self._columns is not None
+        with open(self.csv_path, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        self._columns = self._columns + names
+        out = io.StringIO()
+        w = csv.DictWriter(out, fieldnames=self._columns)
+        w.writeheader()
+        w.writerows(rows)
+        atomic_write_bytes(self.csv_path, out.getvalue().encode())
 
     def close(self) -> None:
         self.writer.close()

@@ -281,12 +281,7 @@ class Trainer:
             "return/pre_adaptation": pre_return,
             "return/post_adaptation": post_return,
             "return/adaptation_gain": post_return - pre_return,
-            "trpo/kl_before": stats["kl_before"],
-            "trpo/kl_after": stats["kl_after"],
-            "trpo/surrogate_improvement": stats["surrogate_improvement"],
-            "trpo/line_search_steps": stats["line_search_steps"],
-            "trpo/accepted": stats["accepted"],
-            "trpo/grad_norm": stats["grad_norm"],
+            **self._update_columns(stats),
             "policy/std": float(torch.exp(new_theta["log_std"]).mean()),
             "baseline/explained_variance_pre": explained[0],
             "baseline/explained_variance_post": ev_post,
@@ -304,6 +299,14 @@ class Trainer:
             algorithm_state(self.maml),
         )
         return nxt, scalars
+
+    def _update_columns(self, stats: dict[str, float]) -> dict[str, float]:
+        """The outer update's scalars: ``trpo/*`` for MAML-TRPO (and Meta-SGD on it), ``outer/*`` for the
+        Adam-based outer loops (ProMP, MAML-PPO), which have no line search."""
+        keys = ["kl_before", "kl_after", "surrogate_improvement", "line_search_steps", "accepted", "grad_norm"]
+        if self.cfg.algo.name == "maml_trpo":
+            return {f"trpo/{k}": stats[k] for k in keys}
+        return {f"outer/{k}": stats[k] for k in keys if k != "line_search_steps"}
 
     def periodic_evaluation(self, params: Params) -> dict[str, float]:
         """A cheap adaptation curve (``eval_tasks`` fixed tasks, ``eval_steps`` steps) with its own RNG streams."""

@@ -393,6 +393,13 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path, name):
     split_rows = (tmp_path / "split" / "progress.csv").read_text().splitlines()
     strip = lambda rs: [r.split(",")[:4] for r in rs]  # noqa: E731  (timings differ)
     assert strip(full_rows) == strip(split_rows)
+    header = full_rows[0].split(",")
+    if name == "metasgd_trpo":  # the TRPO step's scalars
+        assert "trpo/line_search_steps" in header and not any(c.startswith("outer/") for c in header)
+    else:  # Adam's outer loop: no line search, nothing named after TRPO
+        assert {"outer/kl_before", "outer/kl_after", "outer/surrogate_improvement", "outer/accepted",
+                "outer/grad_norm"} <= set(header)
+        assert not any(c.startswith("trpo/") for c in header)
 
 
 def test_evaluation_of_a_meta_sgd_policy_uses_its_learned_step_sizes():
