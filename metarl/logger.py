@@ -51,8 +51,12 @@ class RunLogger:
         new_file = not os.path.exists(self.csv_path) or os.path.getsize(self.csv_path) == 0
         if self._columns is None:
             self._columns = list(row)
-        elif not new_file and any(k not in self._columns for k in row):
-            self._add_columns([k for k in row if k not in self._columns])
+        elif any(k not in self._columns for k in row):
+            added = [k for k in row if k not in self._columns]
+            if new_file:  # nothing written yet (or the file is gone): the header below has every column
+                self._columns = self._columns + added
+            else:
+                self._add_columns(added)
         with open(self.csv_path, "a", newline="") as fh:
             w = csv.DictWriter(fh, fieldnames=self._columns, extrasaction="ignore")
             if new_file:
@@ -67,12 +71,13 @@ class RunLogger:
         assert self._columns is not None
         with open(self.csv_path, newline="") as fh:
             rows = list(csv.DictReader(fh))
-        self._columns = self._columns + names
+        columns = self._columns + names
         out = io.StringIO()
-        w = csv.DictWriter(out, fieldnames=self._columns)
+        w = csv.DictWriter(out, fieldnames=columns)
         w.writeheader()
         w.writerows(rows)
         atomic_write_bytes(self.csv_path, out.getvalue().encode())
+        self._columns = columns  # only once the file has them
 
     def close(self) -> None:
         self.writer.close()

@@ -35,3 +35,12 @@ def test_the_same_scalars_append_without_rewriting(tmp_path):
     log.close()
     assert _rows(tmp_path / "progress.csv") == [{"iteration": "0", "a": "1.0", "b": "2.0"},
                                                 {"iteration": "1", "a": "3.0", "b": "4.0"}]
+
+
+def test_a_new_column_is_kept_when_the_file_was_removed_meanwhile(tmp_path):
+    log = RunLogger(str(tmp_path))
+    log.log(0, {"a": 1.0})
+    (tmp_path / "progress.csv").unlink()
+    log.log(1, {"a": 2.0, "c": 3.0})
+    log.close()
+    assert _rows(tmp_path / "progress.csv") == [{"iteration": "1", "a": "2.0", "c": "3.0"}]
