@@ -1,7 +1,7 @@
 """Benchmarks, comparisons and scripts, run as ``python -m experiments.<name>``.
 
 ``metarl`` is imported first so that the scripts' OpenMP threads wait as ``metarl train``'s do: its import
-sets ``OMP_WAIT_POLICY=PASSIVE`` before torch is loaded (``metarl/threads.py``).
+sets ``GOMP_SPINCOUNT`` before torch is loaded (``metarl/threads.py``).
 """
 
 import metarl  # noqa: F401

@@ -5,10 +5,11 @@ run's mean seconds per meta-iteration and its speed as a fraction of the lone ru
 with two runs on the machine's cores), and the policy calls' time while sampling against the physics
 time (goal: <= 10% with a competing process).
 
-By default it does this twice, in the same invocation: with OpenMP's own wait policy (idle threads spin
-before they sleep; ``METARL_OPENMP_PASSIVE=0``) and with metarl's (``OMP_WAIT_POLICY=PASSIVE``, set when
-``metarl`` is imported: metarl/threads.py), so that the two are compared on the same machine in the same
-minutes; ``--wait-policy`` runs one of them.  ``--sampling-threads N`` runs the sampler's policy calls on N
+By default it does this for two OpenMP settings in the same invocation, in alternating order over
+``--rounds``: OpenMP's defaults (idle threads spin 300,000 rounds before they sleep; ``METARL_SET_OPENMP=0``)
+and metarl's (``GOMP_SPINCOUNT=10000``, set when ``metarl`` is imported: metarl/threads.py), so that they
+are compared on the same machine in the same minutes; ``--wait-policy`` picks the list (``passive``:
+``OMP_WAIT_POLICY=PASSIVE``, idle threads sleep at once).  ``--sampling-threads N`` runs the sampler's policy calls on N
 torch threads instead of metarl's setting (``metarl.sampler.SAMPLING_TORCH_THREADS``); ``--torch-threads N``
 sets each process's torch threads (the learner's).
 
@@ -31,7 +32,10 @@ from metarl import threads
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-POLICIES = {"openmp": "OpenMP's default (spin, then sleep)", "metarl": "metarl's (OMP_WAIT_POLICY=PASSIVE)"}
+POLICIES = {"openmp": "OpenMP's defaults (spin 300000, sleep)", "metarl": "metarl's (GOMP_SPINCOUNT=10000)",
+            "passive": "OMP_WAIT_POLICY=PASSIVE (sleep at once)"}
+# what each policy puts in a run's environment, after removing any OMP_WAIT_POLICY, GOMP_SPINCOUNT and metarl's switch
+POLICY_ENV = {"openmp": {threads.ENV_VAR: "0"}, "metarl": {}, "passive": {threads.WAIT_VAR: "PASSIVE"}}
 
 
 def launch(config: str, output: str, seed: int, iterations: int, sampling_threads: int | None,
@@ -49,9 +53,8 @@ def launch(config: str, output: str, seed: int, iterations: int, sampling_thread
     code = f"{patch}import sys; from metarl.cli import main; sys.exit(main(sys.argv[1:]))"
     args = ["train", "--config", config, "--output", output, "--seed", str(seed), "--iterations", str(iterations),
             "--no-progress", "--overwrite"]
-    env = {k: v for k, v in os.environ.items() if k not in (threads.OMP_VAR, threads.ENV_VAR)}
-    if policy == "openmp":
-        env[threads.ENV_VAR] = "0"
+    env = {k: v for k, v in os.environ.items() if k not in (threads.WAIT_VAR, threads.ENV_VAR, threads.SPIN_VAR)}
+    env.update(POLICY_ENV[policy])
     return subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.DEVNULL, env=env)
 
 
@@ -78,37 +81,52 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default="halfcheetah_vel", help="config name in experiments/configs")
     p.add_argument("--iterations", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=2,
+                   help="rounds of every policy, in alternating order (A B, B A, ...) so that drift falls on both")
     p.add_argument("--output", required=True, help="directory for the runs (replaced)")
     p.add_argument("--sampling-threads", type=int, help="torch threads of the sampler's policy calls (default: metarl's)")
     p.add_argument("--torch-threads", type=int, help="torch threads of each process, i.e. of the learner (default: torch's)")
-    p.add_argument("--wait-policy", choices=["both", *POLICIES], default="both",
-                   help="OpenMP wait policy of the runs: openmp (its default), metarl (passive), or both in turn")
+    p.add_argument("--wait-policy", default="openmp,metarl",
+                   help=f"comma-separated OpenMP wait policies to compare, of {', '.join(POLICIES)} (default: openmp,metarl)")
     args = p.parse_args()
     config = os.path.join(HERE, "configs", f"{args.config}.yaml")
     if os.path.exists(args.output):
         shutil.rmtree(args.output)
-    policies = list(POLICIES) if args.wait_policy == "both" else [args.wait_policy]
+    policies = [w.strip() for w in args.wait_policy.split(",") if w.strip()]
+    if not policies or any(w not in POLICIES for w in policies):
+        p.error(f"--wait-policy: {args.wait_policy!r} is not a comma-separated list of {', '.join(POLICIES)}")
     load = os.getloadavg()[0]
-    dirs = {}
-    for policy in policies:
-        lone, a, b = (os.path.join(args.output, policy, name) for name in ("lone", "pair-a", "pair-b"))
-        run_all([(lone, 0)], config, args.iterations, args.sampling_threads, args.torch_threads, policy)
-        run_all([(a, 1), (b, 2)], config, args.iterations, args.sampling_threads, args.torch_threads, policy)
-        dirs[policy] = {"lone": lone, "pair-a": a, "pair-b": b}
+    dirs: dict[str, list[dict[str, str]]] = {policy: [] for policy in policies}
+    for r in range(args.rounds):
+        for policy in (policies if r % 2 == 0 else policies[::-1]):
+            lone, a, b = (os.path.join(args.output, f"round{r}", policy, name) for name in ("lone", "pair-a", "pair-b"))
+            run_all([(lone, 0)], config, args.iterations, args.sampling_threads, args.torch_threads, policy)
+            run_all([(a, 1), (b, 2)], config, args.iterations, args.sampling_threads, args.torch_threads, policy)
+            dirs[policy].append({"lone": lone, "pair-a": a, "pair-b": b})
     sampler = "metarl's setting" if args.sampling_threads is None else f"{args.sampling_threads} torch threads"
     learner = "torch's default" if args.torch_threads is None else str(args.torch_threads)
-    print(f"{args.config}: {args.iterations} iterations per run, sampler policy calls on {sampler}, learner threads "
-          f"{learner}, {os.cpu_count()} cpus, load average {load:.1f} before, {os.getloadavg()[0]:.1f} after")
-    fastest = min(timings(d["lone"])["iteration"] for d in dirs.values())
-    print(f"  {'wait policy':38s} {'run':7s} {'s/iteration':>11s} {'vs own lone':>11s} {'vs fastest lone':>15s} "
+    omp = " ".join(f"{k}={v}" for k, v in sorted(os.environ.items())
+                   if k.startswith(("OMP_", "GOMP_", "KMP_")) and k not in (threads.WAIT_VAR, threads.SPIN_VAR)) or "none"
+    print(f"{args.config}: {args.iterations} iterations per run, {args.rounds} round(s), sampler policy calls on "
+          f"{sampler}, learner threads {learner}, {os.cpu_count()} cpus, other OpenMP variables: {omp}, "
+          f"load average {load:.1f} before, {os.getloadavg()[0]:.1f} after")
+    print(f"  {'wait policy':38s} {'round':>5s} {'run':7s} {'s/iteration':>11s} {'vs own lone':>11s} "
           f"{'physics s':>9s} {'policy s':>8s} {'policy/physics':>14s}")
-    for policy, runs in dirs.items():
-        base = timings(runs["lone"])["iteration"]
-        for name, path in runs.items():
-            t = timings(path)
-            print(f"  {POLICIES[policy]:38s} {name:7s} {t['iteration']:11.2f} {100 * base / t['iteration']:10.0f}% "
-                  f"{100 * fastest / t['iteration']:14.0f}% {t['env']:9.2f} {t['policy']:8.2f} "
-                  f"{100 * t['policy'] / t['env']:13.1f}%")
+    for policy, rounds in dirs.items():
+        for r, runs in enumerate(rounds):
+            base = timings(runs["lone"])["iteration"]
+            for name, path in runs.items():
+                t = timings(path)
+                print(f"  {POLICIES[policy]:38s} {r:5d} {name:7s} {t['iteration']:11.2f} {100 * base / t['iteration']:10.0f}% "
+                      f"{t['env']:9.2f} {t['policy']:8.2f} {100 * t['policy'] / t['env']:13.1f}%")
+    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+    lone = {p: mean([timings(r["lone"])["iteration"] for r in rounds]) for p, rounds in dirs.items()}
+    pair = {p: mean([timings(r[n])["iteration"] for r in rounds for n in ("pair-a", "pair-b")]) for p, rounds in dirs.items()}
+    fastest = min(lone.values())
+    print("  mean over rounds: s/iteration alone, side by side, and a run's speed side by side against the fastest lone mean")
+    for policy in dirs:
+        print(f"  {POLICIES[policy]:38s} lone {lone[policy]:6.2f} s   side by side {pair[policy]:6.2f} s   "
+              f"{100 * fastest / pair[policy]:4.0f}%")
 
 
 if __name__ == "__main__":

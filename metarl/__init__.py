@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from metarl.threads import prefer_passive_openmp
+from metarl.threads import shorten_openmp_spinning
 
 __version__ = "0.1.0"
 
-# Before anything imports torch: OpenMP threads that sleep when idle, so that runs sharing the cores keep
-# their speed (metarl/threads.py; METARL_OPENMP_PASSIVE=0 or a user's own OMP_WAIT_POLICY leave it alone).
-prefer_passive_openmp()
+# Before anything imports torch: idle OpenMP threads spin briefly, then sleep, so that runs sharing the cores
+# keep their speed (metarl/threads.py; METARL_SET_OPENMP=0 or the user's own GOMP_SPINCOUNT/OMP_WAIT_POLICY
+# leave OpenMP alone).
+shorten_openmp_spinning()
 
 # The API pulls in torch, gymnasium and MuJoCo; it is loaded on first use so that `import metarl.envs`
 # (envs only) stays light.

@@ -1,23 +1,29 @@
-"""OpenMP threads that sleep when they have no work, so that runs sharing the cores do not fall off a cliff.
+"""OpenMP threads that stop spinning soon when they have no work, so that runs sharing the cores keep their speed.
 
 torch's CPU kernels run on an OpenMP team (GNU libgomp in the pip wheels for Linux) of one thread per core.
-Between parallel regions libgomp's idle threads spin for a while before they sleep.  One process alone
-loses nothing by it; two training processes on the same cores do: each one's spinning threads take the
-cores the other one's working threads need.  Measured with ``experiments/bench_side_by_side.py`` on the
-released HalfCheetahVel config, two runs side by side each kept 27-32% of a lone run's speed with
-libgomp's default and 54-59% with ``OMP_WAIT_POLICY=PASSIVE`` (figures and the command in
-docs/training.md).
+Between parallel regions libgomp's idle threads spin (300,000 rounds by default) before they sleep.  One
+process alone loses nothing by it; two training processes on the same cores do: each one's spinning threads
+take the cores the other one's working threads need.  ``experiments/bench_side_by_side.py`` measures it
+(figures and the command in docs/training.md, "Threads, phase by phase"): with libgomp's default, two
+released HalfCheetahVel runs side by side each ran at a third of a lone run's speed; spinning 10,000 rounds
+(``GOMP_SPINCOUNT=10000``) brought that to about half at no cost to a lone run; sleeping at once
+(``OMP_WAIT_POLICY=PASSIVE``) did a little better side by side and cost a lone run 7-12%.
 
-libgomp reads ``OMP_WAIT_POLICY`` once, when torch loads it, so the variable has to be in the environment
-before ``import torch``.  :func:`prefer_passive_openmp` runs when ``metarl`` is imported (the ``metarl``
-command imports it before torch) and sets ``OMP_WAIT_POLICY=PASSIVE`` unless
+libgomp reads these variables once, when torch loads it, so they have to be in the environment before
+``import torch``.  :func:`shorten_openmp_spinning` runs when ``metarl`` is imported (the ``metarl`` command
+imports it before torch) and sets ``GOMP_SPINCOUNT=10000`` unless
 
-* the user set ``OMP_WAIT_POLICY`` themselves (their value is kept), or
-* ``METARL_OPENMP_PASSIVE=0`` (also ``false``, ``no``, ``off``): OpenMP keeps its own default, or
-* torch is already imported: then it is too late to change, and nothing is changed.
+* the user set ``GOMP_SPINCOUNT`` or ``OMP_WAIT_POLICY`` to a non-empty value (their setting is kept as it
+  is; an empty value counts as unset), or
+* ``METARL_SET_OPENMP`` is ``0``, ``false``, ``no`` or ``off``: OpenMP keeps its own defaults (any other
+  value leaves the setting on), or
+* torch is already imported: then it is too late to change, and nothing is changed (a script or notebook
+  that imports torch first gets OpenMP's defaults; import metarl first, or export the variable).
 
-It never changes a number, only how idle threads wait.  Child processes (Ray workers, the benchmarks'
-subprocesses) inherit the variable.
+It never changes a number, only how idle threads wait.  Processes started from a metarl process (the local
+Ray cluster metarl starts, the benchmarks' subprocesses) inherit the variable; a Ray worker on a cluster
+started elsewhere sets it for itself when it imports metarl, if torch is not loaded in it yet.  Other OpenMP
+runtimes (LLVM's libomp on macOS) ignore ``GOMP_SPINCOUNT``.
 """
 
 from __future__ import annotations
@@ -25,23 +31,25 @@ from __future__ import annotations
 import os
 import sys
 
-ENV_VAR = "METARL_OPENMP_PASSIVE"
-OMP_VAR = "OMP_WAIT_POLICY"
+ENV_VAR = "METARL_SET_OPENMP"
+SPIN_VAR = "GOMP_SPINCOUNT"
+WAIT_VAR = "OMP_WAIT_POLICY"
+SPIN_COUNT = "10000"
 
 
-def prefer_passive_openmp(environ: dict[str, str] | None = None, torch_loaded: bool | None = None) -> str:
-    """Set ``OMP_WAIT_POLICY=PASSIVE`` where that is still possible and wanted; return what was done.
+def shorten_openmp_spinning(environ: dict[str, str] | None = None, torch_loaded: bool | None = None) -> str:
+    """Set ``GOMP_SPINCOUNT=10000`` where that is still possible and wanted; return what was done.
 
-    Returns ``"set"`` (set now), ``"user"`` (``OMP_WAIT_POLICY`` was already set: kept), ``"off"``
-    (``METARL_OPENMP_PASSIVE`` disables it) or ``"too late"`` (torch already imported: nothing changed).
-    ``environ`` and ``torch_loaded`` default to the process's environment and ``"torch" in sys.modules``.
+    Returns ``"set"`` (set now), ``"user"`` (``GOMP_SPINCOUNT`` or ``OMP_WAIT_POLICY`` was already set:
+    kept), ``"off"`` (``METARL_SET_OPENMP`` disables it) or ``"too late"`` (torch already imported: nothing
+    changed).  ``environ`` and ``torch_loaded`` default to the process's environment and ``"torch" in sys.modules``.
     """
     env = os.environ if environ is None else environ
-    if env.get(OMP_VAR, "").strip():
+    if env.get(SPIN_VAR, "").strip() or env.get(WAIT_VAR, "").strip():
         return "user"
     if env.get(ENV_VAR, "1").strip().lower() in ("0", "false", "no", "off"):
         return "off"
     if ("torch" in sys.modules) if torch_loaded is None else torch_loaded:
         return "too late"
-    env[OMP_VAR] = "PASSIVE"
+    env[SPIN_VAR] = SPIN_COUNT
     return "set"

@@ -43,12 +43,13 @@ def test_bench_side_by_side_runs_both_wait_policies_alone_and_in_pairs(monkeypat
 
     out_dir = tmp_path / "side"
     monkeypatch.setattr(sys, "argv", ["bench_side_by_side", "--config", "smoke_navigation2d", "--iterations", "1",
-                                      "--output", str(out_dir)])
+                                      "--rounds", "1", "--output", str(out_dir)])
     bench_side_by_side.main()
     out = capsys.readouterr().out
     for policy in ("openmp", "metarl"):
         for run in ("lone", "pair-a", "pair-b"):
-            rows = list(csv.DictReader(open(out_dir / policy / run / "progress.csv")))
+            rows = list(csv.DictReader(open(out_dir / "round0" / policy / run / "progress.csv")))
             assert len(rows) == 1 and float(rows[0]["time/iteration"]) > 0
             label = bench_side_by_side.POLICIES[policy]
             assert any(line.strip().startswith(label) and f" {run} " in line for line in out.splitlines())
+        assert any(line.strip().startswith(label) and "side by side" in line for line in out.splitlines())
