@@ -80,9 +80,8 @@ def main() -> None:
     if args.figure and curves:
         from metarl.plotting import plot_curves
 
-        task = {"nav": "Navigation2D", "hcvel": "HalfCheetahVel"}.get(args.task, args.task)
-        plot_curves(curves, args.figure, title=f"{task}: adaptation curves after {args.iteration} iterations "
-                                                "(seed-averaged, ± SE across goals)")
+        task = {"nav": "Navigation2D", "hcv": "HalfCheetahVel", "hcvel": "HalfCheetahVel"}.get(args.task, args.task)
+        plot_curves(curves, args.figure, title=f"{task}, {args.iteration} iterations, seeds averaged (± SE over goals)")
         print(f"wrote {args.figure}")
 
 
