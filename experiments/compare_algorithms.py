@@ -8,7 +8,7 @@ wall-clock per iteration).  For each method and adaptation step it reports:
 * the spread across seeds: the standard deviation of the seed means (sd);
 * the median training wall-clock per iteration (first ``iteration`` iterations, all seeds).
 
-    python -m experiments.compare_algorithms --task nav --iteration 40 --figure docs/figures/algorithms_navigation2d.png
+    python -m experiments.compare_algorithms --task nav --iteration 100 --figure docs/figures/algorithms_navigation2d.png
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def seconds_per_iteration(runs_dir: str, task: str, method: str, seeds: list[int
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--task", default="nav")
-    p.add_argument("--iteration", type=int, default=40)
+    p.add_argument("--iteration", type=int, default=100)
     p.add_argument("--eval-dir", default="runs/eval")
     p.add_argument("--runs-dir", default="runs")
     p.add_argument("--figure", default="")
