@@ -34,13 +34,17 @@ class RunLogger:
             header = next(csv.reader(fh), None)
         if not header:
             return
-        kept = [r for r in rows if int(float(r["iteration"])) < start_iteration]
+        self._rewrite(header, [r for r in rows if int(float(r["iteration"])) < start_iteration])
+
+    def _rewrite(self, columns: list[str], rows: list[dict[str, str]]) -> None:
+        """Replace progress.csv atomically with ``rows`` under the header ``columns``; adopt that header only
+        once the file has it."""
         out = io.StringIO()
-        w = csv.DictWriter(out, fieldnames=header)
+        w = csv.DictWriter(out, fieldnames=columns)
         w.writeheader()
-        w.writerows(kept)
+        w.writerows(rows)
         atomic_write_bytes(self.csv_path, out.getvalue().encode())
-        self._columns = header
+        self._columns = columns
 
     def log(self, iteration: int, scalars: Mapping[str, float]) -> None:
         for key, value in scalars.items():
@@ -51,33 +55,20 @@ class RunLogger:
         new_file = not os.path.exists(self.csv_path) or os.path.getsize(self.csv_path) == 0
         if self._columns is None:
             self._columns = list(row)
-        elif any(k not in self._columns for k in row):
-            added = [k for k in row if k not in self._columns]
-            if new_file:  # nothing written yet (or the file is gone): the header below has every column
-                self._columns = self._columns + added
-            else:
-                self._add_columns(added)
+        added = [k for k in row if k not in self._columns]
+        if added and new_file:  # nothing written yet (or the file is gone): the header below has every column
+            self._columns = self._columns + added
+        elif added:  # widen the file (a run resumed by a newer metarl that logs more or renamed scalars):
+            with open(self.csv_path, newline="") as fh:  # earlier rows keep their values, new columns empty
+                rows = list(csv.DictReader(fh))
+            self._rewrite(self._columns + added, rows)
         with open(self.csv_path, "a", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=self._columns, extrasaction="ignore")
+            w = csv.DictWriter(fh, fieldnames=self._columns)
             if new_file:
                 w.writeheader()
             w.writerow(row)
             fh.flush()
             os.fsync(fh.fileno())
-
-    def _add_columns(self, names: list[str]) -> None:
-        """Widen the CSV for scalars its header lacks (a run resumed by a newer metarl that logs more or
-        renamed scalars): earlier rows keep their values and leave the new columns empty."""
-        assert self._columns is not None
-        with open(self.csv_path, newline="") as fh:
-            rows = list(csv.DictReader(fh))
-        columns = self._columns + names
-        out = io.StringIO()
-        w = csv.DictWriter(out, fieldnames=columns)
-        w.writeheader()
-        w.writerows(rows)
-        atomic_write_bytes(self.csv_path, out.getvalue().encode())
-        self._columns = columns  # only once the file has them
 
     def close(self) -> None:
         self.writer.close()
