@@ -19,6 +19,8 @@ from __future__ import annotations
 import ctypes
 import os
 
+from metarl.threads import switched_off
+
 # mallopt parameters, from glibc's <malloc.h>
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
@@ -49,7 +51,7 @@ def keep_freed_memory(enable: bool | None = None) -> bool:
     its sliding mmap threshold once ``mallopt`` has set it, so a process that was switched stays switched.
     """
     if enable is None:
-        enable = os.environ.get(ENV_VAR, "1").strip().lower() not in ("0", "false", "no", "off")
+        enable = not switched_off(os.environ.get(ENV_VAR))
     if not enable:
         return False
     mallopt = _mallopt()

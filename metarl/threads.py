@@ -37,6 +37,12 @@ WAIT_VAR = "OMP_WAIT_POLICY"
 SPIN_COUNT = "10000"
 
 
+def switched_off(value: str | None) -> bool:
+    """Whether an environment switch such as ``METARL_SET_OPENMP`` says off: ``0``, ``false``, ``no`` or ``off``
+    (any case, surrounding blanks ignored); unset or anything else is on."""
+    return value is not None and value.strip().lower() in ("0", "false", "no", "off")
+
+
 def shorten_openmp_spinning(environ: dict[str, str] | None = None, torch_loaded: bool | None = None) -> str:
     """Set ``GOMP_SPINCOUNT=10000`` where that is still possible and wanted; return what was done.
 
@@ -47,7 +53,7 @@ def shorten_openmp_spinning(environ: dict[str, str] | None = None, torch_loaded:
     env = os.environ if environ is None else environ
     if env.get(SPIN_VAR, "").strip() or env.get(WAIT_VAR, "").strip():
         return "user"
-    if env.get(ENV_VAR, "1").strip().lower() in ("0", "false", "no", "off"):
+    if switched_off(env.get(ENV_VAR)):
         return "off"
     if ("torch" in sys.modules) if torch_loaded is None else torch_loaded:
         return "too late"
