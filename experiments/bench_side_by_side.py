@@ -112,16 +112,17 @@ def main() -> None:
           f"load average {load:.1f} before, {os.getloadavg()[0]:.1f} after")
     print(f"  {'wait policy':38s} {'round':>5s} {'run':7s} {'s/iteration':>11s} {'vs own lone':>11s} "
           f"{'physics s':>9s} {'policy s':>8s} {'policy/physics':>14s}")
-    for policy, rounds in dirs.items():
+    measured = {policy: [{name: timings(path) for name, path in runs.items()} for runs in rounds]
+                for policy, rounds in dirs.items()}
+    for policy, rounds in measured.items():
         for r, runs in enumerate(rounds):
-            base = timings(runs["lone"])["iteration"]
-            for name, path in runs.items():
-                t = timings(path)
+            base = runs["lone"]["iteration"]
+            for name, t in runs.items():
                 print(f"  {POLICIES[policy]:38s} {r:5d} {name:7s} {t['iteration']:11.2f} {100 * base / t['iteration']:10.0f}% "
                       f"{t['env']:9.2f} {t['policy']:8.2f} {100 * t['policy'] / t['env']:13.1f}%")
     mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
-    lone = {p: mean([timings(r["lone"])["iteration"] for r in rounds]) for p, rounds in dirs.items()}
-    pair = {p: mean([timings(r[n])["iteration"] for r in rounds for n in ("pair-a", "pair-b")]) for p, rounds in dirs.items()}
+    lone = {p: mean([r["lone"]["iteration"] for r in rounds]) for p, rounds in measured.items()}
+    pair = {p: mean([r[n]["iteration"] for r in rounds for n in ("pair-a", "pair-b")]) for p, rounds in measured.items()}
     fastest = min(lone.values())
     print("  mean over rounds: s/iteration alone, side by side, and a run's speed side by side against the fastest lone mean")
     for policy in dirs:
