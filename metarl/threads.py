@@ -6,7 +6,7 @@ process alone loses nothing by it; two training processes on the same cores do: 
 take the cores the other one's working threads need.  ``experiments/bench_side_by_side.py`` measures it
 (figures and the command in docs/training.md, "Threads, phase by phase"): with libgomp's default, two
 released HalfCheetahVel runs side by side each ran at a third of a lone run's speed; spinning 10,000 rounds
-(``GOMP_SPINCOUNT=10000``) brought that to about half at no cost to a lone run; sleeping at once
+(``GOMP_SPINCOUNT=10000``) brought that to about half with no measurable cost to a lone run; sleeping at once
 (``OMP_WAIT_POLICY=PASSIVE``) did a little better side by side and cost a lone run 7-12%.
 
 libgomp reads these variables once, when torch loads it, so they have to be in the environment before
