@@ -60,14 +60,6 @@ class LinearFeatureBaseline:
         values = (feats @ weights.unsqueeze(1)).squeeze(-1) * mask.to(torch.float64)
         return values.to(returns.dtype), weights.squeeze(-1)
 
-    def predict(self, obs: Tensor, weights: Tensor | None, mask: Tensor) -> Tensor:
-        """Values ``[T, E, H]`` of each task from its own weights ``[T, d]`` (``None``: not fit yet, values 0)."""
-        if weights is None:
-            return torch.zeros(mask.shape, dtype=obs.dtype, device=obs.device)
-        feats = self.features(obs)
-        values = (feats @ weights.to(feats)[:, None, :, None]).squeeze(-1) * mask.to(torch.float64)
-        return values.to(obs.dtype)
-
     def fit_predict_previous(self, obs: Tensor, returns: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         """Values of task i from the baseline fit on the batch processed just before it; then fit task i.
 

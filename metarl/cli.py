@@ -20,7 +20,7 @@ import sys
 from typing import Any
 
 from metarl import __version__
-from metarl.config import BASELINE_FITS, ConfigError, describe, load_config
+from metarl.config import ConfigError, describe, load_config
 from metarl.errors import RunError, UsageError, os_error_message
 
 
@@ -66,10 +66,6 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--episodes", type=int, help="episodes per goal per batch (default: the paper's, 20 or 40 for AntDir and Navigation2D)")
     ev.add_argument("--step-size", type=float, help="first adaptation step size (default: the trained one; per method for baselines)")
     ev.add_argument("--later-step-size", type=float, help="step size after the first step (default: half the first)")
-    ev.add_argument("--baseline-fit", choices=list(BASELINE_FITS),
-                    help="how the inner steps' baseline predicts: per_task fits each goal on the batch it predicts, "
-                         "previous_batch on the goal's previous batch, as the authors' test scripts did "
-                         "(default: the run's algo.baseline_fit)")
     ev.add_argument("--seed", type=int, default=0, help="seed of the evaluation's episodes (and of --random's policy)")
     ev.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     ev.add_argument("--output", help="results directory (default: RUN_DIR/evaluation)")
@@ -158,7 +154,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         out = args.output or os.path.join(run.path or os.path.dirname(os.path.dirname(run.checkpoint or ".")), "evaluation")
     curve = api.evaluate(run, output=out, overwrite=args.overwrite, steps=args.steps, tasks=args.tasks,
                          episodes=args.episodes, step_size=args.step_size, later_step_size=args.later_step_size,
-                         seed=args.seed, device=args.device, baseline_fit=args.baseline_fit)
+                         seed=args.seed, device=args.device)
     for row in curve.summary():
         print(f"step {row['adaptation_steps']}: {row['mean_return']:9.2f} ± {row['sem']:.2f}")
     print(f"wrote {out}/ (per_goal.csv, summary.csv, results.json, curve.png, tensorboard/)")

@@ -93,26 +93,7 @@ def advantages(batch: EpisodeBatch, settings: AdvantageConfig, baseline: LinearF
         values, _ = baseline.fit_predict_previous(batch.obs, returns, batch.mask)
     else:
         values, _ = baseline.fit_predict(batch.obs, returns, batch.mask)
-    return _advantages_from(batch, settings, values), explained_variance(values, returns, batch.mask)
-
-
-def advantages_each_task_own_previous(batch: EpisodeBatch, settings: AdvantageConfig, baseline: LinearFeatureBaseline,
-                                      weights: Tensor | None) -> tuple[Tensor, Tensor]:
-    """Advantages ``[T, E, H]`` with each task's values from its *own* previous fit, then that task refit.
-
-    ``weights [T, d]`` are the fits on each task's previous batch (``None`` before any: values 0).  Returns the
-    advantages and the new fits.  This is ``previous_batch`` as an evaluation runs it: the authors' test
-    scripts adapted to one goal at a time with a fresh baseline per goal, which predicted each adaptation
-    step's batch with its fit on the goal's previous batch (nothing at the first step) and refit afterwards.
-    """
-    returns = discounted_returns(batch.rewards, batch.mask, settings.discount)
-    values = baseline.predict(batch.obs, weights, batch.mask)
-    _, fitted = baseline.fit_predict(batch.obs, returns, batch.mask)
-    return _advantages_from(batch, settings, values), fitted
-
-
-def _advantages_from(batch: EpisodeBatch, settings: AdvantageConfig, values: Tensor) -> Tensor:
     adv = gae(batch.rewards, values, batch.mask, settings.discount, settings.gae_lambda)
     if settings.normalize_advantages:
         adv = standardize_per_task(adv, batch.mask)
-    return adv.detach()
+    return adv.detach(), explained_variance(values, returns, batch.mask)

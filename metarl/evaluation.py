@@ -23,11 +23,11 @@ import torch
 from metarl.adaptation import AdaptationData, adapt, split_step_sizes
 from metarl.baseline import LinearFeatureBaseline
 from metarl.checkpoint import CheckpointError, atomic_write_bytes, load_policy_checkpoint
-from metarl.config import BASELINE_FITS, AdvantageConfig, ConfigError, EnvConfig, check_device
+from metarl.config import AdvantageConfig, ConfigError, EnvConfig, check_device
 from metarl.environment import env_dims, make_env
 from metarl.errors import UsageError
 from metarl.rundir import check_output_dir
-from metarl.episodes import advantages, advantages_each_task_own_previous
+from metarl.episodes import advantages
 from metarl.policy import GaussianMLPPolicy, Params
 from metarl.sampler import Sampler
 
@@ -130,8 +130,6 @@ class EvalSettings:
                 raise ConfigError(f"--{name.replace('_', '-')}: expected a finite step size >= 0, got {value!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
             raise ConfigError(f"--seed: expected an integer >= 0, got {self.seed!r}")
-        if self.advantage.baseline_fit not in BASELINE_FITS:
-            raise ConfigError(f"--baseline-fit: expected one of {list(BASELINE_FITS)}, got {self.advantage.baseline_fit!r}")
         check_device(self.device, "--device")
         return self
 
@@ -139,14 +137,8 @@ class EvalSettings:
 def protocol_settings(cfg: Any, method: str, oracle: bool, trained_alpha: float | None, *, steps: int | None = None,
                       episodes: int | None = None, step_size: float | None = None,
                       later_step_size: float | None = None, num_tasks: int = 40, seed: int = 0,
-                      device: str = "cpu", source: str = "", baseline_fit: str | None = None) -> EvalSettings:
-    """The paper's protocol for this task and method, with any setting overridden where given.
-
-    ``baseline_fit`` (default: the run's ``algo.baseline_fit``) picks how the inner steps' baseline predicts:
-    ``per_task`` fits each goal's baseline on the batch it predicts, ``previous_batch`` predicts each goal's
-    batch with the fit on that goal's previous batch (values 0 at the first step), as the authors' test
-    scripts did.
-    """
+                      device: str = "cpu", source: str = "") -> EvalSettings:
+    """The paper's protocol for this task and method, with any setting overridden where given."""
     name = paper_name(cfg.env.id) or ""
     if steps is None:
         steps = 0 if oracle else PAPER_STEPS.get(name, 3)
@@ -156,8 +148,6 @@ def protocol_settings(cfg: Any, method: str, oracle: bool, trained_alpha: float 
         step_size = 0.0 if oracle and steps == 0 else default_step_size(method, cfg.env.id, trained_alpha)
     a = cfg.algo
     advantage = AdvantageConfig(**{f.name: getattr(a, f.name) for f in fields(AdvantageConfig)})
-    if baseline_fit is not None:
-        advantage.baseline_fit = baseline_fit
     return EvalSettings(
         env=copy.deepcopy(cfg.env), advantage=advantage, method=method, num_tasks=num_tasks,
         episodes_per_task=episodes, steps=steps, step_size=step_size, later_step_size=later_step_size,
@@ -234,15 +224,11 @@ def adaptation_curve(policy: GaussianMLPPolicy, params: Params, tasks: np.ndarra
     steps = sizes if learned is None else [
         {n: a * (size / sizes[0] if sizes[0] else 0.0) for n, a in learned.items()} for size in sizes]
     returns = np.zeros((s.num_tasks, s.steps + 1))
-    fits: torch.Tensor | None = None  # previous_batch: each goal's fit on its own previous batch
     for k in range(s.steps + 1):
         batch = sampler.sample(theta, tasks, int(seeds[k]), generator)
         returns[:, k] = batch.average_return().double().cpu().numpy()
         if k < s.steps:
-            if s.advantage.baseline_fit == "previous_batch":
-                adv, fits = advantages_each_task_own_previous(batch, s.advantage, baseline, fits)
-            else:
-                adv, _ = advantages(batch, s.advantage, baseline)
+            adv, _ = advantages(batch, s.advantage, baseline)
             step = AdaptationData(batch, adv)
             theta = {n: v.detach() for n, v in adapt(policy, theta, [step], [steps[k]], create_graph=False).items()}
     return returns

@@ -103,34 +103,6 @@ def test_adaptation_improves_a_random_policy_on_navigation():
     assert curve[:, -1].mean() > curve[:, 0].mean()
 
 
-def test_previous_batch_evaluation_predicts_each_goal_from_its_own_previous_step(monkeypatch):
-    policy = GaussianMLPPolicy(2, 2, (8,))
-    params = policy.init_params(torch.Generator().manual_seed(0))
-    tasks = ev.paper_test_tasks("metarl/Navigation2D-v0", 3)
-    seen = []
-    real = ev.advantages_each_task_own_previous
-
-    def spy(batch, settings, baseline, fits):
-        adv, new = real(batch, settings, baseline, fits)
-        seen.append((batch, fits, new))
-        return adv, new
-
-    monkeypatch.setattr(ev, "advantages_each_task_own_previous", spy)
-    per_task = ev.adaptation_curve(policy, params, tasks, tiny_settings(steps=3))
-    s = tiny_settings(steps=3)
-    s.advantage.baseline_fit = "previous_batch"
-    previous = ev.adaptation_curve(policy, params, tasks, s)
-    assert len(seen) == 3 and seen[0][1] is None  # the first step has no fit yet: values 0
-    for k in (1, 2):  # step k uses the fits made on step k - 1's batch of the same goals
-        assert seen[k][1] is seen[k - 1][2]
-    np.testing.assert_array_equal(per_task[:, 0], previous[:, 0])  # same first batch
-    assert not np.array_equal(per_task[:, 1:], previous[:, 1:])  # different steps after it
-    with pytest.raises(ConfigError, match="--baseline-fit: expected one of"):
-        bad = tiny_settings()
-        bad.advantage.baseline_fit = "per_goal"
-        bad.validate()
-
-
 def test_bad_settings_are_rejected():
     with pytest.raises(ConfigError, match="--steps: expected an integer >= 0"):
         tiny_settings(steps=-1).validate()
@@ -189,15 +161,6 @@ def test_end_to_end_train_evaluate_plot(tmp_path):
     res = json.loads((run / "evaluation" / "results.json").read_text())
     assert res["settings"]["step_size"] == 0.5 and res["step_sizes"] == [0.5, 0.25]
     assert np.array(res["returns"]).shape == (4, 3)
-    assert res["settings"]["advantage"]["baseline_fit"] == "per_task"  # the run's own
-    r = cli("evaluate", str(run), "--tasks", "4", "--episodes", "3", "--steps", "2", "--baseline-fit", "previous_batch",
-            "--output", str(tmp_path / "released-baseline"))
-    assert r.returncode == 0, r.stderr
-    other = json.loads((tmp_path / "released-baseline" / "results.json").read_text())
-    assert other["settings"]["advantage"]["baseline_fit"] == "previous_batch"
-    assert [row[0] for row in other["returns"]] == [row[0] for row in res["returns"]]  # same first batch
-    r = cli("evaluate", str(run), "--baseline-fit", "per_goal", "--output", str(tmp_path / "bad"))
-    assert r.returncode == 2 and "--baseline-fit" in r.stderr and not (tmp_path / "bad").exists()
     r = cli("evaluate", "--random", "--config", SMOKE_NAV, "--output", str(tmp_path / "random"), "--tasks", "4",
             "--episodes", "3", "--steps", "2")
     assert r.returncode == 0, r.stderr

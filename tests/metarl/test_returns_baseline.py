@@ -127,38 +127,6 @@ def test_advantages_follow_the_configured_baseline_fit():
     assert not torch.allclose(per_task[1], previous[1])
 
 
-def test_evaluation_previous_batch_uses_each_tasks_own_previous_fit():
-    from metarl.config import AdvantageConfig
-    from metarl.episodes import EpisodeBatch, advantages_each_task_own_previous
-
-    g = torch.Generator().manual_seed(7)
-    T, E, H = 3, 4, 6
-
-    def batch():
-        return EpisodeBatch(torch.randn(T, E, H, 2, generator=g, dtype=torch.float64),
-                            torch.randn(T, E, H, 1, generator=g, dtype=torch.float64),
-                            torch.randn(T, E, H, generator=g, dtype=torch.float64),
-                            torch.ones(T, E, H, dtype=torch.float64), np.zeros((T, 1)))
-
-    settings = AdvantageConfig(normalize_advantages=False)
-    first, second = batch(), batch()
-    second.mask[2, 1, 3:] = 0
-    adv1, fits1 = advantages_each_task_own_previous(first, settings, LinearFeatureBaseline(), None)
-    # nothing fit yet: values are 0, so with gae_lambda 1 the advantages are the discounted returns
-    torch.testing.assert_close(adv1, discounted_returns(first.rewards, first.mask, 0.99))
-    _, by_hand = LinearFeatureBaseline().fit_predict(first.obs, discounted_returns(first.rewards, first.mask, 0.99),
-                                                     first.mask)
-    torch.testing.assert_close(fits1, by_hand)  # then each task is refit on its own batch
-    adv2, fits2 = advantages_each_task_own_previous(second, settings, LinearFeatureBaseline(), fits1)
-    returns2 = discounted_returns(second.rewards, second.mask, 0.99)
-    feats = LinearFeatureBaseline.features(second.obs)
-    for i in range(T):  # task i's values come from task i's fit on the first batch, not from another task's
-        values = (feats[i] @ fits1[i]) * second.mask[i]
-        # gae_lambda 1: the advantage is the discounted return minus the value
-        torch.testing.assert_close(adv2[i], (returns2[i] - values) * second.mask[i])
-    assert not torch.allclose(fits2, fits1)
-
-
 def test_baseline_fits_a_batch_of_ant_sized_systems_on_several_threads():
     """254 features (the ant's 125 observations): torch's batched LU solve fails here with 2 threads."""
     g = torch.Generator().manual_seed(0)
