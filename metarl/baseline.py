@@ -65,8 +65,9 @@ class LinearFeatureBaseline:
 
         Task 0 uses :attr:`previous` (the last task of the previous call; zero weights before any fit, as
         an unfitted baseline predicts 0), task i > 0 the fit on task i - 1, and :attr:`previous` becomes
-        the fit on the last task.  This is the order in which the authors' released sampler predicted and
-        refit its one baseline, task after task.  Returns ``(values [T, E, H], weights [T, d])``.
+        the fit on the last task.  This is the order in which rllab's original sampler predicted and refit
+        its one baseline, task after task (the MAML authors' repository moved the fit before the prediction
+        in February 2017, which is ``fit_predict``).  Returns ``(values [T, E, H], weights [T, d])``.
         """
         _, weights = self.fit_predict(obs, returns, mask)
         feats = self.features(obs)

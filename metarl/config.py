@@ -55,9 +55,10 @@ class AdvantageConfig:
     baseline_reg: float = doc(1e-5, "ridge coefficient of the linear feature baseline")
     baseline_fit: str = doc(
         "per_task",
-        "per_task: each task's baseline is fit on that task's batch (the paper's text); previous_batch: each "
-        "task's values come from the baseline fit on the batch processed just before it (the authors' released "
-        "sampler, which predicted first and refit afterwards, task after task)",
+        "per_task: each task's baseline is fit on that task's batch before predicting it (the paper's text and the "
+        "authors' final code); previous_batch: each task's values come from the fit on the task processed just "
+        "before it (rllab's original sampler order, predict then refit, which the authors' repository replaced "
+        "with fit-then-predict in February 2017)",
     )
 
 
