@@ -63,6 +63,7 @@ class AdvantageConfig:
 
 
 BASELINE_FITS = ("per_task", "previous_batch")
+HVP_METHODS = ("exact", "finite_difference")
 ALGORITHMS = ("maml_trpo", "promp", "maml_ppo")  # built by metarl.algorithms.make_algorithm
 
 
@@ -84,6 +85,14 @@ class AlgoConfig(AdvantageConfig):
         "iteration (1.0: every task, exact products; 0.2: a fifth); the meta-gradient and the line search "
         "always use every task",
     )
+    hvp: str = doc(
+        "exact",
+        "how the TRPO step gets its KL Hessian-vector products: exact (second derivatives through the inner "
+        "step) or finite_difference (the authors' released code: symmetric differences of the KL gradient "
+        "at theta +- eps v with eps = hvp_fd_eps / |theta|, in the run's dtype, rllab's unguarded conjugate "
+        "gradient and step size; in float32 most entries of theta +- eps v round back to theta)",
+    )
+    hvp_fd_eps: float = doc(1e-8, "hvp: finite_difference: base step, divided by the norm of theta (rllab's 1e-8)")
     # ---- the outer algorithm (docs/algorithms.md); the fields above are shared by all of them ----
     name: str = doc("maml_trpo", "outer algorithm: maml_trpo (the paper's), promp (Rothfuss et al. 2019) or maml_ppo")
     learn_inner_step_size: bool = doc(False, "Meta-SGD (Li et al. 2017): learn one inner step size per parameter "
@@ -151,6 +160,7 @@ class TrainConfig:
             "iterations": self.iterations,
             "checkpoint_every": self.checkpoint_every,
             "algo.max_kl": a.max_kl,
+            "algo.hvp_fd_eps": a.hvp_fd_eps,
             "algo.baseline_reg": a.baseline_reg,
             "policy.init_std": p.init_std,
             "eval_tasks": self.eval_tasks,
@@ -168,6 +178,12 @@ class TrainConfig:
                 raise ConfigError(f"config field '{name}': expected a value in [0, 1], got {value!r}")
         if not 0.0 < a.backtrack_ratio < 1.0:
             raise ConfigError(f"config field 'algo.backtrack_ratio': expected a value in (0, 1), got {a.backtrack_ratio!r}")
+        if a.hvp not in HVP_METHODS:
+            raise ConfigError(f"config field 'algo.hvp': expected one of {list(HVP_METHODS)}, got {a.hvp!r}; "
+                              "exact is the default and recommended")
+        if a.hvp != "exact" and a.name != "maml_trpo":
+            raise ConfigError(f"config field 'algo.hvp': {a.hvp!r} applies to the TRPO outer step only, and algo.name "
+                              f"is {a.name!r}; remove algo.hvp or use algo.name: maml_trpo")
         if a.baseline_fit not in BASELINE_FITS:
             raise ConfigError(f"config field 'algo.baseline_fit': expected one of {list(BASELINE_FITS)}, got {a.baseline_fit!r}")
         if not (math.isfinite(a.hvp_subsample) and 0.0 < a.hvp_subsample <= 1.0):

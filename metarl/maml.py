@@ -114,6 +114,37 @@ class MAMLTRPO:
                           old[2][tasks.to(old[2].device)])
         return surrogate.detach(), kl.detach(), g, hvp
 
+    def finite_difference_hvp(self, params: Params, inner: Sequence[AdaptationData], post: AdaptationData,
+                              old: tuple[Tensor, Tensor, Tensor], tasks: Tensor | None = None) -> Callable[[Tensor], Tensor]:
+        """``v -> (grad KL(theta + eps v) - grad KL(theta - eps v)) / (2 eps)``, as the authors' released code did.
+
+        rllab's ``FiniteDifferenceHvp`` (symmetric, ``eps = hvp_fd_eps / (|theta| + 1e-8)`` cast to the
+        parameters' dtype): both gradients of the mean KL to ``old`` flow through the inner step.  In float32,
+        ``theta +- eps v`` rounds back to ``theta`` wherever ``eps |v_i|`` is below half a unit in the last
+        place of ``theta_i``, so the product is not the Hessian's (docs/training.md measures how far).
+        ``tasks`` restricts the KL to those tasks, as for the exact products.
+        """
+        if tasks is not None:
+            inner, post = [select_tasks(d, tasks) for d in inner], select_tasks(post, tasks)
+            index = tasks.to(old[0].device)
+            old = (old[0][index], old[1][index], old[2][index])
+        center = flat({k: v.detach() for k, v in params.items()})
+        eps = torch.tensor(self.s.hvp_fd_eps / (float(center.norm()) + 1e-8), dtype=center.dtype).item()
+
+        def kl_gradient(point: Tensor) -> Tensor:
+            theta = {k: v.detach().requires_grad_() for k, v in unflat(point, params).items()}
+            with torch.enable_grad():
+                adapted = self.adapt(theta, inner, create_graph=True)
+                _, kl, _, _ = self._post_adaptation_losses(adapted, post, old)
+                grads = torch.autograd.grad(kl, list(theta.values()))
+            return torch.cat([x.reshape(-1) for x in grads])
+
+        def product(v: Tensor) -> Tensor:
+            step = (eps * v).to(center.dtype)
+            return ((kl_gradient(center + step) - kl_gradient(center - step)) / (2 * eps)).to(v.dtype)
+
+        return product
+
     def _written_out_products(self) -> bool:
         """The written-out products assume this class's inner step (one scalar step size) and this policy."""
         return curvature.supports(self.policy) and type(self).adapt is MAMLTRPO.adapt
@@ -130,11 +161,18 @@ class MAMLTRPO:
         subset = curvature_tasks(post.batch.num_tasks, self.s.hvp_subsample, generator)
         surrogate, kl, g, hvp = self.meta_gradients(theta, inner, post, old, subset)
 
+        released = self.s.hvp == "finite_difference"
+        if released:
+            hvp = self.finite_difference_hvp(theta, inner, post, old, subset)
+
         def fisher_vector(v: Tensor) -> Tensor:
             return hvp(v) + self.s.cg_damping * v
 
-        direction = trpo.conjugate_gradient(fisher_vector, -g.detach(), self.s.cg_iters)
-        full_step = trpo.max_step(direction, fisher_vector, self.s.max_kl)
+        direction = trpo.conjugate_gradient(fisher_vector, -g.detach(), self.s.cg_iters, guard=not released)
+        if released:
+            full_step: Tensor | None = trpo.rllab_step(direction, fisher_vector, self.s.max_kl)
+        else:
+            full_step = trpo.max_step(direction, fisher_vector, self.s.max_kl)
         loss_before = surrogate.item()
         stats = {"surrogate_before": loss_before, "kl_before": kl.item(), "grad_norm": g.norm().item()}
         if full_step is None or not torch.isfinite(full_step).all():

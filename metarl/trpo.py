@@ -10,11 +10,13 @@ import torch
 from torch import Tensor
 
 
-def conjugate_gradient(avp: Callable[[Tensor], Tensor], b: Tensor, iters: int = 10, residual_tol: float = 1e-10) -> Tensor:
+def conjugate_gradient(avp: Callable[[Tensor], Tensor], b: Tensor, iters: int = 10, residual_tol: float = 1e-10,
+                       guard: bool = True) -> Tensor:
     """Approximately solve ``A x = b`` for symmetric positive-definite ``A`` given as ``avp(v) = A v``.
 
     A zero right-hand side returns zero; a non-positive curvature ``p.Ap`` stops the iteration with the
-    current iterate (guarding the division).
+    current iterate (guarding the division).  ``guard=False`` divides by ``p.Ap`` whatever its sign, as
+    rllab's ``krylov.cg`` did (for ``algo.hvp: finite_difference``, whose products need not be positive).
     """
     x = torch.zeros_like(b)
     r = b.clone()
@@ -25,7 +27,7 @@ def conjugate_gradient(avp: Callable[[Tensor], Tensor], b: Tensor, iters: int = 
     for _ in range(iters):
         ap = avp(p)
         pap = torch.dot(p, ap)
-        if not torch.isfinite(pap) or pap <= 0:
+        if guard and (not torch.isfinite(pap) or pap <= 0):
             break
         alpha = rr / pap
         x = x + alpha * p
@@ -44,6 +46,17 @@ def max_step(direction: Tensor, avp: Callable[[Tensor], Tensor], max_kl: float) 
     if not torch.isfinite(shs) or shs <= 0:
         return None
     return direction * math.sqrt(2.0 * max_kl / float(shs))
+
+
+def rllab_step(direction: Tensor, avp: Callable[[Tensor], Tensor], max_kl: float) -> Tensor:
+    """The step size of rllab's ``ConjugateGradientOptimizer``: ``sqrt(2 delta / (s.As + 1e-8))``, 1 where NaN.
+
+    Unlike :func:`max_step` it never refuses: a negative ``s.As`` (possible with finite-difference products)
+    gives a NaN size in rllab, which it replaced by 1.
+    """
+    shs = float(torch.dot(direction, avp(direction))) + 1e-8
+    size = math.sqrt(2.0 * max_kl / shs) if shs > 0 and math.isfinite(shs) else 1.0
+    return direction * size
 
 
 @dataclass
