@@ -53,3 +53,14 @@ def test_bench_side_by_side_runs_both_wait_policies_alone_and_in_pairs(monkeypat
             label = bench_side_by_side.POLICIES[policy]
             assert any(line.strip().startswith(label) and f" {run} " in line for line in out.splitlines())
         assert any(line.strip().startswith(label) and "side by side" in line for line in out.splitlines())
+
+
+def test_compare_hvp_prints_both_products_for_both_directions(monkeypatch, capsys):
+    from experiments import compare_hvp
+
+    monkeypatch.setattr(sys, "argv", ["compare_hvp", "--config", "smoke_halfcheetah_vel", "--tasks", "2"])
+    compare_hvp.main()
+    out = capsys.readouterr().out
+    rows = [r for r in out.splitlines() if "cosine" in r]
+    assert "dtype float32" in out and len(rows) == 2
+    assert all("entries moved" in r and "finite difference" in r for r in rows)
