@@ -1,7 +1,7 @@
 """How far the released code's finite-difference curvature is from the exact KL Hessian-vector product.
 
     python -m experiments.compare_hvp --config halfcheetah_vel --checkpoint experiments/zoo/halfcheetah_vel
-    python -m experiments.compare_hvp --config halfcheetah_vel --tasks 10       # freshly initialised policy
+    python -m experiments.compare_hvp --config halfcheetah_vel                  # a freshly initialised policy
 
 Samples one seeded meta-batch with the config (optionally fewer tasks), and at the given meta-parameters
 (a run directory's best checkpoint, a checkpoint file, or a fresh policy) applies both products to two unit

@@ -90,7 +90,8 @@ class AlgoConfig(AdvantageConfig):
         "how the TRPO step gets its KL Hessian-vector products: exact (second derivatives through the inner "
         "step) or finite_difference (the authors' released code: symmetric differences of the KL gradient "
         "at theta +- eps v with eps = hvp_fd_eps / |theta|, in the run's dtype, rllab's unguarded conjugate "
-        "gradient and step size; in float32 most entries of theta +- eps v round back to theta)",
+        "gradient and step size; in float32, as released, most entries of theta +- eps v round back to theta; "
+        "in float64 the product is close to the exact one)",
     )
     hvp_fd_eps: float = doc(1e-8, "hvp: finite_difference: base step, divided by the norm of theta (rllab's 1e-8)")
     # ---- the outer algorithm (docs/algorithms.md); the fields above are shared by all of them ----
@@ -181,6 +182,10 @@ class TrainConfig:
         if a.hvp not in HVP_METHODS:
             raise ConfigError(f"config field 'algo.hvp': expected one of {list(HVP_METHODS)}, got {a.hvp!r}; "
                               "exact is the default and recommended")
+        if a.hvp != "exact" and a.hvp_subsample != 1.0:
+            raise ConfigError(f"config field 'algo.hvp': {a.hvp!r} reproduces the released code, which used every "
+                              f"task, and algo.hvp_subsample is {a.hvp_subsample!r}; set algo.hvp_subsample: 1.0 "
+                              "or algo.hvp: exact")
         if a.hvp != "exact" and a.name != "maml_trpo":
             raise ConfigError(f"config field 'algo.hvp': {a.hvp!r} applies to the TRPO outer step only, and algo.name "
                               f"is {a.name!r}; remove algo.hvp or use algo.name: maml_trpo")

@@ -55,7 +55,10 @@ def rllab_step(direction: Tensor, avp: Callable[[Tensor], Tensor], max_kl: float
     gives a NaN size in rllab, which it replaced by 1.
     """
     shs = float(torch.dot(direction, avp(direction))) + 1e-8
-    size = math.sqrt(2.0 * max_kl / shs) if shs > 0 and math.isfinite(shs) else 1.0
+    if shs == math.inf:
+        size = 0.0  # sqrt(2 delta / inf): rllab's step is zero, and its line search then rejects it
+    else:
+        size = math.sqrt(2.0 * max_kl / shs) if shs > 0 else 1.0  # negative or NaN: 1, as rllab's NaN check
     return direction * size
 
 

@@ -72,6 +72,8 @@ def test_rllab_step_size_and_unguarded_conjugate_gradient():
     torch.testing.assert_close(s, d * math.sqrt(0.02 / (5.0 + 1e-8)))
     neg = trpo.rllab_step(d, lambda v: -A @ v, 0.01)  # sqrt of a negative: NaN in rllab, replaced by 1
     assert torch.equal(neg, d)
+    assert torch.equal(trpo.rllab_step(d, lambda v: v * float("nan"), 0.01), d)  # NaN: 1
+    assert torch.equal(trpo.rllab_step(d, lambda v: v * float("inf"), 0.01), 0 * d)  # 2 delta / inf = 0
     # with negative curvature the guarded CG stops at zero, rllab's divides anyway (x = b / (b.Ab / b.b) b)
     b = torch.ones(3, dtype=torch.float64)
     unguarded = trpo.conjugate_gradient(lambda v: -v, b, iters=1, guard=False)
@@ -79,17 +81,23 @@ def test_rllab_step_size_and_unguarded_conjugate_gradient():
     assert torch.equal(trpo.conjugate_gradient(lambda v: -v, b, iters=1), torch.zeros(3, dtype=torch.float64))
 
 
-def test_finite_difference_step_is_finite_kl_respecting_and_exact_one_is_unchanged():
+def test_finite_difference_step_is_finite_and_kl_respecting():
     _, params, maml, inner, post = four_task_problem(hvp="finite_difference")
     new, stats = maml.meta_update(params, inner, post)
     assert all(torch.isfinite(v).all() for v in new.values())
     assert stats["accepted"] == 1.0
     assert 0.0 < stats["kl_after"] <= maml.s.max_kl and stats["surrogate_improvement"] > 0
-    _, _, exact_maml, _, _ = four_task_problem()
-    exact_new, _ = exact_maml.meta_update(params, inner, post)
-    _, _, default_maml, _, _ = four_task_problem(hvp="exact")
-    default_new, _ = default_maml.meta_update(params, inner, post)
-    assert torch.equal(flat(exact_new), flat(default_new))
+
+
+def test_on_a_task_subset_it_is_that_subsets_exact_product_in_float64():
+    _, params, maml, inner, post = four_task_problem(hvp="finite_difference")
+    theta = {k: v.clone().requires_grad_() for k, v in params.items()}
+    old = maml.old_policy(theta, inner, post)
+    tasks = torch.tensor([0, 2])
+    _, _, _, exact = hvp_at(maml, params, inner, post, tasks)
+    v = torch.randn(flat(params).numel(), generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+    torch.testing.assert_close(maml.finite_difference_hvp(theta, inner, post, old, tasks)(v), exact(v),
+                               rtol=2e-5, atol=2e-6)
 
 
 def test_config_names_the_field_and_training_with_it_resumes_exactly(tmp_path):
@@ -99,6 +107,9 @@ def test_config_names_the_field_and_training_with_it_resumes_exactly(tmp_path):
         load_config(p)
     p.write_text("algo: {hvp: finite_difference, name: promp}\n")
     with pytest.raises(ConfigError, match=r"'algo.hvp'.*TRPO outer step only"):
+        load_config(p)
+    p.write_text("algo: {hvp: finite_difference, hvp_subsample: 0.2}\n")
+    with pytest.raises(ConfigError, match=r"'algo.hvp'.*used every task.*hvp_subsample: 1.0"):
         load_config(p)
     p.write_text("algo: {hvp_fd_eps: 0}\n")
     with pytest.raises(ConfigError, match=r"'algo.hvp_fd_eps': expected a positive number"):
