@@ -102,18 +102,16 @@ def test_on_a_task_subset_it_is_that_subsets_exact_product_in_float64():
 
 def test_config_names_the_field_and_training_with_it_resumes_exactly(tmp_path):
     p = tmp_path / "c.yaml"
-    p.write_text("algo: {hvp: finite_differences}\n")
-    with pytest.raises(ConfigError, match=r"'algo.hvp': expected one of \['exact', 'finite_difference'\]"):
-        load_config(p)
-    p.write_text("algo: {hvp: finite_difference, name: promp}\n")
-    with pytest.raises(ConfigError, match=r"'algo.hvp'.*TRPO outer step only"):
-        load_config(p)
-    p.write_text("algo: {hvp: finite_difference, hvp_subsample: 0.2}\n")
-    with pytest.raises(ConfigError, match=r"'algo.hvp'.*used every task.*hvp_subsample: 1.0"):
-        load_config(p)
-    p.write_text("algo: {hvp_fd_eps: 0}\n")
-    with pytest.raises(ConfigError, match=r"'algo.hvp_fd_eps': expected a positive number"):
-        load_config(p)
+    refused = {
+        "{hvp: finite_differences}": r"'algo.hvp': expected one of \['exact', 'finite_difference'\]",
+        "{hvp: finite_difference, name: promp}": r"'algo.hvp'.*TRPO outer step only",
+        "{hvp: finite_difference, hvp_subsample: 0.2}": r"'algo.hvp'.*used every task.*hvp_subsample: 1.0",
+        "{hvp_fd_eps: 0}": r"'algo.hvp_fd_eps': expected a positive number",
+    }
+    for algo, message in refused.items():
+        p.write_text(f"algo: {algo}\n")
+        with pytest.raises(ConfigError, match=message):
+            load_config(p)
     opts = ["algo.hvp=finite_difference"]
     whole = Trainer(load_config(SMOKE_NAV, opts + ["iterations=4"]), str(tmp_path / "whole")).train()
     Trainer(load_config(SMOKE_NAV, opts + ["iterations=2"]), str(tmp_path / "part")).train()
