@@ -23,7 +23,7 @@ from metarl.baseline import LinearFeatureBaseline
 from metarl.config import load_config
 from metarl.environment import make_env
 from metarl.evaluation import load_policy, resolve_source
-from metarl.maml import MAMLTRPO
+from metarl.maml import MAMLTRPO, finite_difference_eps
 from metarl.policy import GaussianMLPPolicy, flat
 from metarl.sampler import Sampler
 
@@ -61,7 +61,7 @@ def main() -> None:
     _, _, g, exact = maml.meta_gradients(theta, [d_pre], d_post, old)
     fd = maml.finite_difference_hvp(theta, [d_pre], d_post, old)
     center = flat(params)
-    eps = float(torch.tensor(a.hvp_fd_eps / (float(center.norm()) + 1e-8), dtype=dtype))
+    eps = finite_difference_eps(center, a.hvp_fd_eps)
     print(f"{args.config}: {a.num_tasks} tasks x {a.episodes_per_task} episodes, dtype {cfg.dtype}, "
           f"parameters {args.checkpoint or 'freshly initialised'}: |theta| = {float(center.norm()):.3f}, eps = {eps:.3g}")
     random = torch.randn(center.numel(), generator=torch.Generator().manual_seed(args.seed + 3), dtype=dtype)

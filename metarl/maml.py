@@ -129,7 +129,7 @@ class MAMLTRPO:
             index = tasks.to(old[0].device)
             old = (old[0][index], old[1][index], old[2][index])
         center = flat({k: v.detach() for k, v in params.items()})
-        eps = torch.tensor(self.s.hvp_fd_eps / (float(center.norm()) + 1e-8), dtype=center.dtype).item()
+        eps = finite_difference_eps(center, self.s.hvp_fd_eps)
 
         def kl_gradient(point: Tensor) -> Tensor:
             theta = {k: v.detach().requires_grad_() for k, v in unflat(point, params).items()}
@@ -161,18 +161,16 @@ class MAMLTRPO:
         subset = curvature_tasks(post.batch.num_tasks, self.s.hvp_subsample, generator)
         surrogate, kl, g, hvp = self.meta_gradients(theta, inner, post, old, subset)
 
-        released = self.s.hvp == "finite_difference"
-        if released:
-            hvp = self.finite_difference_hvp(theta, inner, post, old, subset)
+        scale: Callable[..., Tensor | None] = trpo.max_step
+        if self.s.hvp == "finite_difference":  # the released code's products, unguarded CG and step size
+            hvp, scale = self.finite_difference_hvp(theta, inner, post, old, subset), trpo.rllab_step
 
         def fisher_vector(v: Tensor) -> Tensor:
             return hvp(v) + self.s.cg_damping * v
 
-        direction = trpo.conjugate_gradient(fisher_vector, -g.detach(), self.s.cg_iters, guard=not released)
-        if released:
-            full_step: Tensor | None = trpo.rllab_step(direction, fisher_vector, self.s.max_kl)
-        else:
-            full_step = trpo.max_step(direction, fisher_vector, self.s.max_kl)
+        direction = trpo.conjugate_gradient(fisher_vector, -g.detach(), self.s.cg_iters,
+                                            guard=scale is trpo.max_step)
+        full_step = scale(direction, fisher_vector, self.s.max_kl)
         loss_before = surrogate.item()
         stats = {"surrogate_before": loss_before, "kl_before": kl.item(), "grad_norm": g.norm().item()}
         if full_step is None or not torch.isfinite(full_step).all():
@@ -192,6 +190,11 @@ class MAMLTRPO:
         new_params = {k: v.detach().clone() for k, v in unflat(new_flat, params).items()}
         return new_params, {**stats, "accepted": 1.0, "line_search_steps": float(ls.steps), "step_fraction": ls.fraction,
                             "surrogate_after": ls.loss, "kl_after": ls.kl, "surrogate_improvement": loss_before - ls.loss}
+
+
+def finite_difference_eps(center: Tensor, base: float) -> float:
+    """rllab's finite-difference step: ``base / (|theta| + 1e-8)``, rounded to the parameters' dtype."""
+    return torch.tensor(base / (float(center.norm()) + 1e-8), dtype=center.dtype).item()
 
 
 def _kl_weights(mask: Tensor) -> Tensor:
