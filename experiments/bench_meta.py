@@ -159,6 +159,24 @@ def layouts(T: int, N: int, sizes: list[int], device: torch.device, dtype: torch
                        torch.randn(T, n, m, device=device, dtype=dtype, generator=gen), device)
 
 
+def graph_vs_eager(graphed: Sampler, eager: Sampler, params: dict[str, torch.Tensor], tasks: np.ndarray,
+                   gen: torch.Generator, repeat: int) -> None:
+    """The sampling step's policy calls replayed from a CUDA graph against the same calls launched one by one,
+    alternating, on the same episodes (each pair is sampled with the same seed and noise)."""
+    times: dict[str, list[tuple[float, float]]] = {"CUDA graph": [], "eager kernels": []}
+    for rep in range(max(repeat, 1)):
+        state = gen.get_state()
+        pair = [("CUDA graph", graphed), ("eager kernels", eager)]
+        for name, s in (pair if rep % 2 == 0 else pair[::-1]):
+            gen.set_state(state)
+            batch = s.sample(params, tasks, 10 + rep, gen)
+            times[name].append((batch.timings["policy"], batch.timings["env"]))
+    g, e = (statistics.median(t[0] for t in times[k]) for k in ("CUDA graph", "eager kernels"))
+    phys = statistics.median(t[1] for v in times.values() for t in v)
+    print(f"  one sampling pass's policy calls, median of {max(repeat, 1)}: CUDA graph {g:.3f} s, eager kernels "
+          f"{e:.3f} s ({e / g:.1f}x), physics {phys:.3f} s")
+
+
 def count_flops(fn: Callable[[], object]) -> float:
     with FlopCounterMode(display=False) as counter:
         fn()
@@ -222,6 +240,8 @@ def main() -> None:
         print(f"  {name:30s} {t:8.2f} s  {100 * t / total:5.1f}%")
     print(f"  {'everything but physics':30s} {total - physics:8.2f} s  {100 * (total - physics) / total:5.1f}%")
     print(f"  line search: accepted={stats['accepted']:.0f} after {stats['line_search_steps']:.0f} step(s)")
+    if device.type == "cuda":
+        graph_vs_eager(sampler, Sampler(env, policy, T, E, device, cuda_graph=False), params, tasks, gen, args.repeat)
 
     def update(fraction: float) -> Callable[[], object]:
         learner = MAMLTRPO(policy, maml.baseline, type(a)(**{**vars(a), "hvp_subsample": fraction}))

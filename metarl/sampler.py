@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Iterator, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol
 
 import numpy as np
 import torch
@@ -96,6 +96,38 @@ def task_noise(noise_seeds: np.ndarray, episodes_per_task: int, horizon: int, ac
     return torch.stack(blocks, dim=1)
 
 
+class GraphedSample:
+    """``policy.sample(params, obs, noise)`` captured once in a CUDA graph and replayed at every step.
+
+    A sampling step's policy call is about ten tiny kernels; launched one by one from Python, their launch
+    and dispatch cost is most of the call (docs/training.md, "GPU learner", measures it).  Replaying a graph
+    launches them all at once.  The kernels are the ones the call launches eagerly, on the same shapes, so the
+    actions are the same (``tests/metarl/test_cuda.py`` checks it bit for bit).  ``params`` must stay
+    unchanged while the graph is used: the graph reads them where they lie.
+    """
+
+    def __init__(self, policy: GaussianMLPPolicy, params: Params, obs_shape: tuple[int, ...],
+                 noise_example: torch.Tensor) -> None:
+        self.obs = torch.zeros(obs_shape, dtype=noise_example.dtype, device=noise_example.device)
+        self.noise = torch.zeros_like(noise_example)
+        side = torch.cuda.Stream(device=noise_example.device)
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.no_grad():
+            with torch.cuda.stream(side):  # the first calls set up cuBLAS's handle and workspace outside the capture
+                for _ in range(2):
+                    policy.sample(params, self.obs, self.noise)
+            torch.cuda.current_stream().wait_stream(side)
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph):
+                self.out = policy.sample(params, self.obs, self.noise)
+
+    def __call__(self, obs: torch.Tensor, noise_t: torch.Tensor) -> torch.Tensor:
+        self.obs.copy_(obs)
+        self.noise.copy_(noise_t)
+        self.graph.replay()
+        return self.out
+
+
 def rollout(
     env: TaskVectorEnv,
     policy: GaussianMLPPolicy,
@@ -106,12 +138,15 @@ def rollout(
     noise_seeds: np.ndarray,
     dtype: torch.dtype,
     device: torch.device | str = "cpu",
+    cuda_graph: bool = True,
 ) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
     """E episodes of each of the ``t`` tasks ``tasks [t, k]`` on ``env`` (``t * E`` slots).
 
     ``params`` are shared or task-batched ``[t, ...]``; ``env_seed`` seeds the env's first slot;
     ``noise_seeds [t]`` come from :func:`task_noise_seeds`.  Returns CPU tensors ``obs, actions, rewards,
     mask`` shaped ``[t, E, H, ...]`` (rewards and mask in ``dtype``) and the env/policy timings.
+    On a CUDA device the per-step policy call is replayed from a CUDA graph (:class:`GraphedSample`) unless
+    ``cuda_graph`` is false; the actions are the same either way.
     """
     t_count, E, H = tasks.shape[0], episodes_per_task, env.horizon
     n = t_count * E
@@ -131,13 +166,18 @@ def rollout(
     params = {k: v.detach().to(device) for k, v in params.items()}
     if params["w0"].dim() == 2:  # shared: one batched product per task, as for task-batched parameters
         params = expand_params(params, t_count)
+    if device.type == "cuda" and cuda_graph:
+        act: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = GraphedSample(
+            policy, params, (t_count, E, obs_dim), noise[0])
+    else:
+        def act(obs: torch.Tensor, noise_t: torch.Tensor) -> torch.Tensor:
+            return policy.sample(params, obs.to(device), noise_t)
     policy_time += time.perf_counter() - t0
     with torch.no_grad():
         for t in range(H):
             t0 = time.perf_counter()
             obs_buf[t] = torch.from_numpy(obs_np)
-            obs_t = obs_buf[t].view(t_count, E, obs_dim).to(device)
-            actions = policy.sample(params, obs_t, noise[t]).reshape(n, act_dim).cpu()
+            actions = act(obs_buf[t].view(t_count, E, obs_dim), noise[t]).reshape(n, act_dim).cpu()
             act_buf[t] = actions
             t1 = time.perf_counter()
             obs_np, reward, terminated, _, _ = env.step(actions.numpy().astype(np.float64))
@@ -171,7 +211,9 @@ class Sampler:
     """Samples :class:`EpisodeBatch` es ``[T, E, H]`` with given (shared or task-batched) parameters.
 
     Action noise comes from CPU generators seeded from the caller's ``torch.Generator``, so the same
-    seed gives the same episodes on CPU and CUDA learners, and in any split across Ray workers.
+    seed gives the same episodes on CPU and CUDA learners, and in any split across Ray workers.  On a CUDA
+    device the per-step policy calls replay a CUDA graph (:class:`GraphedSample`); ``cuda_graph=False``
+    launches them one by one (the benchmark's reference).
     """
 
     def __init__(
@@ -182,6 +224,7 @@ class Sampler:
         episodes_per_task: int,
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float32,
+        cuda_graph: bool = True,
     ) -> None:
         if env.num_envs != num_tasks * episodes_per_task:
             raise ValueError(
@@ -190,7 +233,7 @@ class Sampler:
             )
         self.env, self.policy = env, policy
         self.num_tasks, self.episodes_per_task = num_tasks, episodes_per_task
-        self.device, self.dtype = torch.device(device), dtype
+        self.device, self.dtype, self.cuda_graph = torch.device(device), dtype, cuda_graph
         self.horizon = env.horizon
         self.obs_dim = env.single_observation_space.shape[0]
         self.act_dim = env.single_action_space.shape[0]
@@ -203,7 +246,7 @@ class Sampler:
         noise_seeds = task_noise_seeds(generator, T)
         with torch_threads(SAMPLING_TORCH_THREADS):  # the per-step policy calls are tiny: one thread each
             out, timings = rollout(self.env, self.policy, params, tasks, self.episodes_per_task, int(seed), noise_seeds,
-                                   self.dtype, self.device)
+                                   self.dtype, self.device, self.cuda_graph)
         return EpisodeBatch(
             obs=out["obs"].to(self.device),
             actions=out["actions"].to(self.device),

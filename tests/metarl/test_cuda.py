@@ -2,6 +2,8 @@
 
 import os
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -42,3 +44,27 @@ def test_training_on_cuda_samples_the_same_episodes(tmp_path):
         trainer = Trainer(load_config(cfg, [f"device={device}", "iterations=1", "dtype=float64"]), str(tmp_path / device))
         runs[device] = trainer.iterate(trainer.state)[1]
     assert runs["cuda"]["return/pre_adaptation"] == pytest.approx(runs["cpu"]["return/pre_adaptation"], rel=1e-9)
+
+
+def test_graphed_policy_calls_give_the_same_episodes_as_eager_ones():
+    from metarl.environment import make_env
+    from metarl.policy import GaussianMLPPolicy, expand_params
+    from metarl.sampler import Sampler
+
+    cfg = load_config(os.path.join(ROOT, "experiments", "configs", "smoke_halfcheetah_vel.yaml"))
+    T, E = cfg.algo.num_tasks, cfg.algo.episodes_per_task
+    env = make_env(cfg.env, T * E)
+    policy = GaussianMLPPolicy(env.single_observation_space.shape[0], env.single_action_space.shape[0],
+                               cfg.policy.hidden_sizes, cfg.policy.init_std)
+    shared = {k: v.cuda() for k, v in policy.init_params(torch.Generator().manual_seed(0)).items()}
+    # task-batched parameters (as after the inner step), each task's a little different
+    batched = {k: v + 0.01 * torch.arange(T, device="cuda", dtype=v.dtype).view(-1, *[1] * (v.dim() - 1))
+               for k, v in expand_params(shared, T).items()}
+    tasks = env.sample_tasks(T, np.random.default_rng(0))
+    for params in (shared, batched):
+        got = {}
+        for graph in (True, False):
+            sampler = Sampler(env, policy, T, E, "cuda", cuda_graph=graph)
+            got[graph] = sampler.sample(params, tasks, 3, torch.Generator().manual_seed(1))
+        for field in ("obs", "actions", "rewards", "mask"):
+            assert torch.equal(getattr(got[True], field), getattr(got[False], field)), field
