@@ -96,18 +96,32 @@ def task_noise(noise_seeds: np.ndarray, episodes_per_task: int, horizon: int, ac
     return torch.stack(blocks, dim=1)
 
 
+def graphs_apply(device: torch.device, current_device: Callable[[], int] | None) -> bool:
+    """Whether :class:`GraphedSample` replays the policy calls on ``device``: a CUDA device that is the
+    process's current one (``cuda`` or ``cuda:N`` with N current).  On another GPU the calls stay eager:
+    torch captures graphs on the current device's streams, and that case has not been run on a machine with
+    several GPUs."""
+    if device.type != "cuda" or current_device is None:
+        return False
+    return device.index is None or device.index == current_device()
+
+
 class GraphedSample:
     """``policy.sample(params, obs, noise)`` captured once in a CUDA graph and replayed at every step.
 
-    A sampling step's policy call is about ten tiny kernels; launched one by one from Python, their launch
-    and dispatch cost is most of the call (docs/training.md, "GPU learner", measures it).  Replaying a graph
-    launches them all at once.  The kernels are the ones the call launches eagerly, on the same shapes, so the
+    A sampling step's policy call is a handful of tiny kernels; replayed from a graph they took less than
+    half the time of the same calls launched one by one from Python (docs/training.md, "GPU learner").  The
+    kernels are the ones the call launches eagerly, on the same shapes, so the
     actions are the same (``tests/metarl/test_cuda.py`` checks it bit for bit).  ``params`` must stay
-    unchanged while the graph is used: the graph reads them where they lie.
+    unchanged while the graph is used: the graph reads them where they lie (a reference is kept).  A graph
+    is captured per sampling pass, and torch's capture returns the cached GPU memory to the driver
+    (``torch.cuda.graph`` empties the cache), so the learner allocates afresh after each pass; the measured
+    iteration times include that.
     """
 
     def __init__(self, policy: GaussianMLPPolicy, params: Params, obs_shape: tuple[int, ...],
                  noise_example: torch.Tensor) -> None:
+        self.params = params
         self.obs = torch.zeros(obs_shape, dtype=noise_example.dtype, device=noise_example.device)
         self.noise = torch.zeros_like(noise_example)
         side = torch.cuda.Stream(device=noise_example.device)
@@ -166,7 +180,7 @@ def rollout(
     params = {k: v.detach().to(device) for k, v in params.items()}
     if params["w0"].dim() == 2:  # shared: one batched product per task, as for task-batched parameters
         params = expand_params(params, t_count)
-    if device.type == "cuda" and cuda_graph:
+    if cuda_graph and graphs_apply(device, torch.cuda.current_device if device.type == "cuda" else None):
         act: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = GraphedSample(
             policy, params, (t_count, E, obs_dim), noise[0])
     else:

@@ -123,3 +123,14 @@ def test_ray_backend_without_ray_says_how_to_install_it(tmp_path):
     line = out.stdout.strip()
     assert line.startswith("ConfigError config field 'sampler.backend': 'ray' needs Ray, which is not installed")
     assert 'pip install -e ".[ray]"' in line
+
+
+def test_cuda_graphs_only_on_the_current_cuda_device():
+    from metarl.sampler import graphs_apply
+
+    current = lambda: 1  # noqa: E731  (a process whose current GPU is cuda:1)
+    assert graphs_apply(torch.device("cuda"), current)
+    assert graphs_apply(torch.device("cuda:1"), current)
+    assert not graphs_apply(torch.device("cuda:0"), current)  # another GPU: eager calls
+    assert not graphs_apply(torch.device("cpu"), None)
+    assert not graphs_apply(torch.device("cuda"), None)
