@@ -7,8 +7,8 @@ mean return of the episodes finished in each rollout, while training, with the p
 The plot shows each curve smoothed over ``--window`` rollouts, the published oracle's return as a
 horizontal line when the task is one of the paper's, and, where ``metarl evaluate DIR`` has been run, the
 evaluated return before adaptation (paper's protocol, ± s.e. over goals) as a point at the curve's end.
-The printed table gives, per run, the smoothed return over the last, second-to-last and third-to-last
-tenth of the budget: a curve that has flattened changes little between them.
+The printed table gives, per run, the mean training return (not smoothed) in the eighth, ninth and tenth
+tenth of its recorded env steps, in that order: a curve that has flattened changes little between them.
 """
 
 from __future__ import annotations
@@ -25,19 +25,38 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from metarl import evaluation as ev  # noqa: E402
-from metarl.config import load_config  # noqa: E402
+from metarl.config import ConfigError, load_config  # noqa: E402
 from metarl.plotting import published_summary  # noqa: E402
 
 
 def read_curve(run: str) -> tuple[np.ndarray, np.ndarray]:
+    if not os.path.isdir(run):
+        sys.exit(f"{run}: no such directory; pass directories written by `metarl baseline`")
     path = os.path.join(run, "training_curve.csv")
     if not os.path.isfile(path):
         sys.exit(f"{run}: no training_curve.csv (is it a directory written by `metarl baseline`?)")
     with open(path) as fh:
-        rows = [r for r in csv.DictReader(fh) if r["mean_episode_return"] not in ("", "nan")]
-    if not rows:
-        sys.exit(f"{path}: no finished episodes recorded")
-    return (np.array([float(r["env_steps"]) for r in rows]), np.array([float(r["mean_episode_return"]) for r in rows]))
+        reader = csv.DictReader(fh)
+        missing = {"env_steps", "mean_episode_return"} - set(reader.fieldnames or [])
+        if missing:
+            sys.exit(f"{path}: no column {sorted(missing)[0]!r}; expected the training_curve.csv that `metarl baseline` writes")
+        try:
+            points = [(float(r["env_steps"]), float(r["mean_episode_return"])) for r in reader
+                      if r["mean_episode_return"] not in ("", "nan")]
+        except ValueError as exc:
+            sys.exit(f"{path}: a value is not a number ({exc}); expected the training_curve.csv that `metarl baseline` writes")
+    if not points:
+        sys.exit(f"{path}: no finished episodes recorded; train the baseline longer")
+    steps, returns = np.array(points).T
+    return steps, returns
+
+
+def env_id_of(run: str) -> str:
+    path = os.path.join(run, "config.yaml")
+    try:
+        return load_config(path).env.id
+    except ConfigError as exc:
+        sys.exit(f"{path}: {exc}; pass directories written by `metarl baseline` (they hold their config.yaml)")
 
 
 def smooth(y: np.ndarray, window: int) -> np.ndarray:
@@ -49,19 +68,28 @@ def smooth(y: np.ndarray, window: int) -> np.ndarray:
 
 
 def evaluated(run: str) -> tuple[float, float] | None:
+    """Step 0 of ``metarl evaluate``'s summary.csv in ``run/evaluation`` or ``run``, if there is one."""
     for sub in ("evaluation", ""):
         path = os.path.join(run, sub, "summary.csv")
         if os.path.isfile(path):
             with open(path) as fh:
-                row = next(csv.DictReader(fh))
-            return float(row["mean_return"]), float(row["sem"])
+                row = next(csv.DictReader(fh), None)
+            try:
+                return float(row["mean_return"]), float(row["sem"])  # type: ignore[index]
+            except (TypeError, KeyError, ValueError):
+                sys.exit(f"{path}: not a summary written by `metarl evaluate`; run `metarl evaluate {run}` again")
     return None
 
 
-def tenths(steps: np.ndarray, y: np.ndarray) -> list[float]:
-    """Mean training return over the third-to-last, second-to-last and last tenth of the budget."""
+def tenths(steps: np.ndarray, y: np.ndarray) -> list[float | None]:
+    """Mean training return in the eighth, ninth and tenth tenth of the recorded env steps (None where a
+    tenth holds no rollout: a run too short to tell)."""
     edges = np.linspace(0, steps[-1], 11)
-    return [float(np.mean(y[(steps > edges[k]) & (steps <= edges[k + 1])])) for k in (7, 8, 9)]
+    out: list[float | None] = []
+    for k in (7, 8, 9):
+        inside = y[(steps > edges[k]) & (steps <= edges[k + 1])]
+        out.append(float(np.mean(inside)) if inside.size else None)
+    return out
 
 
 def main() -> None:
@@ -73,14 +101,17 @@ def main() -> None:
     args = p.parse_args()
     if args.window < 1:
         sys.exit(f"--window: expected a positive integer, got {args.window}")
+    extension = os.path.splitext(args.output)[1].lstrip(".").lower()
+    if extension not in plt.figure().canvas.get_supported_filetypes():
+        sys.exit(f"--output: {args.output!r} has no image extension matplotlib writes; use a name ending in .png")
+    plt.close("all")
     fig, ax = plt.subplots(figsize=(7, 4.2))
     env_ids = set()
     print("| run | env steps | training return, last three tenths of the budget | evaluated, paper's protocol |")
     print("|---|---|---|---|")
     for run in args.runs:
         steps, y = read_curve(run)
-        cfg = load_config(os.path.join(run, "config.yaml"))
-        env_ids.add(cfg.env.id)
+        env_ids.add(env_id_of(run))
         label = os.path.basename(os.path.normpath(run))
         line, = ax.plot(steps, smooth(y, args.window), label=label)
         ev_ret = evaluated(run)
@@ -88,20 +119,24 @@ def main() -> None:
             ax.errorbar([steps[-1]], [ev_ret[0]], yerr=[ev_ret[1]], fmt="o", color=line.get_color(), capsize=3)
         t = tenths(steps, y)
         shown = f"{ev_ret[0]:.2f} ± {ev_ret[1]:.2f}" if ev_ret is not None else "-"
-        print(f"| {label} | {int(steps[-1]):,} | {t[0]:.2f}, {t[1]:.2f}, {t[2]:.2f} | {shown} |")
-    if len(env_ids) == 1:
-        env_id = env_ids.pop()
-        task = ev.paper_name(env_id)
+        cells = ", ".join("-" if v is None else f"{v:.2f}" for v in t)
+        print(f"| {label} | {int(steps[-1]):,} | {cells} | {shown} |")
+    if len(env_ids) == 1:  # one task: the published oracle's return as a line
+        task = ev.paper_name(next(iter(env_ids)))
         oracle = published_summary(task).get("oracle") if task else None
         if oracle:
-            ax.axhline(oracle[0]["mean_return"], color="black", linestyle="--", label=f"paper's oracle ({oracle[0]['mean_return']:.1f})")
-        ax.set_title(args.title or env_id)
+            ax.axhline(oracle[0]["mean_return"], color="black", linestyle="--",
+                       label=f"paper's oracle ({oracle[0]['mean_return']:.1f})")
+    ax.set_title(args.title or " / ".join(sorted(env_ids)))
     ax.set_xlabel("env steps")
     ax.set_ylabel(f"episode return (training, mean of {args.window} rollouts)")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    fig.savefig(args.output, dpi=110)
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+        fig.savefig(args.output, dpi=110)
+    except OSError as exc:
+        sys.exit(f"--output: cannot write {args.output!r} ({exc.strerror or exc}); choose a writable path")
     print(f"wrote {args.output}")
 
 

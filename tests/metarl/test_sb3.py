@@ -130,3 +130,39 @@ def test_plot_baseline_curves_reads_real_baseline_runs(tmp_path):
     bad = subprocess.run([sys.executable, ev.os.path.join(root, "experiments", "plot_baseline_curves.py"), str(tmp_path),
                           "--output", str(tmp_path / "d.png")], capture_output=True, text=True, timeout=300, cwd=root)
     assert bad.returncode != 0 and "no training_curve.csv" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_plot_baseline_curves_bad_input_is_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    root = ev.os.path.join(ev.os.path.dirname(__file__), "..", "..")
+    script = ev.os.path.join(root, "experiments", "plot_baseline_curves.py")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "training_curve.csv").write_text("env_steps,mean_episode_return,episodes\n80,-3.5,4\n160,-2.5,4\n")
+    png = str(tmp_path / "c.png")
+    cases = [
+        ([str(tmp_path / "absent")], "no such directory"),
+        ([str(run)], "config.yaml"),  # no config.yaml beside the curve
+        ([str(run), "--window", "0"], "--window: expected a positive integer, got 0"),
+    ]
+    for args, needle in cases:
+        out = subprocess.run([sys.executable, script, *args, "--output", png], capture_output=True, text=True,
+                             timeout=300, cwd=root)
+        assert out.returncode != 0 and needle in out.stderr and "Traceback" not in out.stderr, (args, out.stderr)
+    (run / "config.yaml").write_text("env: {id: metarl/Navigation2D-v0}\n")
+    (run / "training_curve.csv").write_text("steps,return\n1,2\n")
+    out = subprocess.run([sys.executable, script, str(run), "--output", png], capture_output=True, text=True,
+                         timeout=300, cwd=root)
+    assert out.returncode != 0 and "no column" in out.stderr and "Traceback" not in out.stderr, out.stderr
+    (run / "training_curve.csv").write_text("env_steps,mean_episode_return,episodes\n80,-3.5,4\n160,-2.5,4\n")
+    for output, needle in ((str(tmp_path / "c.txt2"), "--output"), ("/proc/no/c.png", "--output: cannot write")):
+        out = subprocess.run([sys.executable, script, str(run), "--output", output], capture_output=True, text=True,
+                             timeout=300, cwd=root)
+        assert out.returncode != 0 and needle in out.stderr and "Traceback" not in out.stderr, out.stderr
+    # a curve too short for tenths prints '-' for the empty ones instead of a NaN warning
+    out = subprocess.run([sys.executable, script, str(run), "--output", png], capture_output=True, text=True,
+                         timeout=300, cwd=root)
+    assert out.returncode == 0, out.stderr
+    assert "| run | 160 | -, -, -2.50 | - |" in out.stdout and "Mean of empty slice" not in out.stderr
