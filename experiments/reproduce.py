@@ -3,9 +3,14 @@
     python experiments/reproduce.py navigation2d --output runs/fig-nav
     python experiments/reproduce.py halfcheetah_vel --output runs/fig-hcvel --iterations 100 --baseline-steps 2000000
 
+The baselines train with TRPO (sb3-contrib, as the paper's).  Their default budget is per task: the env steps
+after which the oracle's training curve was measured flat (docs/evaluation.md, "Measured: TRPO baselines"):
+1,000,000 for navigation2d, 5,000,000 for halfcheetah_vel, 20,000,000 for halfcheetah_dir; the Ant tasks
+get 20,000,000 too, a budget not measured there.
+
 Steps (each skipped when its result already exists, so an interrupted run picks up where it stopped):
   1. metarl train     experiments/configs/<task>.yaml            -> OUTPUT/maml
-  2. metarl baseline  pretrained / oracle (SB3 PPO)               -> OUTPUT/pretrained, OUTPUT/oracle
+  2. metarl baseline  pretrained / oracle (TRPO, sb3-contrib)     -> OUTPUT/pretrained, OUTPUT/oracle
   3. metarl evaluate  each, with the paper's protocol             -> OUTPUT/<method>/evaluation
   4. metarl plot      the figure and the table next to the paper  -> OUTPUT/figure.png, OUTPUT/table.txt
 """
@@ -18,6 +23,10 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# env steps of each baseline by default (see the module's docstring)
+BASELINE_STEPS = {"navigation2d": 1_000_000, "halfcheetah_vel": 5_000_000, "halfcheetah_dir": 20_000_000,
+                  "ant_vel": 20_000_000, "ant_dir": 20_000_000}
+DEFAULT_BASELINE_STEPS = 5_000_000
 
 
 def metarl(*args: str, capture: bool = False) -> str:
@@ -32,9 +41,14 @@ def main() -> None:
     p.add_argument("task", help="config name in experiments/configs, e.g. navigation2d, halfcheetah_vel")
     p.add_argument("--output", required=True)
     p.add_argument("--iterations", type=int, help="meta-iterations (default: the config's)")
-    p.add_argument("--baseline-steps", type=int, default=500_000, help="PPO env steps for pretrained and oracle")
+    p.add_argument("--baseline-steps", type=int,
+                   help="TRPO env steps for pretrained and oracle (default: per task, see above; 5,000,000 otherwise)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
+    if args.baseline_steps is None:
+        args.baseline_steps = BASELINE_STEPS.get(args.task, DEFAULT_BASELINE_STEPS)
+    elif args.baseline_steps < 1:
+        sys.exit(f"--baseline-steps: expected a positive integer, got {args.baseline_steps}")
     config = os.path.join(HERE, "configs", f"{args.task}.yaml")
     out = args.output
     os.makedirs(out, exist_ok=True)

@@ -188,3 +188,17 @@ def test_checkpoint_of_another_observation_space_is_refused(tmp_path):
     env = ev.make_eval_env(ev.EvalSettings(env=EnvConfig("metarl/HalfCheetahVel-v0"), num_tasks=1, episodes_per_task=1))
     with pytest.raises(CheckpointError, match="size 2.*has 20"):
         ev.check_policy_fits(policy, env, "metarl/HalfCheetahVel-v0")
+
+
+def test_docs_straight_line_navigation_reference_prints_what_the_docs_say(capsys):
+    """docs/evaluation.md compares the Navigation2D oracle with a straight-to-the-goal controller: run that
+    snippet as written and check the figure the page quotes."""
+    import os
+    import re
+
+    page = open(os.path.join(os.path.dirname(__file__), "..", "..", "docs", "evaluation.md")).read()
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", page, flags=re.DOTALL) if "np.clip((goals - pos)" in b]
+    assert len(blocks) == 1
+    exec(compile(blocks[0], "docs/evaluation.md", "exec"), {})
+    printed = capsys.readouterr().out.strip()
+    assert printed == "-0.54 ± 0.05" and printed in blocks[0]
