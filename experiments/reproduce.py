@@ -3,10 +3,11 @@
     python experiments/reproduce.py navigation2d --output runs/fig-nav
     python experiments/reproduce.py halfcheetah_vel --output runs/fig-hcvel --iterations 100 --baseline-steps 2000000
 
-The baselines train with TRPO (sb3-contrib, as the paper's).  Their default budget is per task: the env steps
-after which the oracle's training curve was measured flat (docs/evaluation.md, "Measured: TRPO baselines"):
-1,000,000 for navigation2d, 5,000,000 for halfcheetah_vel, 20,000,000 for halfcheetah_dir; the Ant tasks
-get 20,000,000 too, a budget not measured there.
+The baselines train with TRPO (sb3-contrib's; the paper also used TRPO).  Their default budget is per task,
+the same for the pretrained policy and the oracle: the env steps after which the oracle's training curve was
+measured flat (docs/evaluation.md, "Measured: TRPO baselines"): 1,000,000 for navigation2d, 5,000,000 for
+halfcheetah_vel, 20,000,000 for halfcheetah_dir (the pretrained policy was measured at 5,000,000 only); the
+Ant tasks get 20,000,000 too, a budget not measured there.
 
 Steps (each skipped when its result already exists, so an interrupted run picks up where it stopped):
   1. metarl train     experiments/configs/<task>.yaml            -> OUTPUT/maml
