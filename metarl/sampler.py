@@ -96,12 +96,12 @@ def task_noise(noise_seeds: np.ndarray, episodes_per_task: int, horizon: int, ac
     return torch.stack(blocks, dim=1)
 
 
-def graphs_apply(device: torch.device, current_device: Callable[[], int] | None) -> bool:
+def graphs_apply(device: torch.device, current_device: Callable[[], int] = torch.cuda.current_device) -> bool:
     """Whether :class:`GraphedSample` replays the policy calls on ``device``: a CUDA device that is the
-    process's current one (``cuda`` or ``cuda:N`` with N current).  On another GPU the calls stay eager:
-    torch captures graphs on the current device's streams, and that case has not been run on a machine with
-    several GPUs."""
-    if device.type != "cuda" or current_device is None:
+    process's current one (``cuda`` or ``cuda:N`` with N current; ``current_device`` is asked only for a
+    CUDA device).  On another GPU the calls stay eager: torch captures graphs on the current device's
+    streams, and that case has not been run on a machine with several GPUs."""
+    if device.type != "cuda":
         return False
     return device.index is None or device.index == current_device()
 
@@ -180,7 +180,7 @@ def rollout(
     params = {k: v.detach().to(device) for k, v in params.items()}
     if params["w0"].dim() == 2:  # shared: one batched product per task, as for task-batched parameters
         params = expand_params(params, t_count)
-    if cuda_graph and graphs_apply(device, torch.cuda.current_device if device.type == "cuda" else None):
+    if cuda_graph and graphs_apply(device):
         act: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = GraphedSample(
             policy, params, (t_count, E, obs_dim), noise[0])
     else:

@@ -132,5 +132,9 @@ def test_cuda_graphs_only_on_the_current_cuda_device():
     assert graphs_apply(torch.device("cuda"), current)
     assert graphs_apply(torch.device("cuda:1"), current)
     assert not graphs_apply(torch.device("cuda:0"), current)  # another GPU: eager calls
-    assert not graphs_apply(torch.device("cpu"), None)
-    assert not graphs_apply(torch.device("cuda"), None)
+
+    def no_cuda() -> int:
+        raise AssertionError("asked for the current CUDA device on a CPU run")
+
+    assert not graphs_apply(torch.device("cpu"), no_cuda)
+    assert not graphs_apply(torch.device("cpu"))  # the default asks CUDA nothing either (none on CI)
