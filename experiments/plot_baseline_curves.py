@@ -26,6 +26,7 @@ import numpy as np  # noqa: E402
 
 from metarl import evaluation as ev  # noqa: E402
 from metarl.config import ConfigError, load_config  # noqa: E402
+from metarl.errors import UsageError  # noqa: E402
 from metarl.plotting import published_summary  # noqa: E402
 
 
@@ -68,16 +69,15 @@ def smooth(y: np.ndarray, window: int) -> np.ndarray:
 
 
 def evaluated(run: str) -> tuple[float, float] | None:
-    """Step 0 of ``metarl evaluate``'s summary.csv in ``run/evaluation`` or ``run``, if there is one."""
+    """Step 0 of ``metarl evaluate``'s results in ``run/evaluation`` or ``run``, if there are any."""
     for sub in ("evaluation", ""):
-        path = os.path.join(run, sub, "summary.csv")
-        if os.path.isfile(path):
-            with open(path) as fh:
-                row = next(csv.DictReader(fh), None)
+        path = os.path.join(run, sub)
+        if os.path.isfile(os.path.join(path, "results.json")):
             try:
-                return float(row["mean_return"]), float(row["sem"])  # type: ignore[index]
-            except (TypeError, KeyError, ValueError):
-                sys.exit(f"{path}: not a summary written by `metarl evaluate`; run `metarl evaluate {run}` again")
+                first = ev.load_results(path)["summary"][0]
+            except UsageError as exc:
+                sys.exit(str(exc))
+            return float(first["mean_return"]), float(first["sem"])
     return None
 
 

@@ -108,17 +108,24 @@ def test_baseline_command_writes_an_evaluable_checkpoint(tmp_path, kind, algo):
         train_baseline(kind, cfg, str(tmp_path / kind), timesteps=200, seed=0, num_slots=4, progress=lambda m: None)
 
 
-def test_plot_baseline_curves_reads_real_baseline_runs(tmp_path):
+PLOT_SCRIPT = ev.os.path.join(ev.os.path.dirname(__file__), "..", "..", "experiments", "plot_baseline_curves.py")
+
+
+def plot_curves(*args):
+    """experiments/plot_baseline_curves.py in its own process, as a user runs it."""
     import subprocess
     import sys
 
-    root = ev.os.path.join(ev.os.path.dirname(__file__), "..", "..")
-    cfg = load_config(ev.os.path.join(root, "experiments", "configs", "smoke_navigation2d.yaml"))
+    return subprocess.run([sys.executable, PLOT_SCRIPT, *map(str, args)], capture_output=True, text=True, timeout=300,
+                          cwd=ev.os.path.dirname(PLOT_SCRIPT))
+
+
+def test_plot_baseline_curves_reads_real_baseline_runs(tmp_path):
+    cfg = load_config(ev.os.path.join(ev.os.path.dirname(__file__), "..", "..", "experiments", "configs",
+                                      "smoke_navigation2d.yaml"))
     for kind in ("oracle", "pretrained"):
         train_baseline(kind, cfg, str(tmp_path / kind), timesteps=800, seed=0, num_slots=4, progress=lambda m: None)
-    out = subprocess.run([sys.executable, ev.os.path.join(root, "experiments", "plot_baseline_curves.py"),
-                          str(tmp_path / "oracle"), str(tmp_path / "pretrained"), "--output", str(tmp_path / "c.png"),
-                          "--window", "2"], capture_output=True, text=True, timeout=300, cwd=root)
+    out = plot_curves(tmp_path / "oracle", tmp_path / "pretrained", "--output", tmp_path / "c.png", "--window", "2")
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "c.png").stat().st_size > 0
     rows = [r for r in out.stdout.splitlines() if r.startswith("| oracle") or r.startswith("| pretrained")]
@@ -127,42 +134,32 @@ def test_plot_baseline_curves_reads_real_baseline_runs(tmp_path):
     steps, y = np.loadtxt(tmp_path / "oracle" / "training_curve.csv", delimiter=",", skiprows=1, usecols=(0, 1)).T
     last = y[steps > 0.9 * steps[-1]].mean()
     assert f"{last:.2f} |" in rows[0]
-    bad = subprocess.run([sys.executable, ev.os.path.join(root, "experiments", "plot_baseline_curves.py"), str(tmp_path),
-                          "--output", str(tmp_path / "d.png")], capture_output=True, text=True, timeout=300, cwd=root)
+    bad = plot_curves(tmp_path, "--output", tmp_path / "d.png")
     assert bad.returncode != 0 and "no training_curve.csv" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_plot_baseline_curves_bad_input_is_one_line(tmp_path):
-    import subprocess
-    import sys
-
-    root = ev.os.path.join(ev.os.path.dirname(__file__), "..", "..")
-    script = ev.os.path.join(root, "experiments", "plot_baseline_curves.py")
     run = tmp_path / "run"
     run.mkdir()
     (run / "training_curve.csv").write_text("env_steps,mean_episode_return,episodes\n80,-3.5,4\n160,-2.5,4\n")
-    png = str(tmp_path / "c.png")
+    png = tmp_path / "c.png"
     cases = [
-        ([str(tmp_path / "absent")], "no such directory"),
-        ([str(run)], "config.yaml"),  # no config.yaml beside the curve
-        ([str(run), "--window", "0"], "--window: expected a positive integer, got 0"),
+        ([tmp_path / "absent"], "no such directory"),
+        ([run], "config.yaml"),  # no config.yaml beside the curve
+        ([run, "--window", "0"], "--window: expected a positive integer, got 0"),
     ]
     for args, needle in cases:
-        out = subprocess.run([sys.executable, script, *args, "--output", png], capture_output=True, text=True,
-                             timeout=300, cwd=root)
+        out = plot_curves(*args, "--output", png)
         assert out.returncode != 0 and needle in out.stderr and "Traceback" not in out.stderr, (args, out.stderr)
     (run / "config.yaml").write_text("env: {id: metarl/Navigation2D-v0}\n")
     (run / "training_curve.csv").write_text("steps,return\n1,2\n")
-    out = subprocess.run([sys.executable, script, str(run), "--output", png], capture_output=True, text=True,
-                         timeout=300, cwd=root)
+    out = plot_curves(run, "--output", png)
     assert out.returncode != 0 and "no column" in out.stderr and "Traceback" not in out.stderr, out.stderr
     (run / "training_curve.csv").write_text("env_steps,mean_episode_return,episodes\n80,-3.5,4\n160,-2.5,4\n")
-    for output, needle in ((str(tmp_path / "c.txt2"), "--output"), ("/proc/no/c.png", "--output: cannot write")):
-        out = subprocess.run([sys.executable, script, str(run), "--output", output], capture_output=True, text=True,
-                             timeout=300, cwd=root)
+    for output, needle in ((tmp_path / "c.txt2", "--output"), ("/proc/no/c.png", "--output: cannot write")):
+        out = plot_curves(run, "--output", output)
         assert out.returncode != 0 and needle in out.stderr and "Traceback" not in out.stderr, out.stderr
     # a curve too short for tenths prints '-' for the empty ones instead of a NaN warning
-    out = subprocess.run([sys.executable, script, str(run), "--output", png], capture_output=True, text=True,
-                         timeout=300, cwd=root)
+    out = plot_curves(run, "--output", png)
     assert out.returncode == 0, out.stderr
     assert "| run | 160 | -, -, -2.50 | - |" in out.stdout and "Mean of empty slice" not in out.stderr
