@@ -3,7 +3,8 @@
 Everything that is compared is measured in the same run, on the same data:
 
 * the iteration: sampling (physics and policy calls), baseline, inner loop, the TRPO meta-update;
-* the meta-update's matrix-product FLOPs (counted by ``torch.utils.flop_counter.FlopCounterMode``), its
+* the meta-update's matrix-product FLOPs (counted by ``torch.utils.flop_counter.FlopCounterMode``, given
+  formulas for the in-place ``baddbmm_`` and ``addmm_`` that it would otherwise count as zero), its
   achieved rate, and the rate of ``torch.bmm`` on the policy's own shapes (``[T, N, h] x [T, h, h]`` in the
   forward, weight-gradient and input-gradient layouts, each in its faster storage order), measured just
   before and just after it: the ratio of the two says how close the update runs to the machine's
@@ -177,8 +178,22 @@ def graph_vs_eager(graphed: Sampler, eager: Sampler, params: dict[str, torch.Ten
           f"{e:.3f} s ({e / g:.1f}x), physics {phys:.3f} s")
 
 
+def _baddbmm_flops(self_shape, a_shape, b_shape, *args, out_shape=None, **kwargs) -> int:
+    return 2 * a_shape[0] * a_shape[1] * a_shape[2] * b_shape[2]  # as torch counts baddbmm: the products only
+
+
+def _addmm_flops(self_shape, a_shape, b_shape, *args, out_shape=None, **kwargs) -> int:
+    return 2 * a_shape[0] * a_shape[1] * b_shape[1]
+
+
+# FlopCounterMode (torch 2.13) has formulas for baddbmm and addmm but not for their in-place forms, which it
+# counts as zero; the written-out products accumulate with them (``metarl.curvature._matmul_acc_``).
+IN_PLACE_FORMULAS = {torch.ops.aten.baddbmm_: _baddbmm_flops, torch.ops.aten.addmm_: _addmm_flops}
+
+
 def count_flops(fn: Callable[[], object]) -> float:
-    with FlopCounterMode(display=False) as counter:
+    """Matrix-product FLOPs of one call of ``fn``, the in-place accumulating products included."""
+    with FlopCounterMode(display=False, custom_mapping=IN_PLACE_FORMULAS) as counter:
         fn()
     return counter.get_total_flops()
 

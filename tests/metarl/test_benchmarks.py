@@ -16,6 +16,18 @@ def test_bench_meta_prints_the_rate_ratio_and_the_subsample(monkeypatch, capsys)
         assert "GFLOP/s" in line and "ratio" in line
 
 
+def test_flop_count_includes_the_in_place_products():
+    import torch
+
+    a, w, out = torch.randn(3, 5, 4), torch.randn(3, 4, 2), torch.zeros(3, 5, 2)
+    flat_out, flat_a = torch.zeros(15, 2), torch.randn(15, 4)
+    expected = 2 * 3 * 5 * 4 * 2  # 2 b n k m, as torch counts bmm
+    assert bench_meta.count_flops(lambda: torch.bmm(a, w)) == expected
+    assert bench_meta.count_flops(lambda: out.baddbmm_(a, w)) == expected
+    assert bench_meta.count_flops(lambda: flat_out.addmm_(flat_a, w[0])) == expected
+    assert bench_meta.count_flops(lambda: torch.baddbmm(out, a, w)) == expected
+
+
 def test_bench_meta_times_the_layer_layouts(monkeypatch, capsys):
     monkeypatch.setattr(sys, "argv", ["bench_meta", "--config", "smoke_halfcheetah_vel", "--no-autograd", "--layouts"])
     bench_meta.main()
