@@ -191,7 +191,7 @@ def _addmm_flops(self_shape, a_shape, b_shape, *args, out_shape=None, **kwargs) 
 IN_PLACE_FORMULAS = {torch.ops.aten.baddbmm_: _baddbmm_flops, torch.ops.aten.addmm_: _addmm_flops}
 
 
-def count_flops(fn: Callable[[], object]) -> float:
+def count_flops(fn: Callable[[], object]) -> int:
     """Matrix-product FLOPs of one call of ``fn``, the in-place accumulating products included."""
     with FlopCounterMode(display=False, custom_mapping=IN_PLACE_FORMULAS) as counter:
         fn()
