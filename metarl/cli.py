@@ -76,15 +76,18 @@ def build_parser() -> argparse.ArgumentParser:
               "sb3-contrib, the paper's method, or PPO):\n"
               "pretrained (one policy for the whole task distribution, then adapted like MAML) or oracle\n"
               "(the task appended to the observation). Writes sb3_model.zip and checkpoints/best.pt,\n"
-              "which `metarl evaluate OUTPUT` reads.")
+              "which `metarl evaluate OUTPUT` reads, every million env steps and at the end; SIGINT/SIGTERM\n"
+              "save the last update's state, and --resume --timesteps TOTAL continues (or extends) the run.")
     bl.add_argument("kind", choices=["pretrained", "oracle"], help="which comparison")
-    bl.add_argument("--config", required=True, help="config of the task (env, network shape, discount)")
+    bl.add_argument("--config", help="config of the task (env, network shape, discount); with --resume, the run's own by default")
     bl.add_argument("--output", required=True, help="directory for the SB3 model and a metarl checkpoint")
     bl.add_argument("--algo", choices=["trpo", "ppo"], default="trpo", help="the RL algorithm (the paper used TRPO)")
     bl.add_argument("--timesteps", type=int, default=1_000_000, help="env steps of training")
     bl.add_argument("--slots", type=int, default=16, help="parallel env slots")
     bl.add_argument("--seed", type=int, default=0, help="seed of PPO, task draws and env resets")
     bl.add_argument("--overwrite", action="store_true", help="replace a baseline already in --output")
+    bl.add_argument("--resume", action="store_true",
+                    help="continue the baseline in --output up to --timesteps env steps in all (also extends a finished one)")
 
     pl = _add(sub, "plot", "the paper's figure for a task, and our numbers next to the paper's",
               "Draw adaptation curves of several evaluations of one task, with the published curves dashed\n"
@@ -175,8 +178,18 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     if args.slots < 1:
         raise ConfigError(f"--slots: expected a positive number of parallel env slots, got {args.slots}")
     _non_negative(args.seed, "--seed")
+    if args.config is None:
+        if not args.resume:
+            raise UsageError("--config: required (the task's config, e.g. experiments/configs/halfcheetah_vel.yaml) "
+                             "unless --resume reads the run's own")
+        own = os.path.join(args.output, "config.yaml")
+        if not os.path.isfile(own):
+            raise UsageError(f"--resume: {args.output!r} holds no baseline to continue (no config.yaml); "
+                             "train one there without --resume")
+        args.config = own
     cfg = load_config(args.config)
-    train_baseline(args.kind, cfg, args.output, args.timesteps, args.seed, args.slots, args.overwrite, algo=args.algo)
+    train_baseline(args.kind, cfg, args.output, args.timesteps, args.seed, args.slots, args.overwrite, algo=args.algo,
+                   resume=args.resume)
     return 0
 
 

@@ -157,14 +157,21 @@ BASELINE_ALGOS = ("trpo", "ppo")
 
 
 class _EpisodeCurve:
-    """An SB3 callback that records the mean return of the episodes finished in each rollout."""
+    """An SB3 callback that records the mean return of the episodes finished in each rollout.
 
-    def __init__(self) -> None:
+    ``rows`` starts from ``rows`` of an earlier part of the run; ``on_rollout_start(num_timesteps)``, when
+    set, is called at each rollout's start (between two updates)."""
+
+    def __init__(self, rows: Sequence[tuple[int, float, int]] = ()) -> None:
         from stable_baselines3.common.callbacks import BaseCallback
 
         curve = self
 
         class Callback(BaseCallback):
+            def _on_rollout_start(self) -> None:
+                if curve.on_rollout_start is not None:
+                    curve.on_rollout_start(int(self.num_timesteps))
+
             def _on_step(self) -> bool:
                 for info in self.locals.get("infos", []):
                     if "episode" in info:
@@ -176,8 +183,9 @@ class _EpisodeCurve:
                     curve.rows.append((int(self.num_timesteps), float(np.mean(curve._returns)), len(curve._returns)))
                     curve._returns = []
 
-        self.rows: list[tuple[int, float, int]] = []
+        self.rows: list[tuple[int, float, int]] = list(rows)
         self._returns: list[float] = []
+        self.on_rollout_start: Callable[[int], None] | None = None
         self.callback = Callback()
 
     def csv(self) -> bytes:
@@ -185,14 +193,79 @@ class _EpisodeCurve:
         return ("\n".join(lines) + "\n").encode()
 
 
+BASELINE_SAVE_EVERY = 1_000_000  # env steps between the periodic saves of a baseline run
+
+
+def _read_zip_state(path: str, member: str) -> dict[str, Any]:
+    """One ``torch.save``d state dict inside an SB3 model zip, read as tensors and plain data only.
+
+    The zip's ``data`` entry (SB3's pickled objects) is never read, so loading runs nothing from the file."""
+    import io
+    import zipfile
+
+    from metarl.checkpoint import CheckpointError
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            raw = archive.read(member)
+        state = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+    except (OSError, KeyError, zipfile.BadZipFile, RuntimeError, ValueError, EOFError) as exc:
+        raise CheckpointError(f"{path!r}: cannot read {member} ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                              "the baseline run cannot be continued, train it again with --overwrite") from None
+    except Exception as exc:  # weights_only refuses pickled code with an UnpicklingError
+        raise CheckpointError(f"{path!r}: {member} holds objects other than tensors and plain data, so it was not loaded "
+                              f"(nothing in it was run): {type(exc).__name__}; train the baseline again with --overwrite") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path!r}: {member} is not a state dict; train the baseline again with --overwrite")
+    return state
+
+
+def _read_curve(path: str) -> list[tuple[int, float, int]]:
+    from metarl.checkpoint import CheckpointError
+
+    rows = []
+    try:
+        with open(path) as fh:
+            lines = fh.read().splitlines()
+        for line in lines[1:]:
+            t, r, n = line.split(",")
+            rows.append((int(t), float(r), int(n)))
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{path!r}: unreadable training curve ({type(exc).__name__}); "
+                              "the baseline run cannot be continued, train it again with --overwrite") from None
+    return rows
+
+
+def _config_difference(saved: dict[str, Any], given: dict[str, Any], prefix: str = "") -> str | None:
+    """The first field (dotted) where two config dicts differ, or None."""
+    for key in sorted(set(saved) | set(given)):
+        a, b = saved.get(key), given.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            found = _config_difference(a, b, f"{prefix}{key}.")
+            if found:
+                return found
+        elif a != b:
+            return f"{prefix}{key} (the run's: {a!r}, given: {b!r})"
+    return None
+
+
 def train_baseline(kind: str, cfg: Any, output: str, timesteps: int, seed: int, num_slots: int = 16,
-                   overwrite: bool = False, progress: Callable[[str], None] = print, algo: str = "trpo") -> dict[str, Any]:
+                   overwrite: bool = False, progress: Callable[[str], None] = print, algo: str = "trpo",
+                   resume: bool = False, save_every: int = BASELINE_SAVE_EVERY) -> dict[str, Any]:
     """Train the pretrained or oracle comparison with SB3 (TRPO from sb3-contrib, the paper's method, or PPO).
 
     Writes ``sb3_model.zip``, ``checkpoints/best.pt`` (metarl parameters, which ``metarl evaluate``
-    adapts), ``config.yaml`` and ``training_curve.csv`` (mean return of the episodes of each rollout).
+    adapts), ``config.yaml`` and ``training_curve.csv`` (mean return of the episodes of each rollout), at
+    the end and every ``save_every`` env steps (at a rollout's start), and on SIGINT/SIGTERM the state of
+    the last rollout's start; the folder is always a complete baseline of the env steps it records.
+
+    ``resume=True`` continues the baseline in ``output`` up to ``timesteps`` env steps in all (a larger
+    budget extends a finished run): the policy, value network and optimizer state come from its
+    ``sb3_model.zip``, read as tensors only.  The episodes that were in progress restart and the random
+    streams are reseeded from ``seed`` and the steps done, so a continued run is reproducible but not
+    identical to one that was never stopped.
     """
-    from metarl.checkpoint import atomic_write_bytes, save_checkpoint
+    from metarl.checkpoint import CheckpointError, atomic_write_bytes, load_checkpoint, save_checkpoint
     from metarl.config import ConfigError, save_config, to_dict
     from metarl.environment import make_env
     from metarl.errors import UsageError
@@ -202,18 +275,47 @@ def train_baseline(kind: str, cfg: Any, output: str, timesteps: int, seed: int, 
         raise ConfigError(f"baseline: expected 'pretrained' or 'oracle', got {kind!r}")
     if algo not in BASELINE_ALGOS:
         raise ConfigError(f"--algo: expected one of {list(BASELINE_ALGOS)}, got {algo!r}")
-    for flag, value in (("--timesteps", timesteps), ("--slots", num_slots)):
+    for flag, value in (("--timesteps", timesteps), ("--slots", num_slots), ("save_every", save_every)):
         if not isinstance(value, int) or value < 1:
             raise ConfigError(f"{flag}: expected a positive integer, got {value!r}")
     if not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"--seed: expected an integer >= 0, got {seed!r}")
+    if resume and overwrite:
+        raise UsageError("--resume and --overwrite: choose one (continue the baseline in --output, or replace it)")
     # every check on the output before any training, so a bad path never wastes a run
     output = check_output_dir(output)
     ckpt = os.path.join(output, "checkpoints", "best.pt")
-    if os.path.exists(ckpt) and not overwrite:
-        raise UsageError(f"--output: {output!r} already holds a trained baseline; pass --overwrite or choose another --output")
-    if os.path.isdir(output) and os.listdir(output) and not os.path.exists(ckpt):
-        raise UsageError(f"--output: {output!r} already holds other files; choose a new or empty directory")
+    zip_path = os.path.join(output, "sb3_model.zip")
+    done, old_rows, loaded = 0, [], None
+    if resume:
+        if not os.path.exists(ckpt) or not os.path.exists(zip_path):
+            raise UsageError(f"--resume: {output!r} holds no baseline to continue (checkpoints/best.pt and sb3_model.zip); "
+                             "train one there without --resume")
+        saved = load_checkpoint(ckpt)
+        for field, name, wanted in (("method", "kind", kind), ("sb3_algo", "--algo", algo)):
+            if saved.get(field) != wanted:
+                raise UsageError(f"{name}: the baseline in {output!r} is {saved.get(field)!r}, got {wanted!r}; "
+                                 f"continue it as {saved.get(field)!r}")
+        for field, name, number in (("sb3_slots", "--slots", num_slots), ("sb3_seed", "--seed", seed)):
+            if field in saved and saved[field] != number:
+                raise UsageError(f"{name}: the baseline in {output!r} was trained with {saved[field]}, got {number}; "
+                                 f"continue it with {name} {saved[field]}")
+        diff = _config_difference(saved.get("config", {}), to_dict(cfg))
+        if diff:
+            raise UsageError(f"--config: differs from the baseline's own config in {diff}; "
+                             f"continue it with its config, {os.path.join(output, 'config.yaml')}")
+        done = int(saved.get("sb3_timesteps", 0))
+        if timesteps <= done:
+            raise UsageError(f"--timesteps: the baseline in {output!r} has trained {done} env steps already; "
+                             f"pass a larger --timesteps (the total) to train it further")
+        loaded = (_read_zip_state(zip_path, "policy.pth"), _read_zip_state(zip_path, "policy.optimizer.pth"))
+        old_rows = _read_curve(os.path.join(output, "training_curve.csv"))
+    else:
+        if os.path.exists(ckpt) and not overwrite:
+            raise UsageError(f"--output: {output!r} already holds a trained baseline; pass --overwrite, --resume to "
+                             "continue it, or choose another --output")
+        if os.path.isdir(output) and os.listdir(output) and not os.path.exists(ckpt):
+            raise UsageError(f"--output: {output!r} already holds other files; choose a new or empty directory")
     env = make_env(cfg.env, num_slots)
     vec = SB3TaskVecEnv(env, oracle=kind == "oracle", seed=seed)
     horizon = env.horizon
@@ -233,21 +335,75 @@ def train_baseline(kind: str, cfg: Any, output: str, timesteps: int, seed: int, 
         from stable_baselines3 import PPO
 
         model = PPO("MlpPolicy", vec, **common)
-    curve = _EpisodeCurve()
-    model.learn(total_timesteps=timesteps, callback=curve.callback)
-    os.makedirs(os.path.join(output, "checkpoints"), exist_ok=True)
-    model.save(os.path.join(output, "sb3_model.zip"))
-    atomic_write_bytes(os.path.join(output, "training_curve.csv"), curve.csv())
-    params = sb3_policy_params(model)
+    if loaded is not None:
+        try:
+            model.policy.load_state_dict(loaded[0])
+            model.policy.optimizer.load_state_dict(loaded[1])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise CheckpointError(f"{zip_path!r}: its networks do not fit the baseline's config ({str(exc).splitlines()[0]}); "
+                                  "train the baseline again with --overwrite") from None
+        model.num_timesteps = done
+        model.set_random_seed(int(np.random.SeedSequence([seed, done]).generate_state(1)[0]))
+        progress(f"{kind}: continuing {algo.upper()} at {done} of {timesteps} env steps in {output}")
     obs_dim, act_dim = env.single_observation_space.shape[0] + (vec.task_dim if vec.oracle else 0), env.single_action_space.shape[0]
-    save_config(cfg, os.path.join(output, "config.yaml"))
-    state = {
-        "iteration": 0, "params": params, "config": to_dict(cfg), "env_id": cfg.env.id,
-        "env_kwargs": dict(cfg.env.kwargs), "obs_dim": obs_dim, "act_dim": act_dim,
-        "hidden_sizes": list(cfg.policy.hidden_sizes), "method": kind, "oracle": kind == "oracle",
-        "sb3_timesteps": int(model.num_timesteps), "sb3_algo": algo, "np_rng": None, "torch_rng": None, "env_steps": int(model.num_timesteps),
-        "best_return": float("nan"), "best_iteration": 0,
-    }
-    save_checkpoint(ckpt, state)
+    curve = _EpisodeCurve(old_rows)
+
+    def save(steps: int) -> dict[str, Any]:
+        os.makedirs(os.path.join(output, "checkpoints"), exist_ok=True)
+        tmp = os.path.join(output, ".tmp-sb3_model.zip")
+        model.save(tmp)
+        os.replace(tmp, zip_path)
+        atomic_write_bytes(os.path.join(output, "training_curve.csv"), curve.csv())
+        save_config(cfg, os.path.join(output, "config.yaml"))
+        state = {
+            "iteration": 0, "params": sb3_policy_params(model), "config": to_dict(cfg), "env_id": cfg.env.id,
+            "env_kwargs": dict(cfg.env.kwargs), "obs_dim": obs_dim, "act_dim": act_dim,
+            "hidden_sizes": list(cfg.policy.hidden_sizes), "method": kind, "oracle": kind == "oracle",
+            "sb3_timesteps": int(steps), "sb3_algo": algo, "sb3_slots": num_slots, "sb3_seed": seed,
+            "np_rng": None, "torch_rng": None, "env_steps": int(steps),
+            "best_return": float("nan"), "best_iteration": 0,
+        }
+        save_checkpoint(ckpt, state)
+        return state
+
+    snapshot: dict[str, Any] = {}
+
+    def at_rollout_start(steps: int) -> None:
+        """Remember the state between two updates; save it when a periodic save is due."""
+        import copy
+
+        snapshot.update(steps=steps, rows=len(curve.rows), policy=copy.deepcopy(model.policy.state_dict()),
+                        optimizer=copy.deepcopy(model.policy.optimizer.state_dict()))
+        if steps > done and steps - snapshot.get("saved", done) >= save_every:
+            save(steps)
+            snapshot["saved"] = steps
+
+    curve.on_rollout_start = at_rollout_start
+    import signal
+    import threading
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if main_thread else None
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    if main_thread:
+        signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        model.learn(total_timesteps=timesteps - done, callback=curve.callback, reset_num_timesteps=loaded is None)
+    except KeyboardInterrupt:
+        if snapshot and snapshot["steps"] > done:  # the state before the interrupted rollout, not a half-made update
+            model.policy.load_state_dict(snapshot["policy"])
+            model.policy.optimizer.load_state_dict(snapshot["optimizer"])
+            del curve.rows[snapshot["rows"]:]
+            save(snapshot["steps"])
+            progress(f"{kind}: interrupted; saved at {snapshot['steps']} of {timesteps} env steps. Continue with: "
+                     f"metarl baseline {kind} --output {output} --resume --timesteps {timesteps}")
+        raise
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
+    state = save(model.num_timesteps)
     progress(f"{kind}: trained {algo.upper()} for {model.num_timesteps} env steps; wrote {output}/sb3_model.zip and {ckpt}")
     return state
