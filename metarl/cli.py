@@ -81,10 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     bl.add_argument("kind", choices=["pretrained", "oracle"], help="which comparison")
     bl.add_argument("--config", help="config of the task (env, network shape, discount); with --resume, the run's own by default")
     bl.add_argument("--output", required=True, help="directory for the SB3 model and a metarl checkpoint")
-    bl.add_argument("--algo", choices=["trpo", "ppo"], default="trpo", help="the RL algorithm (the paper used TRPO)")
+    bl.add_argument("--algo", choices=["trpo", "ppo"], help="the RL algorithm (default trpo, the paper's; with --resume the run's own)")
     bl.add_argument("--timesteps", type=int, default=1_000_000, help="env steps of training")
-    bl.add_argument("--slots", type=int, default=16, help="parallel env slots")
-    bl.add_argument("--seed", type=int, default=0, help="seed of PPO, task draws and env resets")
+    bl.add_argument("--slots", type=int, help="parallel env slots (default 16; with --resume the run's own)")
+    bl.add_argument("--seed", type=int, help="seed of the algorithm, task draws and env resets (default 0; with --resume the run's own)")
     bl.add_argument("--overwrite", action="store_true", help="replace a baseline already in --output")
     bl.add_argument("--resume", action="store_true",
                     help="continue the baseline in --output up to --timesteps env steps in all (also extends a finished one)")
@@ -175,9 +175,10 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
     if args.timesteps < 1:
         raise ConfigError(f"--timesteps: expected a positive number of env steps, got {args.timesteps}")
-    if args.slots < 1:
+    if args.slots is not None and args.slots < 1:
         raise ConfigError(f"--slots: expected a positive number of parallel env slots, got {args.slots}")
-    _non_negative(args.seed, "--seed")
+    if args.seed is not None:
+        _non_negative(args.seed, "--seed")
     if args.config is None:
         if not args.resume:
             raise UsageError("--config: required (the task's config, e.g. experiments/configs/halfcheetah_vel.yaml) "

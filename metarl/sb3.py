@@ -194,52 +194,79 @@ class _EpisodeCurve:
 
 
 BASELINE_SAVE_EVERY = 1_000_000  # env steps between the periodic saves of a baseline run
+BASELINE_FILES = {"sb3_model.zip", "training_curve.csv", "config.yaml", "checkpoints", ".lock"}
+_DEFAULTS = {"num_slots": 16, "seed": 0, "algo": "trpo"}
 
 
-def _read_zip_state(path: str, member: str) -> dict[str, Any]:
-    """One ``torch.save``d state dict inside an SB3 model zip, read as tensors and plain data only.
-
-    The zip's ``data`` entry (SB3's pickled objects) is never read, so loading runs nothing from the file."""
-    import io
+def _read_zip_member(path: str, member: str) -> bytes:
     import zipfile
 
     from metarl.checkpoint import CheckpointError
 
     try:
         with zipfile.ZipFile(path) as archive:
-            raw = archive.read(member)
+            return archive.read(member)
+    except Exception as exc:  # missing file or member, a damaged archive or member (zlib), ...
+        raise CheckpointError(f"{path!r}: cannot read {member} ({type(exc).__name__}); the baseline cannot be "
+                              "continued from it, train it again with --overwrite") from None
+
+
+def _read_zip_state(path: str, member: str) -> dict[str, Any]:
+    """One ``torch.save``d state dict inside an SB3 model zip, read as tensors and plain data only.
+
+    Used for baselines saved before ``checkpoints/best.pt`` held the networks.  The zip's ``data`` entry
+    (SB3's objects, some pickled) is never unpickled, so loading runs nothing from the file."""
+    import io
+    import pickle
+
+    from metarl.checkpoint import CheckpointError
+
+    raw = _read_zip_member(path, member)
+    try:
         state = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
-    except (OSError, KeyError, zipfile.BadZipFile, RuntimeError, ValueError, EOFError) as exc:
-        raise CheckpointError(f"{path!r}: cannot read {member} ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
-                              "the baseline run cannot be continued, train it again with --overwrite") from None
-    except Exception as exc:  # weights_only refuses pickled code with an UnpicklingError
+    except pickle.UnpicklingError:
         raise CheckpointError(f"{path!r}: {member} holds objects other than tensors and plain data, so it was not loaded "
-                              f"(nothing in it was run): {type(exc).__name__}; train the baseline again with --overwrite") from None
+                              "(nothing in it was run); train the baseline again with --overwrite") from None
+    except Exception as exc:
+        raise CheckpointError(f"{path!r}: {member} is unreadable ({type(exc).__name__}); train the baseline again "
+                              "with --overwrite") from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{path!r}: {member} is not a state dict; train the baseline again with --overwrite")
     return state
 
 
-def _read_curve(path: str) -> list[tuple[int, float, int]]:
-    from metarl.checkpoint import CheckpointError
+def _zip_settings(path: str) -> dict[str, Any]:
+    """``n_envs`` and ``seed`` from an SB3 model zip's ``data`` entry, read as JSON (nothing is unpickled)."""
+    import json
 
+    try:
+        data = json.loads(_read_zip_member(path, "data"))
+    except ValueError:
+        return {}
+    return {k: data[k] for k in ("n_envs", "seed") if isinstance(data.get(k), int)}
+
+
+def _read_curve(path: str, up_to: int, progress: Callable[[str], None]) -> list[tuple[int, float, int]]:
+    """The training curve's rows up to ``up_to`` env steps; an unreadable file starts the curve afresh (warned)."""
     rows = []
     try:
         with open(path) as fh:
-            lines = fh.read().splitlines()
-        for line in lines[1:]:
-            t, r, n = line.split(",")
-            rows.append((int(t), float(r), int(n)))
+            for line in fh.read().splitlines()[1:]:
+                t, r, n = line.split(",")
+                rows.append((int(t), float(r), int(n)))
     except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{path!r}: unreadable training curve ({type(exc).__name__}); "
-                              "the baseline run cannot be continued, train it again with --overwrite") from None
-    return rows
+        progress(f"warning: {path} is unreadable ({type(exc).__name__}); the training curve restarts at {up_to} env steps")
+        return []
+    return [row for row in rows if row[0] <= up_to]
 
 
 def _config_difference(saved: dict[str, Any], given: dict[str, Any], prefix: str = "") -> str | None:
-    """The first field (dotted) where two config dicts differ, or None."""
-    for key in sorted(set(saved) | set(given)):
-        a, b = saved.get(key), given.get(key)
+    """The first field (dotted) where two config dicts differ, or None; a field the saved config does not have
+    (added to metarl's configs after the run was saved) does not count."""
+    for key in sorted(saved):
+        if key not in given:
+            continue
+        a, b = saved[key], given[key]
         if isinstance(a, dict) and isinstance(b, dict):
             found = _config_difference(a, b, f"{prefix}{key}.")
             if found:
@@ -249,30 +276,83 @@ def _config_difference(saved: dict[str, Any], given: dict[str, Any], prefix: str
     return None
 
 
-def train_baseline(kind: str, cfg: Any, output: str, timesteps: int, seed: int, num_slots: int = 16,
-                   overwrite: bool = False, progress: Callable[[str], None] = print, algo: str = "trpo",
-                   resume: bool = False, save_every: int = BASELINE_SAVE_EVERY) -> dict[str, Any]:
+def _blocked_signals():
+    """A context in which SIGINT and SIGTERM wait (delivered when it ends), so a save is never cut in half."""
+    import contextlib
+    import signal
+    import threading
+
+    @contextlib.contextmanager
+    def block():
+        if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+            yield
+            return
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:
+            yield
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+    return block()
+
+
+def resume_settings(output: str) -> dict[str, Any]:
+    """``--slots``, ``--seed`` and ``--algo`` of the baseline saved in ``output`` (for ``--resume`` defaults)."""
+    from metarl.checkpoint import load_checkpoint
+
+    ckpt = os.path.join(output, "checkpoints", "best.pt")
+    if not os.path.isfile(ckpt):
+        return {}
+    saved = load_checkpoint(ckpt)
+    found = _zip_settings(os.path.join(output, "sb3_model.zip")) if "sb3_slots" not in saved else {}
+    out = {"num_slots": saved.get("sb3_slots", found.get("n_envs")), "seed": saved.get("sb3_seed", found.get("seed")),
+           "algo": saved.get("sb3_algo")}
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def train_baseline(kind: str, cfg: Any, output: str, timesteps: int, seed: int | None = None,
+                   num_slots: int | None = None, overwrite: bool = False, progress: Callable[[str], None] = print,
+                   algo: str | None = None, resume: bool = False, save_every: int = BASELINE_SAVE_EVERY) -> dict[str, Any]:
     """Train the pretrained or oracle comparison with SB3 (TRPO from sb3-contrib, the paper's method, or PPO).
 
-    Writes ``sb3_model.zip``, ``checkpoints/best.pt`` (metarl parameters, which ``metarl evaluate``
-    adapts), ``config.yaml`` and ``training_curve.csv`` (mean return of the episodes of each rollout), at
-    the end and every ``save_every`` env steps (at a rollout's start), and on SIGINT/SIGTERM the state of
-    the last rollout's start; the folder is always a complete baseline of the env steps it records.
+    Writes ``checkpoints/best.pt`` (metarl parameters, which ``metarl evaluate`` adapts, with the SB3
+    networks and optimizer state), ``sb3_model.zip``, ``config.yaml`` and ``training_curve.csv`` (mean return
+    of the episodes of each rollout), at the end, every ``save_every`` env steps (at a rollout's start) and on
+    SIGINT/SIGTERM (the state at the start of the interrupted rollout).  ``best.pt`` is written last, in one
+    atomic step, and is what a resume reads.  ``seed``, ``num_slots`` and ``algo`` default to 0, 16 and
+    ``"trpo"``, or with ``resume`` to the run's own.
 
     ``resume=True`` continues the baseline in ``output`` up to ``timesteps`` env steps in all (a larger
-    budget extends a finished run): the policy, value network and optimizer state come from its
-    ``sb3_model.zip``, read as tensors only.  The episodes that were in progress restart and the random
-    streams are reseeded from ``seed`` and the steps done, so a continued run is reproducible but not
-    identical to one that was never stopped.
+    budget extends a finished run).  The episodes that were in progress restart and the random streams are
+    reseeded from ``seed`` and the steps done, so a continued run is reproducible but not identical to one
+    that was never stopped.
     """
+    import copy
+    import shlex
+    import signal
+    import threading
+
     from metarl.checkpoint import CheckpointError, atomic_write_bytes, load_checkpoint, save_checkpoint
     from metarl.config import ConfigError, save_config, to_dict
     from metarl.environment import make_env
     from metarl.errors import UsageError
-    from metarl.rundir import check_output_dir
+    from metarl.rundir import LOCK, RunDirectory, check_output_dir
 
     if kind not in ("pretrained", "oracle"):
         raise ConfigError(f"baseline: expected 'pretrained' or 'oracle', got {kind!r}")
+    if resume and overwrite:
+        raise UsageError("--resume and --overwrite: choose one (continue the baseline in --output, or replace it)")
+    # every check on the output before any training, so a bad path never wastes a run
+    output = check_output_dir(output)
+    ckpt = os.path.join(output, "checkpoints", "best.pt")
+    zip_path = os.path.join(output, "sb3_model.zip")
+    if resume and not os.path.isfile(ckpt):
+        raise UsageError(f"--resume: {output!r} holds no baseline to continue (no checkpoints/best.pt); "
+                         "train one there without --resume (--overwrite replaces what is there)")
+    own = resume_settings(output) if resume else {}
+    seed = own.get("seed", _DEFAULTS["seed"]) if seed is None else seed
+    num_slots = own.get("num_slots", _DEFAULTS["num_slots"]) if num_slots is None else num_slots
+    algo = own.get("algo", _DEFAULTS["algo"]) if algo is None else algo
     if algo not in BASELINE_ALGOS:
         raise ConfigError(f"--algo: expected one of {list(BASELINE_ALGOS)}, got {algo!r}")
     for flag, value in (("--timesteps", timesteps), ("--slots", num_slots), ("save_every", save_every)):
@@ -280,130 +360,133 @@ def train_baseline(kind: str, cfg: Any, output: str, timesteps: int, seed: int, 
             raise ConfigError(f"{flag}: expected a positive integer, got {value!r}")
     if not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"--seed: expected an integer >= 0, got {seed!r}")
-    if resume and overwrite:
-        raise UsageError("--resume and --overwrite: choose one (continue the baseline in --output, or replace it)")
-    # every check on the output before any training, so a bad path never wastes a run
-    output = check_output_dir(output)
-    ckpt = os.path.join(output, "checkpoints", "best.pt")
-    zip_path = os.path.join(output, "sb3_model.zip")
-    done, old_rows, loaded = 0, [], None
-    if resume:
-        if not os.path.exists(ckpt) or not os.path.exists(zip_path):
-            raise UsageError(f"--resume: {output!r} holds no baseline to continue (checkpoints/best.pt and sb3_model.zip); "
-                             "train one there without --resume")
-        saved = load_checkpoint(ckpt)
-        for field, name, wanted in (("method", "kind", kind), ("sb3_algo", "--algo", algo)):
-            if saved.get(field) != wanted:
-                raise UsageError(f"{name}: the baseline in {output!r} is {saved.get(field)!r}, got {wanted!r}; "
-                                 f"continue it as {saved.get(field)!r}")
-        for field, name, number in (("sb3_slots", "--slots", num_slots), ("sb3_seed", "--seed", seed)):
-            if field in saved and saved[field] != number:
-                raise UsageError(f"{name}: the baseline in {output!r} was trained with {saved[field]}, got {number}; "
-                                 f"continue it with {name} {saved[field]}")
-        diff = _config_difference(saved.get("config", {}), to_dict(cfg))
-        if diff:
-            raise UsageError(f"--config: differs from the baseline's own config in {diff}; "
-                             f"continue it with its config, {os.path.join(output, 'config.yaml')}")
-        done = int(saved.get("sb3_timesteps", 0))
-        if timesteps <= done:
-            raise UsageError(f"--timesteps: the baseline in {output!r} has trained {done} env steps already; "
-                             f"pass a larger --timesteps (the total) to train it further")
-        loaded = (_read_zip_state(zip_path, "policy.pth"), _read_zip_state(zip_path, "policy.optimizer.pth"))
-        old_rows = _read_curve(os.path.join(output, "training_curve.csv"))
-    else:
-        if os.path.exists(ckpt) and not overwrite:
-            raise UsageError(f"--output: {output!r} already holds a trained baseline; pass --overwrite, --resume to "
-                             "continue it, or choose another --output")
-        if os.path.isdir(output) and os.listdir(output) and not os.path.exists(ckpt):
-            raise UsageError(f"--output: {output!r} already holds other files; choose a new or empty directory")
-    env = make_env(cfg.env, num_slots)
-    vec = SB3TaskVecEnv(env, oracle=kind == "oracle", seed=seed)
-    horizon = env.horizon
-    rollout = num_slots * horizon
-    # the largest minibatch of at most 1000 steps that divides the rollout (SB3 warns on a ragged last one)
-    batch_size = max(b for b in range(1, min(rollout, 1000) + 1) if rollout % b == 0)
-    common = dict(n_steps=horizon, batch_size=batch_size, gamma=cfg.algo.discount, seed=seed, verbose=0, device="cpu",
-                  policy_kwargs=policy_kwargs(cfg.policy.hidden_sizes, cfg.policy.init_std))
-    if algo == "trpo":
-        from sb3_contrib import TRPO
-
-        # the paper's meta-optimizer settings where TRPO has them: KL bound, CG damping and backtracking
-        model: Any = TRPO("MlpPolicy", vec, target_kl=cfg.algo.max_kl, cg_max_steps=cfg.algo.cg_iters,
-                          line_search_shrinking_factor=cfg.algo.backtrack_ratio,
-                          line_search_max_iter=cfg.algo.max_backtracks, gae_lambda=cfg.algo.gae_lambda, **common)
-    else:
-        from stable_baselines3 import PPO
-
-        model = PPO("MlpPolicy", vec, **common)
-    if loaded is not None:
-        try:
-            model.policy.load_state_dict(loaded[0])
-            model.policy.optimizer.load_state_dict(loaded[1])
-        except (RuntimeError, ValueError, KeyError) as exc:
-            raise CheckpointError(f"{zip_path!r}: its networks do not fit the baseline's config ({str(exc).splitlines()[0]}); "
-                                  "train the baseline again with --overwrite") from None
-        model.num_timesteps = done
-        model.set_random_seed(int(np.random.SeedSequence([seed, done]).generate_state(1)[0]))
-        progress(f"{kind}: continuing {algo.upper()} at {done} of {timesteps} env steps in {output}")
-    obs_dim, act_dim = env.single_observation_space.shape[0] + (vec.task_dim if vec.oracle else 0), env.single_action_space.shape[0]
-    curve = _EpisodeCurve(old_rows)
-
-    def save(steps: int) -> dict[str, Any]:
-        os.makedirs(os.path.join(output, "checkpoints"), exist_ok=True)
-        tmp = os.path.join(output, ".tmp-sb3_model.zip")
-        model.save(tmp)
-        os.replace(tmp, zip_path)
-        atomic_write_bytes(os.path.join(output, "training_curve.csv"), curve.csv())
-        save_config(cfg, os.path.join(output, "config.yaml"))
-        state = {
-            "iteration": 0, "params": sb3_policy_params(model), "config": to_dict(cfg), "env_id": cfg.env.id,
-            "env_kwargs": dict(cfg.env.kwargs), "obs_dim": obs_dim, "act_dim": act_dim,
-            "hidden_sizes": list(cfg.policy.hidden_sizes), "method": kind, "oracle": kind == "oracle",
-            "sb3_timesteps": int(steps), "sb3_algo": algo, "sb3_slots": num_slots, "sb3_seed": seed,
-            "np_rng": None, "torch_rng": None, "env_steps": int(steps),
-            "best_return": float("nan"), "best_iteration": 0,
-        }
-        save_checkpoint(ckpt, state)
-        return state
-
-    snapshot: dict[str, Any] = {}
-
-    def at_rollout_start(steps: int) -> None:
-        """Remember the state between two updates; save it when a periodic save is due."""
-        import copy
-
-        snapshot.update(steps=steps, rows=len(curve.rows), policy=copy.deepcopy(model.policy.state_dict()),
-                        optimizer=copy.deepcopy(model.policy.optimizer.state_dict()))
-        if steps > done and steps - snapshot.get("saved", done) >= save_every:
-            save(steps)
-            snapshot["saved"] = steps
-
-    curve.on_rollout_start = at_rollout_start
-    import signal
-    import threading
-
-    main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.getsignal(signal.SIGTERM) if main_thread else None
-
-    def on_sigterm(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    if main_thread:
-        signal.signal(signal.SIGTERM, on_sigterm)
+    os.makedirs(output, exist_ok=True)
+    lock = RunDirectory._lock(output)  # one process writes a baseline folder at a time
     try:
-        model.learn(total_timesteps=timesteps - done, callback=curve.callback, reset_num_timesteps=loaded is None)
-    except KeyboardInterrupt:
-        if snapshot and snapshot["steps"] > done:  # the state before the interrupted rollout, not a half-made update
-            model.policy.load_state_dict(snapshot["policy"])
-            model.policy.optimizer.load_state_dict(snapshot["optimizer"])
-            del curve.rows[snapshot["rows"]:]
-            save(snapshot["steps"])
-            progress(f"{kind}: interrupted; saved at {snapshot['steps']} of {timesteps} env steps. Continue with: "
-                     f"metarl baseline {kind} --output {output} --resume --timesteps {timesteps}")
-        raise
+        done, old_rows, loaded = 0, [], None
+        if resume:
+            saved = load_checkpoint(ckpt)
+            for field, name, wanted in (("method", "kind", kind), ("sb3_algo", "--algo", algo)):
+                if saved.get(field) != wanted:
+                    raise UsageError(f"{name}: the baseline in {output!r} is {saved.get(field)!r}, got {wanted!r}; "
+                                     f"continue it as {saved.get(field)!r}")
+            for field, name, number in (("num_slots", "--slots", num_slots), ("seed", "--seed", seed)):
+                if field in own and own[field] != number:
+                    raise UsageError(f"{name}: the baseline in {output!r} was trained with {own[field]}, got {number}; "
+                                     f"leave {name} out to continue with the run's own")
+            diff = _config_difference(saved.get("config", {}), to_dict(cfg))
+            if diff:
+                raise UsageError(f"--config: differs from the baseline's own config in {diff}; "
+                                 f"leave --config out to continue with its own, {os.path.join(output, 'config.yaml')}")
+            done = int(saved.get("sb3_timesteps", 0))
+            if timesteps <= done:
+                raise UsageError(f"--timesteps: the baseline in {output!r} has trained {done} env steps already; "
+                                 f"pass a larger --timesteps (the total) to train it further")
+            if "sb3_policy" in saved and "sb3_optimizer" in saved:
+                loaded = (saved["sb3_policy"], saved["sb3_optimizer"])
+            else:  # saved before best.pt held the networks: the zip's tensor entries
+                loaded = (_read_zip_state(zip_path, "policy.pth"), _read_zip_state(zip_path, "policy.optimizer.pth"))
+            old_rows = _read_curve(os.path.join(output, "training_curve.csv"), done, progress)
+        else:
+            if os.path.exists(ckpt) and not overwrite:
+                raise UsageError(f"--output: {output!r} already holds a trained baseline; pass --overwrite, --resume to "
+                                 "continue it, or choose another --output")
+            others = [n for n in os.listdir(output) if n not in BASELINE_FILES and not n.startswith(".tmp-") and n != LOCK]
+            if others or (not overwrite and any(n != LOCK for n in os.listdir(output))):
+                raise UsageError(f"--output: {output!r} already holds other files ({', '.join(sorted(others)[:3]) or 'an unfinished baseline'}); "
+                                 "choose a new or empty directory" + ("" if others else ", or pass --overwrite to replace it"))
+        env = make_env(cfg.env, num_slots)
+        vec = SB3TaskVecEnv(env, oracle=kind == "oracle", seed=seed)
+        horizon = env.horizon
+        rollout = num_slots * horizon
+        # the largest minibatch of at most 1000 steps that divides the rollout (SB3 warns on a ragged last one)
+        batch_size = max(b for b in range(1, min(rollout, 1000) + 1) if rollout % b == 0)
+        common = dict(n_steps=horizon, batch_size=batch_size, gamma=cfg.algo.discount, seed=seed, verbose=0, device="cpu",
+                      policy_kwargs=policy_kwargs(cfg.policy.hidden_sizes, cfg.policy.init_std))
+        if algo == "trpo":
+            from sb3_contrib import TRPO
+
+            # the paper's meta-optimizer settings where TRPO has them: KL bound, CG damping and backtracking
+            model: Any = TRPO("MlpPolicy", vec, target_kl=cfg.algo.max_kl, cg_max_steps=cfg.algo.cg_iters,
+                              line_search_shrinking_factor=cfg.algo.backtrack_ratio,
+                              line_search_max_iter=cfg.algo.max_backtracks, gae_lambda=cfg.algo.gae_lambda, **common)
+        else:
+            from stable_baselines3 import PPO
+
+            model = PPO("MlpPolicy", vec, **common)
+        if loaded is not None:
+            try:
+                model.policy.load_state_dict(loaded[0])
+                model.policy.optimizer.load_state_dict(loaded[1])
+            except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+                raise CheckpointError(f"{output!r}: its saved networks do not fit the baseline's config "
+                                      f"({str(exc).splitlines()[0]}); train the baseline again with --overwrite") from None
+            model.num_timesteps = done
+            model.set_random_seed(int(np.random.SeedSequence([seed, done]).generate_state(1)[0]))
+            progress(f"{kind}: continuing {algo.upper()} at {done} of {timesteps} env steps in {output}")
+        obs_dim = env.single_observation_space.shape[0] + (vec.task_dim if vec.oracle else 0)
+        act_dim = env.single_action_space.shape[0]
+        curve = _EpisodeCurve(old_rows)
+
+        def save(steps: int) -> dict[str, Any]:
+            """Export the zip, the curve and the config, then commit with best.pt (atomic, written last)."""
+            with _blocked_signals():
+                os.makedirs(os.path.join(output, "checkpoints"), exist_ok=True)
+                model.num_timesteps = steps
+                tmp = os.path.join(output, ".tmp-sb3_model.zip")
+                model.save(tmp)
+                with open(tmp, "rb+") as fh:
+                    os.fsync(fh.fileno())
+                os.replace(tmp, zip_path)
+                atomic_write_bytes(os.path.join(output, "training_curve.csv"), curve.csv())
+                save_config(cfg, os.path.join(output, "config.yaml"))
+                state = {
+                    "iteration": 0, "params": sb3_policy_params(model), "config": to_dict(cfg), "env_id": cfg.env.id,
+                    "env_kwargs": dict(cfg.env.kwargs), "obs_dim": obs_dim, "act_dim": act_dim,
+                    "hidden_sizes": list(cfg.policy.hidden_sizes), "method": kind, "oracle": kind == "oracle",
+                    "sb3_timesteps": int(steps), "sb3_algo": algo, "sb3_slots": num_slots, "sb3_seed": seed,
+                    "sb3_policy": model.policy.state_dict(), "sb3_optimizer": model.policy.optimizer.state_dict(),
+                    "np_rng": None, "torch_rng": None, "env_steps": int(steps),
+                    "best_return": float("nan"), "best_iteration": 0,
+                }
+                save_checkpoint(ckpt, state)
+            return state
+
+        snapshot: dict[str, Any] = {}
+
+        def at_rollout_start(steps: int) -> None:
+            """Remember the state between two updates; save it when a periodic save is due."""
+            snapshot.update(steps=steps, rows=len(curve.rows), policy=copy.deepcopy(model.policy.state_dict()),
+                            optimizer=copy.deepcopy(model.policy.optimizer.state_dict()))
+            if steps > done and steps - snapshot.get("saved", done) >= save_every:
+                save(steps)
+                snapshot["saved"] = steps
+
+        curve.on_rollout_start = at_rollout_start
+        main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.getsignal(signal.SIGTERM) if main_thread else None
+
+        def on_sigterm(signum: int, frame: Any) -> None:
+            raise KeyboardInterrupt
+
+        if main_thread and previous is not signal.SIG_IGN:
+            signal.signal(signal.SIGTERM, on_sigterm)
+        try:
+            model.learn(total_timesteps=timesteps - done, callback=curve.callback, reset_num_timesteps=loaded is None)
+        except KeyboardInterrupt:
+            if snapshot and snapshot["steps"] > done:  # the state before the interrupted rollout, not a half-made update
+                model.policy.load_state_dict(snapshot["policy"])
+                model.policy.optimizer.load_state_dict(snapshot["optimizer"])
+                del curve.rows[snapshot["rows"]:]
+                save(snapshot["steps"])
+                progress(f"{kind}: interrupted; saved at {snapshot['steps']} of {timesteps} env steps. Continue with: "
+                         f"metarl baseline {kind} --output {shlex.quote(output)} --resume --timesteps {timesteps}")
+            raise
+        finally:
+            if main_thread and previous is not signal.SIG_IGN:  # None: a handler not set from Python
+                signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+        state = save(model.num_timesteps)
     finally:
-        if main_thread:
-            signal.signal(signal.SIGTERM, previous)
-    state = save(model.num_timesteps)
-    progress(f"{kind}: trained {algo.upper()} for {model.num_timesteps} env steps; wrote {output}/sb3_model.zip and {ckpt}")
+        lock.release()
+    progress(f"{kind}: trained {algo.upper()} for {state['sb3_timesteps']} env steps; wrote {zip_path} and {ckpt}")
     return state
