@@ -296,14 +296,24 @@ def _blocked_signals():
     return block()
 
 
+def _load_saved_baseline(ckpt: str) -> dict[str, Any]:
+    """``checkpoints/best.pt`` of a baseline folder, or a one-line error that says what to do instead."""
+    from metarl.checkpoint import CheckpointError, load_checkpoint
+
+    try:
+        return load_checkpoint(ckpt)
+    except CheckpointError as exc:
+        reason = str(exc).split("; ")[0]
+        raise CheckpointError(f"{reason}; a baseline folder keeps only this checkpoint, so it cannot be continued: "
+                              "train the baseline again with --overwrite") from None
+
+
 def resume_settings(output: str) -> dict[str, Any]:
     """``--slots``, ``--seed`` and ``--algo`` of the baseline saved in ``output`` (for ``--resume`` defaults)."""
-    from metarl.checkpoint import load_checkpoint
-
     ckpt = os.path.join(output, "checkpoints", "best.pt")
     if not os.path.isfile(ckpt):
         return {}
-    saved = load_checkpoint(ckpt)
+    saved = _load_saved_baseline(ckpt)
     found = _zip_settings(os.path.join(output, "sb3_model.zip")) if "sb3_slots" not in saved else {}
     out = {"num_slots": saved.get("sb3_slots", found.get("n_envs")), "seed": saved.get("sb3_seed", found.get("seed")),
            "algo": saved.get("sb3_algo")}
@@ -332,7 +342,7 @@ def train_baseline(kind: str, cfg: Any, output: str, timesteps: int, seed: int |
     import signal
     import threading
 
-    from metarl.checkpoint import CheckpointError, atomic_write_bytes, load_checkpoint, save_checkpoint
+    from metarl.checkpoint import CheckpointError, atomic_write_bytes, save_checkpoint
     from metarl.config import ConfigError, save_config, to_dict
     from metarl.environment import make_env
     from metarl.errors import UsageError
@@ -365,7 +375,7 @@ def train_baseline(kind: str, cfg: Any, output: str, timesteps: int, seed: int |
     try:
         done, old_rows, loaded = 0, [], None
         if resume:
-            saved = load_checkpoint(ckpt)
+            saved = _load_saved_baseline(ckpt)
             for field, name, wanted in (("method", "kind", kind), ("sb3_algo", "--algo", algo)):
                 if saved.get(field) != wanted:
                     raise UsageError(f"{name}: the baseline in {output!r} is {saved.get(field)!r}, got {wanted!r}; "
