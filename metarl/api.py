@@ -299,14 +299,17 @@ class AdaptationCurve:
 
 def evaluate(source: str | os.PathLike | Run, *, output: str | os.PathLike | None = None, overwrite: bool = False,
              steps: int | None = None, tasks: int = 40, episodes: int | None = None, step_size: float | None = None,
-             later_step_size: float | None = None, seed: int = 0, device: str = "cpu") -> AdaptationCurve:
+             later_step_size: float | None = None, seed: int = 0, device: str = "cpu",
+             batch_steps: int | None = None) -> AdaptationCurve:
     """The adaptation curve of a run directory, a checkpoint file or a :class:`Run` (the paper's protocol by default).
 
     For each test goal (the paper's 40 seeded goals for its tasks): sample a batch, record its average
     return, take a policy-gradient step (``step_size``, then ``later_step_size``, by default half of
     it), sample a fresh batch, and so on for ``steps`` steps.  Defaults per task and method are the
     paper's (3 steps, 4 for Navigation2D; 20 episodes, 40 for AntDir and Navigation2D; the trained step
-    size for MAML).  Files are written only when ``output`` is given (checked before any work).
+    size for MAML).  ``batch_steps`` fills each batch with whole episodes until that many env steps per goal,
+    as rllab's samplers did (the authors' Navigation2D evaluation used 4000), with ``episodes`` per sampling
+    round.  Files are written only when ``output`` is given (checked before any work).
     """
     run = source if isinstance(source, Run) else load_run(source)
     if output is not None:
@@ -314,7 +317,7 @@ def evaluate(source: str | os.PathLike | Run, *, output: str | os.PathLike | Non
     alpha = run.config.algo.inner_step_size if run.method == "maml" else None
     settings = ev.protocol_settings(run.config, run.method, run.oracle, alpha, steps=steps, episodes=episodes,
                                     step_size=step_size, later_step_size=later_step_size, num_tasks=tasks, seed=seed,
-                                    device=device, source=run.checkpoint or "")
+                                    device=device, source=run.checkpoint or "", batch_steps=batch_steps)
     if settings.device != "cpu" and not torch.cuda.is_available():
         raise ConfigError(f"--device: {settings.device!r} requested but CUDA is not available here; use --device cpu")
     env = ev.make_eval_env(settings)

@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--episodes", type=int, help="episodes per goal per batch (default: the paper's, 20 or 40 for AntDir and Navigation2D)")
     ev.add_argument("--step-size", type=float, help="first adaptation step size (default: the trained one; per method for baselines)")
     ev.add_argument("--later-step-size", type=float, help="step size after the first step (default: half the first)")
+    ev.add_argument("--batch-steps", type=int,
+                    help="fill each batch with whole episodes until this many env steps per goal, as rllab did (the "
+                         "released Navigation2D evaluation: 4000); --episodes is then the episodes per sampling round")
     ev.add_argument("--seed", type=int, default=0, help="seed of the evaluation's episodes (and of --random's policy)")
     ev.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     ev.add_argument("--output", help="results directory (default: RUN_DIR/evaluation)")
@@ -157,7 +160,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         out = args.output or os.path.join(run.path or os.path.dirname(os.path.dirname(run.checkpoint or ".")), "evaluation")
     curve = api.evaluate(run, output=out, overwrite=args.overwrite, steps=args.steps, tasks=args.tasks,
                          episodes=args.episodes, step_size=args.step_size, later_step_size=args.later_step_size,
-                         seed=args.seed, device=args.device)
+                         seed=args.seed, device=args.device, batch_steps=args.batch_steps)
     for row in curve.summary():
         print(f"step {row['adaptation_steps']}: {row['mean_return']:9.2f} ± {row['sem']:.2f}")
     print(f"wrote {out}/ (per_goal.csv, summary.csv, results.json, curve.png, tensorboard/)")

@@ -40,8 +40,12 @@ class EpisodeBatch:
         return (self.rewards * self.mask).sum(-1)
 
     def average_return(self) -> Tensor:
-        """Average undiscounted return per task ``[T]`` (the paper's ``average_return``)."""
-        return self.episode_returns().mean(-1)
+        """Average undiscounted return per task ``[T]`` (the paper's ``average_return``), over the episodes that
+        happened: an episode whose first step is masked (a batch filled to a number of env steps) is not one."""
+        happened = self.mask[..., 0]
+        if bool((happened > 0).all()):
+            return self.episode_returns().mean(-1)
+        return (self.episode_returns() * happened).sum(-1) / happened.sum(-1).clamp(min=1)
 
 
 def discount_matrix(horizon: int, factor: float, dtype: torch.dtype, device: torch.device) -> Tensor:

@@ -25,9 +25,9 @@ from metarl.baseline import LinearFeatureBaseline
 from metarl.checkpoint import CheckpointError, atomic_write_bytes, load_policy_checkpoint
 from metarl.config import AdvantageConfig, ConfigError, EnvConfig, check_device
 from metarl.environment import env_dims, make_env
-from metarl.errors import UsageError
+from metarl.errors import RunError, UsageError
 from metarl.rundir import check_output_dir
-from metarl.episodes import advantages
+from metarl.episodes import EpisodeBatch, advantages
 from metarl.policy import GaussianMLPPolicy, Params
 from metarl.sampler import Sampler
 
@@ -111,6 +111,7 @@ class EvalSettings:
     oracle: bool = False
     device: str = "cpu"
     source: str = ""
+    batch_steps: int | None = None  # sample whole episodes per task until this many env steps (rllab's batches)
 
     @property
     def env_id(self) -> str:
@@ -130,6 +131,10 @@ class EvalSettings:
                 raise ConfigError(f"--{name.replace('_', '-')}: expected a finite step size >= 0, got {value!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
             raise ConfigError(f"--seed: expected an integer >= 0, got {self.seed!r}")
+        if self.batch_steps is not None and (not isinstance(self.batch_steps, int) or isinstance(self.batch_steps, bool)
+                                             or self.batch_steps < 1):
+            raise ConfigError(f"--batch-steps: expected a positive number of env steps per batch, got {self.batch_steps!r}; "
+                              "leave it out for batches of --episodes episodes")
         check_device(self.device, "--device")
         return self
 
@@ -137,7 +142,7 @@ class EvalSettings:
 def protocol_settings(cfg: Any, method: str, oracle: bool, trained_alpha: float | None, *, steps: int | None = None,
                       episodes: int | None = None, step_size: float | None = None,
                       later_step_size: float | None = None, num_tasks: int = 40, seed: int = 0,
-                      device: str = "cpu", source: str = "") -> EvalSettings:
+                      device: str = "cpu", source: str = "", batch_steps: int | None = None) -> EvalSettings:
     """The paper's protocol for this task and method, with any setting overridden where given."""
     name = paper_name(cfg.env.id) or ""
     if steps is None:
@@ -151,7 +156,7 @@ def protocol_settings(cfg: Any, method: str, oracle: bool, trained_alpha: float 
     return EvalSettings(
         env=copy.deepcopy(cfg.env), advantage=advantage, method=method, num_tasks=num_tasks,
         episodes_per_task=episodes, steps=steps, step_size=step_size, later_step_size=later_step_size,
-        seed=seed, oracle=oracle, device=device, source=source,
+        seed=seed, oracle=oracle, device=device, source=source, batch_steps=batch_steps,
     ).validate()
 
 
@@ -172,6 +177,9 @@ def protocol_differences(settings: dict[str, Any]) -> list[str]:
     want_steps = 0 if settings.get("oracle") else PAPER_STEPS.get(name, 3)
     if settings.get("steps", 0) < want_steps:
         out.append(f"{settings.get('steps')} adaptation steps (the paper: {want_steps})")
+    if settings.get("batch_steps") is not None:
+        out.append(f"batches of {settings['batch_steps']} env steps (metarl's protocol: {PAPER_EPISODES.get(name, 20)} "
+                   "episodes per goal)")
     later = settings.get("later_step_size")
     if later is not None and later != settings.get("step_size", 0) / 2:
         out.append(f"later step size {later} (the paper: half the first)")
@@ -205,6 +213,40 @@ def make_eval_env(settings: EvalSettings) -> Any:
     return make_env(settings.env, settings.num_tasks * settings.episodes_per_task, oracle=settings.oracle)
 
 
+def sample_env_steps(sampler: Sampler, params: Params, tasks: np.ndarray, seed: int, generator: torch.Generator,
+                     budget: int, max_rounds: int = 1000) -> EpisodeBatch:
+    """Whole episodes of each task until it has ``budget`` env steps, as rllab's samplers filled a batch.
+
+    The sampler's E episodes per task are one round; rounds repeat (env slots seeded from ``seed`` and the
+    round) until every task has its steps.  A task keeps each episode that starts before its count reaches
+    ``budget`` (so the last one may go past it, as in rllab) and masks the rest; the rounds are joined along
+    the episode dimension, ``[T, E * rounds, H]``, fully masked episodes included.
+    """
+    parts, counts = [], None
+    for round_ in range(max_rounds):
+        slot_seed = seed if round_ == 0 else int(np.random.SeedSequence([seed, round_]).generate_state(1)[0] % (2**31 - 1))
+        b = sampler.sample(params, tasks, slot_seed, generator)
+        lengths = b.mask.sum(-1)  # [T, E]
+        counts = torch.zeros_like(lengths[:, 0]) if counts is None else counts
+        before = counts.unsqueeze(1) + lengths.cumsum(1) - lengths  # steps the task had when each episode began
+        keep = (before < budget).to(b.mask.dtype)
+        counts = counts + (lengths * keep).sum(1)
+        parts.append(EpisodeBatch(b.obs * keep[..., None, None], b.actions * keep[..., None, None], b.rewards * keep[..., None],
+                                  b.mask * keep[..., None], b.tasks, b.timings))
+        if bool((counts >= budget).all()):
+            break
+    else:
+        raise RunError(f"--batch-steps: {budget} env steps per goal not reached in {max_rounds} rounds of "
+                       f"{sampler.episodes_per_task} episodes; use a smaller --batch-steps")
+    if len(parts) == 1:
+        return parts[0]
+    def joined(name: str) -> torch.Tensor:
+        return torch.cat([getattr(p, name) for p in parts], 1)
+
+    return EpisodeBatch(obs=joined("obs"), actions=joined("actions"), rewards=joined("rewards"), mask=joined("mask"),
+                        tasks=parts[0].tasks, timings={k: sum(p.timings.get(k, 0.0) for p in parts) for k in parts[0].timings})
+
+
 def adaptation_curve(policy: GaussianMLPPolicy, params: Params, tasks: np.ndarray, settings: EvalSettings,
                      env: Any = None) -> np.ndarray:
     """Average return per task after 0..K adaptation steps, ``[num_tasks, K + 1]``; a fresh batch per step."""
@@ -225,7 +267,10 @@ def adaptation_curve(policy: GaussianMLPPolicy, params: Params, tasks: np.ndarra
         {n: a * (size / sizes[0] if sizes[0] else 0.0) for n, a in learned.items()} for size in sizes]
     returns = np.zeros((s.num_tasks, s.steps + 1))
     for k in range(s.steps + 1):
-        batch = sampler.sample(theta, tasks, int(seeds[k]), generator)
+        if s.batch_steps is None:
+            batch = sampler.sample(theta, tasks, int(seeds[k]), generator)
+        else:
+            batch = sample_env_steps(sampler, theta, tasks, int(seeds[k]), generator, s.batch_steps)
         returns[:, k] = batch.average_return().double().cpu().numpy()
         if k < s.steps:
             adv, _ = advantages(batch, s.advantage, baseline)

@@ -202,3 +202,45 @@ def test_docs_straight_line_navigation_reference_prints_what_the_docs_say(capsys
     exec(compile(blocks[0], "docs/evaluation.md", "exec"), {})
     printed = capsys.readouterr().out.strip()
     assert printed == "-0.54 ± 0.05" and printed in blocks[0]
+
+
+def test_batches_filled_to_a_number_of_env_steps_keep_whole_episodes_as_rllab_did():
+    # a policy that walks straight to each goal: episodes end early at the goal, so a step budget needs
+    # several rounds of episodes, and each task's count differs
+    from metarl.sampler import Sampler
+
+    policy = GaussianMLPPolicy(2, 2, (4,), init_std=0.05)
+    params = {k: torch.zeros_like(v) for k, v in policy.init_params(torch.Generator().manual_seed(0)).items()}
+    params["log_std"] = torch.full((2,), float(np.log(0.05)))
+    env = ev.make_env(EnvConfig("metarl/Navigation2D-v0", {"horizon": 20}), 3 * 4)
+    sampler = Sampler(env, policy, 3, 4)
+    tasks = np.array([[0.0, 0.0], [0.05, 0.05], [0.4, -0.4]])
+    plain = sampler.sample(params, tasks, 7, torch.Generator().manual_seed(3))
+    batch = ev.sample_env_steps(sampler, params, tasks, 7, torch.Generator().manual_seed(3), budget=50)
+    assert torch.equal(batch.obs[:, :4], plain.obs[:, :4] * (batch.mask[:, :4, :1, None] > 0))  # round 1 is the plain batch
+    lengths = batch.mask.sum(-1)  # [T, episodes]
+    happened = batch.mask[..., 0] > 0
+    for t in range(3):
+        kept = lengths[t][happened[t]]
+        assert kept.sum() >= 50 and kept[:-1].sum() < 50  # whole episodes until the budget; the last may go past it
+        assert bool((batch.mask[t][~happened[t]] == 0).all())  # episodes after it are masked out entirely
+        assert happened[t].nonzero().max() == happened[t].sum() - 1  # and only at the end
+        assert torch.isclose(batch.average_return()[t], batch.episode_returns()[t][happened[t]].mean())
+    assert bool((lengths[0][happened[0]] < 20).any()) and batch.mask.shape[1] > 4  # early ends: more rounds
+    # with the budget the plain batch already fills, nothing changes
+    same = ev.sample_env_steps(sampler, params, tasks, 7, torch.Generator().manual_seed(3), budget=1)
+    assert torch.equal(same.average_return(), plain.mask[..., 0].new_tensor(
+        [plain.episode_returns()[t][:1].mean() for t in range(3)]))
+    with pytest.raises(ConfigError, match="--batch-steps: expected a positive"):
+        tiny_settings(batch_steps=0).validate()
+
+
+def test_evaluation_with_a_step_budget_records_it_and_says_it_departs_from_the_protocol(tmp_path):
+    from metarl import api
+
+    cfg = load_config(SMOKE_NAV)
+    run = api.Run.random(cfg, seed=0)
+    curve = api.evaluate(run, output=tmp_path / "ev", tasks=3, episodes=2, steps=1, batch_steps=60)
+    saved = ev.load_results(str(tmp_path / "ev"))
+    assert saved["settings"]["batch_steps"] == 60 and np.isfinite(curve.returns).all()
+    assert any("batches of 60 env steps" in d for d in ev.protocol_differences(saved["settings"]))
