@@ -474,13 +474,16 @@ def train_baseline(kind: str, cfg: Any, output: str, timesteps: int, seed: int |
 
         curve.on_rollout_start = at_rollout_start
         main_thread = threading.current_thread() is threading.main_thread()
-        previous = signal.getsignal(signal.SIGTERM) if main_thread else None
+        # both signals stop the run with a save, as for `metarl train`, also where the shell started it with
+        # SIGINT ignored (a background job of a script)
+        stops = (signal.SIGINT, signal.SIGTERM)
+        previous = {sig: signal.getsignal(sig) for sig in stops} if main_thread else {}
 
-        def on_sigterm(signum: int, frame: Any) -> None:
+        def on_stop(signum: int, frame: Any) -> None:
             raise KeyboardInterrupt
 
-        if main_thread and previous is not signal.SIG_IGN:
-            signal.signal(signal.SIGTERM, on_sigterm)
+        for sig in previous:
+            signal.signal(sig, on_stop)
         try:
             model.learn(total_timesteps=timesteps - done, callback=curve.callback, reset_num_timesteps=loaded is None)
         except KeyboardInterrupt:
@@ -493,8 +496,8 @@ def train_baseline(kind: str, cfg: Any, output: str, timesteps: int, seed: int |
                          f"metarl baseline {kind} --output {shlex.quote(output)} --resume --timesteps {timesteps}")
             raise
         finally:
-            if main_thread and previous is not signal.SIG_IGN:  # None: a handler not set from Python
-                signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+            for sig, handler in previous.items():  # None: a handler not set from Python
+                signal.signal(sig, signal.SIG_DFL if handler is None else handler)
         state = save(model.num_timesteps)
     finally:
         lock.release()

@@ -52,9 +52,9 @@ def train(run, total, **kwargs):
 
 def test_resume_continues_from_the_saved_networks_and_extends_the_budget(tmp_path, monkeypatch):
     run = tmp_path / "orc"
-    before = signal.getsignal(signal.SIGTERM)
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     train(run, 3 * ROLLOUT)
-    assert signal.getsignal(signal.SIGTERM) is before  # the SIGTERM handler is put back
+    assert {sig: signal.getsignal(sig) for sig in before} == before  # the handlers are put back
     first = saved(run)
     assert (first["sb3_timesteps"], first["sb3_slots"], first["sb3_seed"], first["sb3_algo"]) == (3 * ROLLOUT, 4, 0, "trpo")
     first_steps = curve_steps(run)
