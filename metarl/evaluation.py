@@ -240,6 +240,7 @@ def sample_env_steps(sampler: Sampler, params: Params, tasks: np.ndarray, seed: 
                        f"{sampler.episodes_per_task} episodes; use a smaller --batch-steps")
     if len(parts) == 1:
         return parts[0]
+
     def joined(name: str) -> torch.Tensor:
         return torch.cat([getattr(p, name) for p in parts], 1)
 

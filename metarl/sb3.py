@@ -11,9 +11,12 @@ PPO; :func:`sb3_policy_params` converts the actor to metarl parameters, so the i
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
-from typing import Any, Callable, Sequence
+import signal
+import threading
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -276,24 +279,17 @@ def _config_difference(saved: dict[str, Any], given: dict[str, Any], prefix: str
     return None
 
 
-def _blocked_signals():
+@contextlib.contextmanager
+def _blocked_signals() -> Iterator[None]:
     """A context in which SIGINT and SIGTERM wait (delivered when it ends), so a save is never cut in half."""
-    import contextlib
-    import signal
-    import threading
-
-    @contextlib.contextmanager
-    def block():
-        if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
-            yield
-            return
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-        try:
-            yield
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old)
-
-    return block()
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _load_saved_baseline(ckpt: str) -> dict[str, Any]:
@@ -308,13 +304,9 @@ def _load_saved_baseline(ckpt: str) -> dict[str, Any]:
                               "train the baseline again with --overwrite") from None
 
 
-def resume_settings(output: str) -> dict[str, Any]:
-    """``--slots``, ``--seed`` and ``--algo`` of the baseline saved in ``output`` (for ``--resume`` defaults)."""
-    ckpt = os.path.join(output, "checkpoints", "best.pt")
-    if not os.path.isfile(ckpt):
-        return {}
-    saved = _load_saved_baseline(ckpt)
-    found = _zip_settings(os.path.join(output, "sb3_model.zip")) if "sb3_slots" not in saved else {}
+def _own_settings(saved: dict[str, Any], zip_path: str) -> dict[str, Any]:
+    """``--slots``, ``--seed`` and ``--algo`` of a saved baseline (an older one's from its zip's JSON entry)."""
+    found = _zip_settings(zip_path) if "sb3_slots" not in saved else {}
     out = {"num_slots": saved.get("sb3_slots", found.get("n_envs")), "seed": saved.get("sb3_seed", found.get("seed")),
            "algo": saved.get("sb3_algo")}
     return {k: v for k, v in out.items() if v is not None}
@@ -339,8 +331,6 @@ def train_baseline(kind: str, cfg: Any, output: str, timesteps: int, seed: int |
     """
     import copy
     import shlex
-    import signal
-    import threading
 
     from metarl.checkpoint import CheckpointError, atomic_write_bytes, save_checkpoint
     from metarl.config import ConfigError, save_config, to_dict
@@ -359,7 +349,8 @@ def train_baseline(kind: str, cfg: Any, output: str, timesteps: int, seed: int |
     if resume and not os.path.isfile(ckpt):
         raise UsageError(f"--resume: {output!r} holds no baseline to continue (no checkpoints/best.pt); "
                          "train one there without --resume (--overwrite replaces what is there)")
-    own = resume_settings(output) if resume else {}
+    saved = _load_saved_baseline(ckpt) if resume else {}
+    own = _own_settings(saved, zip_path) if resume else {}
     seed = own.get("seed", _DEFAULTS["seed"]) if seed is None else seed
     num_slots = own.get("num_slots", _DEFAULTS["num_slots"]) if num_slots is None else num_slots
     algo = own.get("algo", _DEFAULTS["algo"]) if algo is None else algo
@@ -375,7 +366,6 @@ def train_baseline(kind: str, cfg: Any, output: str, timesteps: int, seed: int |
     try:
         done, old_rows, loaded = 0, [], None
         if resume:
-            saved = _load_saved_baseline(ckpt)
             for field, name, wanted in (("method", "kind", kind), ("sb3_algo", "--algo", algo)):
                 if saved.get(field) != wanted:
                     raise UsageError(f"{name}: the baseline in {output!r} is {saved.get(field)!r}, got {wanted!r}; "
