@@ -8,7 +8,9 @@ Everything that is compared is measured in the same run, on the same data:
   achieved rate, and the rate of ``torch.bmm`` on the policy's own shapes (``[T, N, h] x [T, h, h]`` in the
   forward, weight-gradient and input-gradient layouts, each in its faster storage order), measured just
   before and just after it: the ratio of the two says how close the update runs to the machine's
-  matrix-multiply rate at that moment;
+  matrix-multiply rate at that moment; and a second reference, ``torch.bmm`` on every layer's shapes (the
+  thin first and last layers included, each layer's products in the layouts the update uses), whose ratio
+  says how much of the gap the thin layers' shapes explain;
 * the same update with autograd's Hessian-vector products (the update before ``metarl.curvature``), and
   with ``--subsample F`` the update with ``algo.hvp_subsample: F``; with ``--repeat N`` each N times in
   alternating order (medians), so that a change of the machine's load hits every variant alike; with
@@ -132,6 +134,37 @@ def bmm_rate(T: int, N: int, width: int, device: torch.device, dtype: torch.dtyp
         f()
     seconds = sum(timed(f, device) for f in layouts for _ in range(reps)) / reps  # mean, as the update is one long run
     return 3 * 2 * T * N * width * width / seconds / 1e9
+
+
+def layer_products(T: int, N: int, sizes: list[int], device: torch.device,
+                   dtype: torch.dtype) -> tuple[list[Callable[[], object]], int]:
+    """``torch.bmm`` on each of the policy's layers ``n -> m`` (``sizes``: obs, hidden..., act) in the layouts and
+    storage orders the written-out products use, and their FLOPs: forward ``a @ w`` (``w`` column-major), the
+    weight gradient ``a^T b`` (as ``(b^T a)^T`` when ``b`` is narrower) and, past the first layer, the input
+    gradient ``b @ w^T``."""
+    gen = torch.Generator(device=device).manual_seed(0)
+    products: list[Callable[[], object]] = []
+    flops = 0
+    for i, (n, m) in enumerate(zip(sizes[:-1], sizes[1:])):
+        a = torch.randn(T, N, n, device=device, dtype=dtype, generator=gen)
+        b = torch.randn(T, N, m, device=device, dtype=dtype, generator=gen)
+        w = torch.randn(T, n, m, device=device, dtype=dtype, generator=gen)
+        w_cols = curvature.columns(w)
+        products += [lambda a=a, w=w_cols: torch.bmm(a, w), lambda a=a, b=b: curvature._outer(a, b, reduce=False)]
+        if i > 0:
+            products.append(lambda b=b, w=w: torch.bmm(b, w.transpose(1, 2)))
+        flops += (3 if i > 0 else 2) * 2 * T * N * n * m
+    return products, flops
+
+
+def layer_bmm_rate(T: int, N: int, sizes: list[int], device: torch.device, dtype: torch.dtype, reps: int = 3) -> float:
+    """GFLOP/s of :func:`layer_products`, all their FLOPs over all their time.  Unlike :func:`bmm_rate` it includes
+    the thin layers (from the observations, to the actions), whose products run below the hidden layers' rate."""
+    products, flops = layer_products(T, N, sizes, device, dtype)
+    for f in products:  # warm-up
+        f()
+    seconds = sum(timed(f, device) for f in products for _ in range(reps)) / reps
+    return flops / seconds / 1e9
 
 
 def _ms(fn: Callable[[], object], device: torch.device) -> float:
@@ -265,8 +298,9 @@ def main() -> None:
     N = E * env.horizon
     width = max(cfg.policy.hidden_sizes)
     dtype = params["w0"].dtype
-    print(f"\nthe meta-update against torch.bmm on the policy's shapes [{T}, {N}, {width}] x [{T}, {width}, {width}], "
-          f"same run, median of {args.repeat}:")
+    sizes = [env.single_observation_space.shape[0], *cfg.policy.hidden_sizes, env.single_action_space.shape[0]]
+    print(f"\nthe meta-update against torch.bmm on the policy's shapes [{T}, {N}, {width}] x [{T}, {width}, {width}] "
+          f"and on every layer's shapes {' -> '.join(map(str, sizes))}, same run, median of {args.repeat}:")
     variants = [("written-out products (metarl.curvature)", update(1.0), True)]
     if args.subsample is not None:
         variants.append((f"written-out, hvp_subsample {args.subsample:g}", update(args.subsample), True))
@@ -289,23 +323,24 @@ def main() -> None:
             try:
                 if name not in flops:
                     flops[name] = count_flops(fn)
-                before = bmm_rate(T, N, width, device, dtype)
+                before = bmm_rate(T, N, width, device, dtype), layer_bmm_rate(T, N, sizes, device, dtype)
                 seconds = timed(fn, device)
-                after = bmm_rate(T, N, width, device, dtype)
+                after = bmm_rate(T, N, width, device, dtype), layer_bmm_rate(T, N, sizes, device, dtype)
             finally:
                 curvature.supports = supports
             measured[name].append((seconds, before, after))
     for name, runs in measured.items():
         seconds = statistics.median(r[0] for r in runs)
         rate = flops[name] / seconds / 1e9
-        ref = statistics.median(statistics.mean(r[1:]) for r in runs)
+        ref = statistics.median((r[1][0] + r[2][0]) / 2 for r in runs)
+        layer_ref = statistics.median((r[1][1] + r[2][1]) / 2 for r in runs)
         times = ", ".join(f"{r[0]:.2f}" for r in runs)
         print(f"  {name:42s} {seconds:7.2f} s  {flops[name] / 1e9:7.1f} GFLOP  {rate:6.1f} GFLOP/s  "
-              f"bmm {ref:6.1f} GFLOP/s  ratio {100 * rate / ref:5.1f}%" + (f"  (times {times})" if len(runs) > 1 else ""))
+              f"bmm {ref:6.1f} GFLOP/s  ratio {100 * rate / ref:5.1f}%  bmm on every layer {layer_ref:6.1f} GFLOP/s  "
+              f"ratio {100 * rate / layer_ref:5.1f}%" + (f"  (times {times})" if len(runs) > 1 else ""))
 
     if args.layouts:
-        layouts(T, N, [env.single_observation_space.shape[0], *cfg.policy.hidden_sizes, env.single_action_space.shape[0]],
-                device, dtype)
+        layouts(T, N, sizes, device, dtype)
     if not args.loops:
         return
     theta = {k: v.detach().requires_grad_() for k, v in params.items()}

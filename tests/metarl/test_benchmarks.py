@@ -14,7 +14,7 @@ def test_bench_meta_prints_the_rate_ratio_and_the_subsample(monkeypatch, capsys)
     assert "one meta-iteration" in out and "physics (env.step)" in out
     for name in ("written-out products", "hvp_subsample 0.5", "autograd products (before)"):
         line = next(row for row in out.splitlines() if name in row)
-        assert "GFLOP/s" in line and "ratio" in line
+        assert "GFLOP/s" in line and line.count("ratio") == 2 and "bmm on every layer" in line
 
 
 def test_flop_count_includes_the_in_place_products():
@@ -27,6 +27,16 @@ def test_flop_count_includes_the_in_place_products():
     assert bench_meta.count_flops(lambda: out.baddbmm_(a, w)) == expected
     assert bench_meta.count_flops(lambda: flat_out.addmm_(flat_a, w[0])) == expected
     assert bench_meta.count_flops(lambda: torch.baddbmm(out, a, w)) == expected
+
+
+def test_layer_reference_counts_the_flops_of_its_products():
+    import torch
+
+    sizes = [5, 7, 7, 3]  # obs -> hidden -> hidden -> act, as the policy's layers
+    products, flops = bench_meta.layer_products(2, 11, sizes, torch.device("cpu"), torch.float32)
+    assert len(products) == 2 + 3 + 3  # the first layer needs no input gradient
+    assert bench_meta.count_flops(lambda: [f() for f in products]) == flops
+    assert flops == 2 * 2 * 11 * (2 * 5 * 7 + 3 * 7 * 7 + 3 * 7 * 3)
 
 
 def test_bench_meta_times_the_layer_layouts(monkeypatch, capsys):
