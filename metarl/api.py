@@ -307,9 +307,10 @@ def evaluate(source: str | os.PathLike | Run, *, output: str | os.PathLike | Non
     return, take a policy-gradient step (``step_size``, then ``later_step_size``, by default half of
     it), sample a fresh batch, and so on for ``steps`` steps.  Defaults per task and method are the
     paper's (3 steps, 4 for Navigation2D; 20 episodes, 40 for AntDir and Navigation2D; the trained step
-    size for MAML).  ``batch_steps`` fills each batch with whole episodes until that many env steps per goal,
-    as rllab's samplers did (the authors' Navigation2D evaluation used 4000), with ``episodes`` per sampling
-    round.  Files are written only when ``output`` is given (checked before any work).
+    size for MAML).  A batch on the paper's tasks is, as the authors' scripts sampled it, whole episodes until
+    ``episodes x horizon`` env steps per goal (more than ``episodes`` episodes only where episodes end early);
+    ``batch_steps`` sets that count (``episodes`` per sampling round), 0 asks for exactly ``episodes``
+    episodes.  Files are written only when ``output`` is given (checked before any work).
     """
     run = source if isinstance(source, Run) else load_run(source)
     if output is not None:

@@ -67,8 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--step-size", type=float, help="first adaptation step size (default: the trained one; per method for baselines)")
     ev.add_argument("--later-step-size", type=float, help="step size after the first step (default: half the first)")
     ev.add_argument("--batch-steps", type=int,
-                    help="fill each batch with whole episodes until this many env steps per goal, as rllab did (the "
-                         "released Navigation2D evaluation: 4000); --episodes is then the episodes per sampling round")
+                    help="env steps per goal per batch, whole episodes until the count is reached (default on the "
+                         "paper's tasks: episodes x horizon, as the authors' scripts sampled; --episodes is then the "
+                         "episodes per sampling round); 0: exactly --episodes episodes per batch")
     ev.add_argument("--seed", type=int, default=0, help="seed of the evaluation's episodes (and of --random's policy)")
     ev.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     ev.add_argument("--output", help="results directory (default: RUN_DIR/evaluation)")

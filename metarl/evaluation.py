@@ -4,6 +4,11 @@ For each test task, starting from the given parameters: sample a batch, record i
 one policy-gradient step, sample a fresh batch, record, and so on for K steps.  The first step uses the
 step size ``alpha``, later ones ``alpha / 2`` (docs/paper.md, "Evaluation").  All test tasks run at once:
 one env of ``num_tasks x episodes`` slots, task-batched parameters after the first step.
+
+On the paper's tasks a batch is what the authors' evaluation scripts sampled: whole episodes per task until
+``episodes x horizon`` env steps (rllab's ``batch_size``), so where episodes end early (Navigation2D at the
+goal, Ant when it falls) a batch holds more of them; where every episode runs the full horizon that is
+exactly ``episodes`` episodes.
 """
 
 from __future__ import annotations
@@ -52,9 +57,16 @@ PAPER_TASKS = {
 # episodes per adaptation batch and adaptation steps of the published curves
 PAPER_EPISODES = {"AntDir": 40, "Navigation2D": 40}
 PAPER_STEPS = {"Navigation2D": 4}
+# episode length of the paper's tasks (their envs' horizons); a batch is episodes x horizon env steps
+PAPER_HORIZON = {"Navigation2D": 100}
 # baseline step sizes of the published comparisons
 RANDOM_STEP_SIZE = {"HalfCheetahVel": 0.1, "Navigation2D": 0.5}
 PRETRAINED_STEP_SIZE = {"HalfCheetahVel": 0.02}
+
+
+def paper_batch_steps(name: str, episodes: int | None = None) -> int:
+    """Env steps per batch of the paper's evaluation of task ``name`` (``episodes`` of its episodes' length)."""
+    return (PAPER_EPISODES.get(name, 20) if episodes is None else episodes) * PAPER_HORIZON.get(name, 200)
 
 
 def paper_name(env_id: str) -> str | None:
@@ -111,7 +123,7 @@ class EvalSettings:
     oracle: bool = False
     device: str = "cpu"
     source: str = ""
-    batch_steps: int | None = None  # sample whole episodes per task until this many env steps (rllab's batches)
+    batch_steps: int | None = None  # whole episodes per task until this many env steps (rllab's batches); None: E episodes
 
     @property
     def env_id(self) -> str:
@@ -134,7 +146,7 @@ class EvalSettings:
         if self.batch_steps is not None and (not isinstance(self.batch_steps, int) or isinstance(self.batch_steps, bool)
                                              or self.batch_steps < 1):
             raise ConfigError(f"--batch-steps: expected a positive number of env steps per batch, got {self.batch_steps!r}; "
-                              "leave it out for batches of --episodes episodes")
+                              "use None for batches of exactly --episodes episodes")
         check_device(self.device, "--device")
         return self
 
@@ -143,12 +155,20 @@ def protocol_settings(cfg: Any, method: str, oracle: bool, trained_alpha: float 
                       episodes: int | None = None, step_size: float | None = None,
                       later_step_size: float | None = None, num_tasks: int = 40, seed: int = 0,
                       device: str = "cpu", source: str = "", batch_steps: int | None = None) -> EvalSettings:
-    """The paper's protocol for this task and method, with any setting overridden where given."""
+    """The paper's protocol for this task and method, with any setting overridden where given.
+
+    ``batch_steps``: None gives the paper's batches on its tasks (whole episodes until ``episodes x horizon``
+    env steps per goal) and batches of exactly ``episodes`` episodes on other tasks; 0 asks for exactly
+    ``episodes`` episodes on any task; a positive number is the env steps per batch."""
     name = paper_name(cfg.env.id) or ""
     if steps is None:
         steps = 0 if oracle else PAPER_STEPS.get(name, 3)
     if episodes is None:
         episodes = PAPER_EPISODES.get(name, 20)
+    if isinstance(batch_steps, int) and not isinstance(batch_steps, bool) and batch_steps == 0:
+        batch_steps = None
+    elif batch_steps is None and name and isinstance(episodes, int) and not isinstance(episodes, bool) and episodes > 0:
+        batch_steps = episodes * _horizon(cfg.env)
     if step_size is None:
         step_size = 0.0 if oracle and steps == 0 else default_step_size(method, cfg.env.id, trained_alpha)
     a = cfg.algo
@@ -158,6 +178,18 @@ def protocol_settings(cfg: Any, method: str, oracle: bool, trained_alpha: float 
         episodes_per_task=episodes, steps=steps, step_size=step_size, later_step_size=later_step_size,
         seed=seed, oracle=oracle, device=device, source=source, batch_steps=batch_steps,
     ).validate()
+
+
+def _horizon(env_cfg: EnvConfig) -> int:
+    """Steps per episode of the env ``env_cfg`` makes (its kwargs can change it); the paper's without kwargs."""
+    name = paper_name(env_cfg.id)
+    if name and not env_cfg.kwargs:
+        return PAPER_HORIZON.get(name, 200)
+    env = make_env(env_cfg, 1)
+    try:
+        return int(env.horizon)
+    finally:
+        env.close()
 
 
 def protocol_differences(settings: dict[str, Any]) -> list[str]:
@@ -177,9 +209,12 @@ def protocol_differences(settings: dict[str, Any]) -> list[str]:
     want_steps = 0 if settings.get("oracle") else PAPER_STEPS.get(name, 3)
     if settings.get("steps", 0) < want_steps:
         out.append(f"{settings.get('steps')} adaptation steps (the paper: {want_steps})")
-    if settings.get("batch_steps") is not None:
-        out.append(f"batches of {settings['batch_steps']} env steps (metarl's protocol: {PAPER_EPISODES.get(name, 20)} "
-                   "episodes per goal)")
+    paper_batch = paper_batch_steps(name)
+    if settings.get("batch_steps") is None:
+        out.append(f"batches of exactly {settings.get('episodes_per_task')} episodes per goal (the paper's: whole "
+                   f"episodes until {paper_batch} env steps)")
+    elif settings["batch_steps"] != paper_batch:
+        out.append(f"batches of {settings['batch_steps']} env steps per goal (the paper's: {paper_batch})")
     later = settings.get("later_step_size")
     if later is not None and later != settings.get("step_size", 0) / 2:
         out.append(f"later step size {later} (the paper: half the first)")

@@ -315,7 +315,8 @@ class Trainer:
         if self._eval is None:
             settings = ev.protocol_settings(self.cfg, "maml", False, self.cfg.algo.inner_step_size,
                                             steps=self.cfg.eval_steps, episodes=self.cfg.algo.episodes_per_task,
-                                            num_tasks=self.cfg.eval_tasks, seed=self.cfg.seed, device=str(self.device))
+                                            num_tasks=self.cfg.eval_tasks, seed=self.cfg.seed, device=str(self.device),
+                                            batch_steps=0)  # exactly E episodes: a fixed cost per evaluation
             env = ev.make_eval_env(settings)
             self._eval = (settings, env, ev.evaluation_tasks(env, settings))
         settings, env, tasks = self._eval

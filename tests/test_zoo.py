@@ -45,6 +45,10 @@ def test_zoo_entry_is_a_small_run_directory_that_loads_and_evaluates(name):
     assert run.config.env.id == shipped.env.id and run.config.algo.num_tasks == shipped.algo.num_tasks
     curve = metarl.evaluate(run, tasks=2, episodes=2, steps=1)  # fits its env, adapts, no files
     assert curve.returns.shape == (2, 2)
+    # the shipped evaluation is the paper's protocol as `metarl evaluate` runs it by default
+    from metarl import evaluation as ev
+
+    assert ev.protocol_differences(ev.load_results(os.path.join(entry, "evaluation"))["settings"]) == []
 
 
 @pytest.mark.slow

@@ -55,6 +55,49 @@ def test_step_size_schedule_and_paper_defaults():
     assert oracle.steps == 0
 
 
+def test_paper_batches_are_episodes_times_horizon_env_steps_as_the_authors_scripts_sampled():
+    def cfg(name):
+        return load_config(os.path.join(ROOT, "experiments", "configs", f"{name}.yaml"))
+
+    # batch_size of the released evaluation scripts: 4000 (40 x 100 navigation, 20 x 200 locomotion), 8000 AntDir
+    assert ev.protocol_settings(cfg("navigation2d"), "maml", False, 0.5).batch_steps == 4000
+    assert ev.protocol_settings(cfg("ant_vel"), "maml", False, 0.1).batch_steps == 4000
+    assert ev.protocol_settings(cfg("ant_dir"), "maml", False, 0.1).batch_steps == 8000
+    assert ev.protocol_settings(cfg("halfcheetah_vel"), "random", False, None).batch_steps == 4000
+    assert ev.protocol_settings(cfg("navigation2d"), "maml", False, 0.5, episodes=80).batch_steps == 8000
+    assert ev.protocol_settings(load_config(SMOKE_NAV), "maml", False, 0.5).batch_steps == 40 * 20  # its own horizon
+    assert ev.protocol_settings(cfg("navigation2d"), "maml", False, 0.5, batch_steps=0).batch_steps is None
+    assert ev.protocol_settings(cfg("navigation2d"), "maml", False, 0.5, batch_steps=123).batch_steps == 123
+    other = cfg("navigation2d")
+    other.env.id = "metarl/Plugged-v0"  # not a paper task: no paper batch, exactly E episodes (no env is made)
+    assert ev.protocol_settings(other, "maml", False, 0.5).batch_steps is None
+    # the saved settings say when a batch is not the paper's
+    nav = asdict_settings(ev.protocol_settings(cfg("navigation2d"), "maml", False, 0.5))
+    assert ev.protocol_differences(nav) == []
+    fixed = asdict_settings(ev.protocol_settings(cfg("navigation2d"), "maml", False, 0.5, batch_steps=0))
+    assert ev.protocol_differences(fixed) == ["batches of exactly 40 episodes per goal (the paper's: whole episodes "
+                                              "until 4000 env steps)"]
+
+
+def asdict_settings(settings):
+    import dataclasses
+
+    return json.loads(json.dumps(dataclasses.asdict(settings)))
+
+
+def test_step_budget_batches_equal_plain_ones_where_episodes_never_end_early():
+    # HalfCheetah's episodes always run the full horizon: E x H env steps are exactly E episodes, the same
+    # episodes, so the paper's batches leave every HalfCheetah result as it was
+    from metarl import api
+
+    run = api.Run.random(load_config(os.path.join(ROOT, "experiments", "configs", "smoke_halfcheetah_vel.yaml")), seed=0)
+    by_steps = api.evaluate(run, tasks=3, episodes=2, steps=2)
+    assert by_steps.settings.batch_steps == 2 * 20
+    plain = api.evaluate(run, tasks=3, episodes=2, steps=2, batch_steps=0)
+    assert plain.settings.batch_steps is None
+    assert np.array_equal(by_steps.returns, plain.returns)
+
+
 def tiny_settings(**kw):
     base = dict(env=EnvConfig("metarl/Navigation2D-v0", {"horizon": 10}), num_tasks=3, episodes_per_task=2,
                 steps=2, step_size=0.5)
