@@ -113,7 +113,7 @@ class RunDirectory:
         """A new run in ``path``: an empty or missing directory, or (with ``overwrite``) an earlier metarl run."""
         full = cls.check_new(path, overwrite)
         if os.path.isdir(full) and os.listdir(full):
-            run = cls._lock(full)  # refuses while another process writes the run
+            run = cls.lock(full)  # refuses while another process writes the run
             try:
                 for name in os.listdir(full):
                     if name == LOCK:
@@ -131,7 +131,7 @@ class RunDirectory:
                 os.makedirs(full, exist_ok=True)
             except OSError as exc:
                 raise RunError(os_error_message(exc, f"the run directory {full}")) from None
-            run = cls._lock(full)
+            run = cls.lock(full)
         run.run_id = uuid.uuid4().hex
         run.write_marker()
         return run
@@ -149,7 +149,7 @@ class RunDirectory:
                 f"--resume: {full!r} is not a metarl run directory (no {MARKER} and no checkpoints/latest.pt); "
                 "pass the --output of an earlier `metarl train`"
             )
-        run = cls._lock(full)
+        run = cls.lock(full)
         marker = read_marker(full)
         run.run_id = str(marker.get("run_id") or "")
         if not marker:  # a run written before the marker existed: adopt it
@@ -158,7 +158,10 @@ class RunDirectory:
         return run
 
     @classmethod
-    def _lock(cls, full: str) -> "RunDirectory":
+    def lock(cls, full: str) -> "RunDirectory":
+        """Take ``full``'s run lock (one writing process per folder; released by :meth:`release` or at exit).
+
+        Raises :class:`RunLockedError`, naming the holder, while another process holds it."""
         lock_path = os.path.join(full, LOCK)
         try:
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -224,7 +227,7 @@ def _refuse_if_locked(full: str) -> None:
     lock_path = os.path.join(full, LOCK)
     if not os.path.isfile(lock_path):
         return
-    RunDirectory._lock(full).release()
+    RunDirectory.lock(full).release()
 
 
 def _read_holder(fd: int) -> str:

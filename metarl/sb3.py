@@ -362,7 +362,7 @@ def train_baseline(kind: str, cfg: Any, output: str, timesteps: int, seed: int |
     if not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"--seed: expected an integer >= 0, got {seed!r}")
     os.makedirs(output, exist_ok=True)
-    lock = RunDirectory._lock(output)  # one process writes a baseline folder at a time
+    lock = RunDirectory.lock(output)  # one process writes a baseline folder at a time
     try:
         done, old_rows, loaded = 0, [], None
         if resume:
