@@ -315,7 +315,7 @@ def main() -> None:
     if not args.no_autograd:
         variants.append(("autograd products (before)", update(1.0), False))
     supports = curvature.supports
-    measured: dict[str, list[tuple[float, float, float]]] = {name: [] for name, _, _ in variants}
+    measured: dict[str, list[tuple[float, tuple[float, float], tuple[float, float]]]] = {name: [] for name, _, _ in variants}
     flops = {}
     for rep in range(args.repeat):  # alternate the order, so that a change of load hits every variant alike
         for name, fn, written in (variants if rep % 2 == 0 else variants[::-1]):

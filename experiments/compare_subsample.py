@@ -4,7 +4,8 @@
     python experiments/compare_subsample.py halfcheetah_dir --output runs/subsample-hcdir --seeds 0 1 2
 
 For every fraction and seed: ``metarl train`` with the released config (``--set algo.hvp_subsample=F``),
-then ``metarl evaluate`` with the paper's protocol (the run's best checkpoint, 40 test goals).  Each step is
+then ``metarl evaluate`` with the paper's protocol (the run's best checkpoint, 40 test goals; ``--batch-steps``
+is passed on, 0 for batches of exactly E episodes; a report refuses runs evaluated with other batches).  Each step is
 skipped when its result exists, so an interrupted comparison picks up where it stopped.  The table gives,
 per fraction, the mean post-adaptation return over seeds ± the standard error over seeds, the per-seed
 means (each ± its standard error over the 40 goals), and the mean seconds per meta-iteration.
@@ -42,6 +43,12 @@ def seconds_per_iteration(run_dir: str) -> float:
     return sum(times) / len(times)
 
 
+def batch_steps(run_dir: str) -> int | None:
+    """The env steps per batch of the run's evaluation (None: exactly E episodes per batch)."""
+    with open(os.path.join(run_dir, "evaluation", "results.json")) as fh:
+        return json.load(fh)["settings"].get("batch_steps")
+
+
 def mean_and_sem(values: list[float]) -> tuple[float, float]:
     n = len(values)
     mean = sum(values) / n
@@ -58,6 +65,8 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--iterations", type=int, help="meta-iterations (default: the config's)")
     p.add_argument("--report", action="store_true", help="only tabulate the runs already trained and evaluated")
+    p.add_argument("--batch-steps", type=int, default=None,
+                   help="passed to metarl evaluate (default: the paper's batches; 0: exactly E episodes per batch)")
     args = p.parse_args()
     config = os.path.join(HERE, "configs", f"{args.task}.yaml")
     if not os.path.exists(config):
@@ -83,9 +92,14 @@ def main() -> None:
                 metarl("train", "--config", config, "--output", run, "--seed", str(seed), "--iterations",
                        str(iterations), "--set", f"algo.hvp_subsample={fraction}", "--no-progress")
             if not done:
-                metarl("evaluate", run)
+                metarl("evaluate", run, *(() if args.batch_steps is None else ("--batch-steps", str(args.batch_steps))))
             with open(os.path.join(run, "evaluation", "results.json")) as fh:
                 results[fraction].append((seed, json.load(fh)["summary"], seconds_per_iteration(run)))
+    batches = {str(batch_steps(os.path.join(args.output, f"subsample{f:g}-seed{seed}")))
+               for f, per_seed in results.items() for seed, _, _ in per_seed}
+    if len(batches) > 1:
+        sys.exit(f"the runs' evaluations used different batches (batch_steps {sorted(batches)}); evaluate them "
+                 "alike (metarl evaluate RUN --overwrite [--batch-steps N]) before comparing")
     rows = [(f, per_seed) for f, per_seed in results.items() if per_seed]
     if not rows:
         sys.exit("no finished run to report yet")

@@ -63,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--checkpoint", default="best", help="with a run directory: best, latest or an iteration number")
     ev.add_argument("--steps", type=int, help="adaptation steps K (default: the paper's, 3 or 4 for Navigation2D; 0 for the oracle)")
     ev.add_argument("--tasks", type=int, default=40, help="number of test goals (the paper's seeded goals)")
-    ev.add_argument("--episodes", type=int, help="episodes per goal per batch (default: the paper's, 20 or 40 for AntDir and Navigation2D)")
+    ev.add_argument("--episodes", type=int, help="episodes per goal per batch, E (default: the paper's, 20 or 40 for AntDir "
+                    "and Navigation2D); on the paper's tasks a batch is E x horizon env steps of whole episodes")
     ev.add_argument("--step-size", type=float, help="first adaptation step size (default: the trained one; per method for baselines)")
     ev.add_argument("--later-step-size", type=float, help="step size after the first step (default: half the first)")
     ev.add_argument("--batch-steps", type=int,

@@ -59,6 +59,9 @@ PAPER_EPISODES = {"AntDir": 40, "Navigation2D": 40}
 PAPER_STEPS = {"Navigation2D": 4}
 # episode length of the paper's tasks (their envs' horizons); a batch is episodes x horizon env steps
 PAPER_HORIZON = {"Navigation2D": 100}
+# the paper's tasks whose episodes can end before the horizon (at the goal; an Ant falling): elsewhere a batch
+# of exactly E episodes is the same batch as the paper's E x H env steps
+ENDS_EARLY = {"AntVel", "AntDir", "Navigation2D"}
 # baseline step sizes of the published comparisons
 RANDOM_STEP_SIZE = {"HalfCheetahVel": 0.1, "Navigation2D": 0.5}
 PRETRAINED_STEP_SIZE = {"HalfCheetahVel": 0.02}
@@ -145,8 +148,8 @@ class EvalSettings:
             raise ConfigError(f"--seed: expected an integer >= 0, got {self.seed!r}")
         if self.batch_steps is not None and (not isinstance(self.batch_steps, int) or isinstance(self.batch_steps, bool)
                                              or self.batch_steps < 1):
-            raise ConfigError(f"--batch-steps: expected a positive number of env steps per batch, got {self.batch_steps!r}; "
-                              "use None for batches of exactly --episodes episodes")
+            raise ConfigError(f"--batch-steps: expected a positive number of env steps per goal and batch, got "
+                              f"{self.batch_steps!r}; or 0 for batches of exactly --episodes episodes")
         check_device(self.device, "--device")
         return self
 
@@ -210,9 +213,11 @@ def protocol_differences(settings: dict[str, Any]) -> list[str]:
     if settings.get("steps", 0) < want_steps:
         out.append(f"{settings.get('steps')} adaptation steps (the paper: {want_steps})")
     paper_batch = paper_batch_steps(name)
+    same_batch = name not in ENDS_EARLY and not kwargs and settings.get("episodes_per_task") == PAPER_EPISODES.get(name, 20)
     if settings.get("batch_steps") is None:
-        out.append(f"batches of exactly {settings.get('episodes_per_task')} episodes per goal (the paper's: whole "
-                   f"episodes until {paper_batch} env steps)")
+        if not same_batch:
+            out.append(f"batches of exactly {settings.get('episodes_per_task')} episodes per goal (the paper's: whole "
+                       f"episodes until {paper_batch} env steps)")
     elif settings["batch_steps"] != paper_batch:
         out.append(f"batches of {settings['batch_steps']} env steps per goal (the paper's: {paper_batch})")
     later = settings.get("later_step_size")
@@ -257,6 +262,11 @@ def sample_env_steps(sampler: Sampler, params: Params, tasks: np.ndarray, seed: 
     ``budget`` (so the last one may go past it, as in rllab) and masks the rest; the rounds are joined along
     the episode dimension, ``[T, E * rounds, H]``, fully masked episodes included.
     """
+    per_round = sampler.episodes_per_task * int(sampler.env.horizon)
+    if budget > max_rounds * per_round:  # refused before any work: it could not be reached even by full episodes
+        raise ConfigError(f"--batch-steps: {budget} env steps per goal would take more than {max_rounds} rounds of "
+                          f"{sampler.episodes_per_task} episodes of at most {per_round // sampler.episodes_per_task} "
+                          f"steps; use at most {max_rounds * per_round} or more --episodes per round")
     parts, counts = [], None
     for round_ in range(max_rounds):
         slot_seed = seed if round_ == 0 else int(np.random.SeedSequence([seed, round_]).generate_state(1)[0] % (2**31 - 1))

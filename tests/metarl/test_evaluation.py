@@ -77,6 +77,18 @@ def test_paper_batches_are_episodes_times_horizon_env_steps_as_the_authors_scrip
     fixed = asdict_settings(ev.protocol_settings(cfg("navigation2d"), "maml", False, 0.5, batch_steps=0))
     assert ev.protocol_differences(fixed) == ["batches of exactly 40 episodes per goal (the paper's: whole episodes "
                                               "until 4000 env steps)"]
+    # HalfCheetah's episodes never end early: exactly 20 episodes is the paper's batch there (older results too)
+    cheetah = asdict_settings(ev.protocol_settings(cfg("halfcheetah_dir"), "maml", False, 0.1, batch_steps=0))
+    assert cheetah["batch_steps"] is None and ev.protocol_differences(cheetah) == []
+    assert ev.protocol_differences({**cheetah, "episodes_per_task": 10}) != []
+    ant = asdict_settings(ev.protocol_settings(cfg("ant_vel"), "maml", False, 0.1, batch_steps=0))
+    assert ev.protocol_differences(ant) != []
+    # the paper's horizons are the envs' own
+    for name in ("navigation2d", "ant_vel", "ant_dir", "halfcheetah_vel", "halfcheetah_dir"):
+        env_cfg = cfg(name).env
+        env = ev.make_env(EnvConfig(env_cfg.id), 1)
+        assert ev._horizon(EnvConfig(env_cfg.id)) == env.horizon  # the table, with no env built
+        env.close()
 
 
 def asdict_settings(settings):
@@ -276,6 +288,9 @@ def test_batches_filled_to_a_number_of_env_steps_keep_whole_episodes_as_rllab_di
         [plain.episode_returns()[t][:1].mean() for t in range(3)]))
     with pytest.raises(ConfigError, match="--batch-steps: expected a positive"):
         tiny_settings(batch_steps=0).validate()
+    # a count no number of full rounds reaches is refused before anything is sampled
+    with pytest.raises(ConfigError, match="--batch-steps: 1000000000 env steps per goal would take more than 1000 rounds"):
+        ev.sample_env_steps(sampler, params, tasks, 7, torch.Generator().manual_seed(3), budget=10**9)
 
 
 def test_evaluation_with_a_step_budget_records_it_and_says_it_departs_from_the_protocol(tmp_path):
