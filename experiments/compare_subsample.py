@@ -43,12 +43,6 @@ def seconds_per_iteration(run_dir: str) -> float:
     return sum(times) / len(times)
 
 
-def batch_steps(run_dir: str) -> int | None:
-    """The env steps per batch of the run's evaluation (None: exactly E episodes per batch)."""
-    with open(os.path.join(run_dir, "evaluation", "results.json")) as fh:
-        return json.load(fh)["settings"].get("batch_steps")
-
-
 def mean_and_sem(values: list[float]) -> tuple[float, float]:
     n = len(values)
     mean = sum(values) / n
@@ -76,14 +70,21 @@ def main() -> None:
 
     iterations = args.iterations or load_config(config).iterations
     results: dict[float, list] = {f: [] for f in args.fractions}
+    batches = set()  # the evaluations' batch_steps (None: exactly E episodes per batch)
+
+    def record(fraction: float, seed: int, run: str) -> None:
+        with open(os.path.join(run, "evaluation", "results.json")) as fh:
+            saved = json.load(fh)
+        results[fraction].append((seed, saved["summary"], seconds_per_iteration(run)))
+        batches.add(str(saved["settings"].get("batch_steps")))
+
     for seed in args.seeds:  # seeds outer: an interrupted comparison has matched pairs
         for fraction in args.fractions:
             run = os.path.join(args.output, f"subsample{fraction:g}-seed{seed}")
             done = os.path.exists(os.path.join(run, "evaluation", "results.json"))
             if args.report:
                 if done:
-                    with open(os.path.join(run, "evaluation", "results.json")) as fh:
-                        results[fraction].append((seed, json.load(fh)["summary"], seconds_per_iteration(run)))
+                    record(fraction, seed, run)
                 continue
             if os.path.exists(os.path.join(run, "checkpoints", "latest.pt")):
                 if not trained(run, iterations):  # an interrupted run: continue it exactly
@@ -93,10 +94,7 @@ def main() -> None:
                        str(iterations), "--set", f"algo.hvp_subsample={fraction}", "--no-progress")
             if not done:
                 metarl("evaluate", run, *(() if args.batch_steps is None else ("--batch-steps", str(args.batch_steps))))
-            with open(os.path.join(run, "evaluation", "results.json")) as fh:
-                results[fraction].append((seed, json.load(fh)["summary"], seconds_per_iteration(run)))
-    batches = {str(batch_steps(os.path.join(args.output, f"subsample{f:g}-seed{seed}")))
-               for f, per_seed in results.items() for seed, _, _ in per_seed}
+            record(fraction, seed, run)
     if len(batches) > 1:
         sys.exit(f"the runs' evaluations used different batches (batch_steps {sorted(batches)}); evaluate them "
                  "alike (metarl evaluate RUN --overwrite [--batch-steps N]) before comparing")

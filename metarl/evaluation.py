@@ -67,9 +67,9 @@ RANDOM_STEP_SIZE = {"HalfCheetahVel": 0.1, "Navigation2D": 0.5}
 PRETRAINED_STEP_SIZE = {"HalfCheetahVel": 0.02}
 
 
-def paper_batch_steps(name: str, episodes: int | None = None) -> int:
-    """Env steps per batch of the paper's evaluation of task ``name`` (``episodes`` of its episodes' length)."""
-    return (PAPER_EPISODES.get(name, 20) if episodes is None else episodes) * PAPER_HORIZON.get(name, 200)
+def paper_batch_steps(name: str) -> int:
+    """Env steps per batch of the paper's evaluation of task ``name`` (its episodes times their length)."""
+    return PAPER_EPISODES.get(name, 20) * PAPER_HORIZON.get(name, 200)
 
 
 def paper_name(env_id: str) -> str | None:
