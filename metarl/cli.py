@@ -88,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     bl.add_argument("--output", required=True, help="directory for the SB3 model and a metarl checkpoint")
     bl.add_argument("--algo", choices=["trpo", "ppo"], help="the RL algorithm (default trpo, the paper's; with --resume the run's own)")
     bl.add_argument("--timesteps", type=int, default=1_000_000, help="env steps of training")
-    bl.add_argument("--slots", type=int, help="parallel env slots (default 16; with --resume the run's own)")
+    bl.add_argument("--slots", type=int, help="parallel env slots, one trajectory each per update (default 100 for AntVel and AntDir, as the "
+                    "authors' Ant baselines, 16 otherwise; with --resume the run's own)")
     bl.add_argument("--seed", type=int, help="seed of the algorithm, task draws and env resets (default 0; with --resume the run's own)")
     bl.add_argument("--overwrite", action="store_true", help="replace a baseline already in --output")
     bl.add_argument("--resume", action="store_true",

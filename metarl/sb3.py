@@ -198,7 +198,16 @@ class _EpisodeCurve:
 
 BASELINE_SAVE_EVERY = 1_000_000  # env steps between the periodic saves of a baseline run
 BASELINE_FILES = {"sb3_model.zip", "training_curve.csv", "config.yaml", "checkpoints", ".lock"}
-_DEFAULTS = {"num_slots": 16, "seed": 0, "algo": "trpo"}
+_DEFAULTS: dict[str, Any] = {"num_slots": 16, "seed": 0, "algo": "trpo"}
+# env slots (trajectories per TRPO update) where the default falls short: the authors trained their Ant
+# baselines with 100 trajectories of 200 steps per update, and both Ant oracles reach the paper's return only
+# with that batch (docs/evaluation.md, "Measured: TRPO baselines")
+PAPER_BASELINE_SLOTS = {"metarl/AntVel-v0": 100, "metarl/AntDir-v0": 100}
+
+
+def default_slots(env_id: str) -> int:
+    """``--slots`` of a new baseline of ``env_id`` when none is given: 100 for the paper's Ant tasks, else 16."""
+    return int(PAPER_BASELINE_SLOTS.get(env_id, _DEFAULTS["num_slots"]))
 
 
 def _read_zip_member(path: str, member: str) -> bytes:
@@ -321,8 +330,9 @@ def train_baseline(kind: str, cfg: Any, output: str, timesteps: int, seed: int |
     networks and optimizer state), ``sb3_model.zip``, ``config.yaml`` and ``training_curve.csv`` (mean return
     of the episodes of each rollout), at the end, every ``save_every`` env steps (at a rollout's start) and on
     SIGINT/SIGTERM (the state at the start of the interrupted rollout).  ``best.pt`` is written last, in one
-    atomic step, and is what a resume reads.  ``seed``, ``num_slots`` and ``algo`` default to 0, 16 and
-    ``"trpo"``, or with ``resume`` to the run's own.
+    atomic step, and is what a resume reads.  ``seed``, ``num_slots`` and ``algo`` default to 0,
+    :func:`default_slots` (100 for the paper's Ant tasks, 16 otherwise) and ``"trpo"``, or with ``resume``
+    to the run's own.
 
     ``resume=True`` continues the baseline in ``output`` up to ``timesteps`` env steps in all (a larger
     budget extends a finished run).  The episodes that were in progress restart and the random streams are
@@ -352,7 +362,7 @@ def train_baseline(kind: str, cfg: Any, output: str, timesteps: int, seed: int |
     saved = _load_saved_baseline(ckpt) if resume else {}
     own = _own_settings(saved, zip_path) if resume else {}
     seed = own.get("seed", _DEFAULTS["seed"]) if seed is None else seed
-    num_slots = own.get("num_slots", _DEFAULTS["num_slots"]) if num_slots is None else num_slots
+    num_slots = own.get("num_slots", default_slots(cfg.env.id)) if num_slots is None else num_slots
     algo = own.get("algo", _DEFAULTS["algo"]) if algo is None else algo
     if algo not in BASELINE_ALGOS:
         raise ConfigError(f"--algo: expected one of {list(BASELINE_ALGOS)}, got {algo!r}")
@@ -424,6 +434,9 @@ def train_baseline(kind: str, cfg: Any, output: str, timesteps: int, seed: int |
             model.num_timesteps = done
             model.set_random_seed(int(np.random.SeedSequence([seed, done]).generate_state(1)[0]))
             progress(f"{kind}: continuing {algo.upper()} at {done} of {timesteps} env steps in {output}")
+        else:
+            progress(f"{kind}: training {algo.upper()} for {timesteps} env steps on {num_slots} env slots "
+                     f"({num_slots * horizon} env steps per update) in {output}")
         obs_dim = env.single_observation_space.shape[0] + (vec.task_dim if vec.oracle else 0)
         act_dim = env.single_action_space.shape[0]
         curve = _EpisodeCurve(old_rows)

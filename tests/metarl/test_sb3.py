@@ -163,3 +163,19 @@ def test_plot_baseline_curves_bad_input_is_one_line(tmp_path):
     out = plot_curves(run, "--output", png)
     assert out.returncode == 0, out.stderr
     assert "| run | 160 | -, -, -2.50 | - |" in out.stdout and "Mean of empty slice" not in out.stderr
+
+
+@pytest.mark.parametrize("name,slots", [("ant_dir", 100), ("halfcheetah_vel", 16)])
+def test_baseline_slots_default_per_task(tmp_path, name, slots):
+    """The paper's Ant tasks train their baselines on the authors' 100 trajectories per update, others on 16."""
+    from metarl.sb3 import default_slots
+
+    cfg = load_config(ev.os.path.join(ev.os.path.dirname(__file__), "..", "..", "experiments", "configs", f"{name}.yaml"))
+    cfg.env.kwargs = {"horizon": 3}  # short episodes: one rollout is slots x 3 env steps
+    assert default_slots(cfg.env.id) == slots
+    messages = []
+    state = train_baseline("oracle", cfg, str(tmp_path / name), timesteps=1, progress=messages.append)
+    assert state["sb3_slots"] == slots and state["sb3_timesteps"] == slots * 3  # one rollout of every slot
+    assert f"on {slots} env slots ({slots * 3} env steps per update)" in messages[0]
+    state = train_baseline("oracle", cfg, str(tmp_path / "given"), timesteps=1, num_slots=2, progress=messages.append)
+    assert state["sb3_slots"] == 2 and state["sb3_timesteps"] == 6  # --slots wins
