@@ -7,7 +7,7 @@ one call of :meth:`GaussianMLPPolicy.distribution` evaluates all of them with ba
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -78,6 +78,30 @@ class GaussianMLPPolicy:
         """``mu + std * noise`` for given standard-normal ``noise`` (drawn by the caller, for reproducibility)."""
         mu = self.mean(params, obs)
         return mu + torch.exp(self.log_std(params, mu)) * noise
+
+    def sampling_step(self, params: Params) -> Callable[[Tensor, Tensor], Tensor]:
+        """``sample(params, ·, ·)`` for many calls with the same task-batched ``params`` (no autograd).
+
+        The returned function gives the same actions, bit for bit, as :meth:`sample` (the same products in
+        the same order); it takes ``exp(log_std)`` and the biases' shapes once instead of at every call and
+        applies the ReLUs and the noise in place, which is most of a sampling step's policy time besides the
+        products themselves."""
+        weights = [params[f"w{i}"] for i in range(self.num_layers)]
+        if weights[0].dim() != 3:
+            raise ValueError("sampling_step: expected task-batched parameters [T, ...] (see expand_params)")
+        biases = [params[f"b{i}"].unsqueeze(1) for i in range(self.num_layers)]
+        std = torch.exp(params["log_std"].unsqueeze(1))
+        last = self.num_layers - 1
+
+        def step(obs: Tensor, noise: Tensor) -> Tensor:
+            h = obs
+            for i, (w, b) in enumerate(zip(weights, biases)):
+                h = torch.baddbmm(b, h, w)
+                if i < last:
+                    h.relu_()
+            return h.add_(std * noise)
+
+        return step
 
 
 _LOG_2PI = float(torch.log(torch.tensor(2 * torch.pi, dtype=torch.float64)))

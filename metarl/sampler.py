@@ -184,8 +184,10 @@ def rollout(
         act: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = GraphedSample(
             policy, params, (t_count, E, obs_dim), noise[0])
     else:
+        step = policy.sampling_step(params)  # policy.sample's actions, with the per-call set-up taken out
+
         def act(obs: torch.Tensor, noise_t: torch.Tensor) -> torch.Tensor:
-            return policy.sample(params, obs.to(device), noise_t)
+            return step(obs.to(device), noise_t)
     policy_time += time.perf_counter() - t0
     with torch.no_grad():
         for t in range(H):

@@ -138,3 +138,22 @@ def test_cuda_graphs_only_on_the_current_cuda_device():
 
     assert not graphs_apply(torch.device("cpu"), no_cuda)
     assert not graphs_apply(torch.device("cpu"))  # the default asks CUDA nothing either (none on CI)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_sampling_step_gives_the_actions_of_sample_bit_for_bit(dtype):
+    from metarl.policy import expand_params
+
+    policy = GaussianMLPPolicy(20, 6, (100, 100))
+    gen = torch.Generator().manual_seed(3)
+    shared = {k: v + 0.1 * torch.randn(v.shape, generator=gen, dtype=v.dtype)
+              for k, v in policy.init_params(gen, dtype).items()}
+    batched = {k: v.unsqueeze(0) + 0.1 * torch.randn(5, *v.shape, generator=gen, dtype=dtype) for k, v in shared.items()}
+    obs = torch.randn(5, 7, 20, generator=gen, dtype=dtype)
+    noise = torch.randn(5, 7, 6, generator=gen, dtype=dtype)
+    for params in (batched, expand_params(shared, 5)):
+        step = policy.sampling_step(params)
+        for _ in range(2):  # reused across calls, as the sampler does
+            assert torch.equal(step(obs, noise), policy.sample(params, obs, noise))
+    with pytest.raises(ValueError, match="task-batched"):
+        policy.sampling_step(shared)
