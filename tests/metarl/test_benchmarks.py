@@ -87,3 +87,17 @@ def test_compare_hvp_prints_both_products_for_both_directions(monkeypatch, capsy
     rows = [r for r in out.splitlines() if "cosine" in r]
     assert "dtype float32" in out and len(rows) == 2
     assert all("entries moved" in r and "finite difference" in r for r in rows)
+
+
+def test_bench_sampling_times_both_calls_beside_a_competitor(monkeypatch, capsys, tmp_path):
+    from experiments import bench_sampling
+
+    run = tmp_path / "competitor"
+    assert bench_sampling.main(["--config", "smoke_navigation2d", "--repeat", "2", "--competitor",
+                                "--output", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "competitor: a training run of the same config" in out and "same episodes: True" in out
+    for name in ("sampling_step (the sampler's)", "policy.sample per call (reference)"):
+        line = next(row for row in out.splitlines() if name in row)
+        assert line.count("%") == 3  # the median share and one per pass
+    assert (run / "progress.csv").is_file()  # it trained while the passes ran

@@ -1,0 +1,113 @@
+"""Policy calls while sampling, against the physics, with the sampler's per-step call and with a reference.
+
+One sampling pass of a config's meta-batch (T tasks x E episodes, task-batched parameters, as after the
+inner step) is timed with the sampler's per-step call (``GaussianMLPPolicy.sampling_step``: ``exp(log_std)``
+and the bias shapes taken once per pass) and with the reference that calls ``policy.sample`` at every step
+(what the sampler did before), in alternating order, ``--repeat`` times each, on the sampler's torch threads.
+It prints each one's median policy and physics seconds and their ratio (the goal for the released configs:
+policy time <= 10% of the physics with a competing process), and checks that both give the same episodes.
+``--competitor`` runs a ``metarl train`` of the same config beside it for the whole measurement (nice 0,
+torch's default threads), the busy machine of a user who trains one seed while sampling another.
+
+    python -m experiments.bench_sampling --config halfcheetah_vel --repeat 4
+    python -m experiments.bench_sampling --config halfcheetah_vel --repeat 4 --competitor --output runs/bench-sampling
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from metarl.config import load_config
+from metarl.environment import make_env
+from metarl.policy import GaussianMLPPolicy, Params
+from metarl.sampler import SAMPLING_TORCH_THREADS, rollout, task_noise_seeds, torch_threads
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class PerCallPolicy(GaussianMLPPolicy):
+    """The reference: ``policy.sample`` at every step, its set-up repeated in each call."""
+
+    def sampling_step(self, params: Params) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        return lambda obs, noise: self.sample(params, obs, noise)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--config", default="halfcheetah_vel", help="config name in experiments/configs (default halfcheetah_vel)")
+    p.add_argument("--repeat", type=int, default=4, help="passes of each call, alternating (default 4)")
+    p.add_argument("--competitor", action="store_true", help="train the same config in another process meanwhile")
+    p.add_argument("--output", help="run directory of the competitor (required with --competitor; replaced)")
+    args = p.parse_args(argv)
+    if args.repeat < 1:
+        p.error(f"--repeat: expected a positive number of passes, got {args.repeat}")
+    if args.competitor and not args.output:
+        p.error("--output: required with --competitor (the competing training run writes there)")
+    path = os.path.join(HERE, "configs", f"{args.config}.yaml")
+    if not os.path.isfile(path):
+        p.error(f"--config: no config {args.config!r} in experiments/configs")
+    cfg = load_config(path)
+    T, E = cfg.algo.num_tasks, cfg.algo.episodes_per_task
+    env = make_env(cfg.env, T * E)
+    obs_dim, act_dim = env.single_observation_space.shape[0], env.single_action_space.shape[0]
+    gen = torch.Generator().manual_seed(0)
+    new = GaussianMLPPolicy(obs_dim, act_dim, cfg.policy.hidden_sizes, cfg.policy.init_std)
+    ref = PerCallPolicy(obs_dim, act_dim, cfg.policy.hidden_sizes, cfg.policy.init_std)
+    shared = new.init_params(gen)
+    # task-batched parameters, each task's a little different (as after the inner step)
+    params = {k: v.unsqueeze(0) + 0.01 * torch.randn(T, *v.shape, generator=gen) for k, v in shared.items()}
+    tasks = env.sample_tasks(T, np.random.default_rng(0))
+    noise_seeds = task_noise_seeds(gen, T)
+    competitor = None
+    if args.competitor:
+        if os.path.isdir(args.output):
+            shutil.rmtree(args.output)
+        competitor = subprocess.Popen([sys.executable, "-m", "metarl.cli", "train", "--config", path, "--output", args.output,
+                                       "--iterations", "1000000", "--no-progress"], stdout=subprocess.DEVNULL)
+        # measure once it is past its start-up: its first iteration written (or it stopped)
+        deadline = time.monotonic() + 300
+        while (not os.path.isfile(os.path.join(args.output, "progress.csv")) and competitor.poll() is None
+               and time.monotonic() < deadline):
+            time.sleep(0.5)
+        if competitor.poll() is not None:
+            print(f"--competitor: the training run stopped (exit code {competitor.returncode}) before the measurement; "
+                  f"see its directory {args.output}", file=sys.stderr)
+            return 2
+    print(f"{args.config}: {T} tasks x {E} episodes x {env.horizon} steps, sampler torch threads {SAMPLING_TORCH_THREADS}, "
+          f"competitor: {'a training run of the same config' if competitor else 'none'}, "
+          f"load average {os.getloadavg()[0]:.1f}")
+    times: dict[str, list[tuple[float, float]]] = {"sampling_step (the sampler's)": [], "policy.sample per call (reference)": []}
+    outs = {}
+    try:
+        with torch_threads(SAMPLING_TORCH_THREADS):
+            for r in range(args.repeat):
+                order = list(zip(times, (new, ref)))
+                for name, policy in order if r % 2 == 0 else order[::-1]:
+                    out, timing = rollout(env, policy, params, tasks, E, 0, noise_seeds, torch.float32)
+                    times[name].append((timing["policy"], timing["env"]))
+                    outs[name] = out
+    finally:
+        if competitor is not None:
+            competitor.terminate()
+            competitor.wait()
+    for name, pairs in times.items():
+        pol, phys = (float(np.median([pair[i] for pair in pairs])) for i in (0, 1))
+        shares = ", ".join(f"{a / b:.1%}" for a, b in pairs)
+        print(f"  {name:38s} policy {pol:6.3f} s  physics {phys:6.3f} s  share {pol / phys:6.1%}  (passes: {shares})")
+    a, b = outs.values()
+    same = all(torch.equal(a[k], b[k]) for k in a)
+    print(f"  same episodes: {same}")
+    return 0 if same else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
