@@ -6,8 +6,9 @@ and the bias shapes taken once per pass) and with the reference that calls ``pol
 (what the sampler did before), in alternating order, ``--repeat`` times each, on the sampler's torch threads.
 It prints each one's median policy and physics seconds and their ratio (the goal for the released configs:
 policy time <= 10% of the physics with a competing process), and checks that both give the same episodes.
-``--competitor`` runs a ``metarl train`` of the same config beside it for the whole measurement (nice 0,
-torch's default threads), the busy machine of a user who trains one seed while sampling another.
+``--competitor`` runs a ``metarl train`` of the same config in ``--output`` beside it for the whole
+measurement (the same niceness as the bench, torch's default threads), the busy machine of a user who
+trains one seed while sampling another; it is stopped when the measurement ends, however it ends.
 
     python -m experiments.bench_sampling --config halfcheetah_vel --repeat 4
     python -m experiments.bench_sampling --config halfcheetah_vel --repeat 4 --competitor --output runs/bench-sampling
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -46,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", default="halfcheetah_vel", help="config name in experiments/configs (default halfcheetah_vel)")
     p.add_argument("--repeat", type=int, default=4, help="passes of each call, alternating (default 4)")
     p.add_argument("--competitor", action="store_true", help="train the same config in another process meanwhile")
-    p.add_argument("--output", help="run directory of the competitor (required with --competitor; replaced)")
+    p.add_argument("--output", help="run directory of the competitor (required with --competitor; replaced as "
+                   "metarl train --overwrite replaces one)")
     args = p.parse_args(argv)
     if args.repeat < 1:
         p.error(f"--repeat: expected a positive number of passes, got {args.repeat}")
@@ -54,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--output: required with --competitor (the competing training run writes there)")
     path = os.path.join(HERE, "configs", f"{args.config}.yaml")
     if not os.path.isfile(path):
-        p.error(f"--config: no config {args.config!r} in experiments/configs")
+        names = sorted(n[:-5] for n in os.listdir(os.path.join(HERE, "configs")) if n.endswith(".yaml"))
+        p.error(f"--config: no config {args.config!r} in experiments/configs; one of {', '.join(names)}")
     cfg = load_config(path)
     T, E = cfg.algo.num_tasks, cfg.algo.episodes_per_task
     env = make_env(cfg.env, T * E)
@@ -68,26 +70,33 @@ def main(argv: list[str] | None = None) -> int:
     tasks = env.sample_tasks(T, np.random.default_rng(0))
     noise_seeds = task_noise_seeds(gen, T)
     competitor = None
-    if args.competitor:
-        if os.path.isdir(args.output):
-            shutil.rmtree(args.output)
-        competitor = subprocess.Popen([sys.executable, "-m", "metarl.cli", "train", "--config", path, "--output", args.output,
-                                       "--iterations", "1000000", "--no-progress"], stdout=subprocess.DEVNULL)
-        # measure once it is past its start-up: its first iteration written (or it stopped)
-        deadline = time.monotonic() + 300
-        while (not os.path.isfile(os.path.join(args.output, "progress.csv")) and competitor.poll() is None
-               and time.monotonic() < deadline):
-            time.sleep(0.5)
-        if competitor.poll() is not None:
-            print(f"--competitor: the training run stopped (exit code {competitor.returncode}) before the measurement; "
-                  f"see its directory {args.output}", file=sys.stderr)
-            return 2
-    print(f"{args.config}: {T} tasks x {E} episodes x {env.horizon} steps, sampler torch threads {SAMPLING_TORCH_THREADS}, "
-          f"competitor: {'a training run of the same config' if competitor else 'none'}, "
-          f"load average {os.getloadavg()[0]:.1f}")
     times: dict[str, list[tuple[float, float]]] = {"sampling_step (the sampler's)": [], "policy.sample per call (reference)": []}
     outs = {}
     try:
+        if args.competitor:
+            # metarl train's own --overwrite checks decide whether --output may be replaced (never a locked run)
+            started = time.time()
+            competitor = subprocess.Popen([sys.executable, "-m", "metarl.cli", "train", "--config", path, "--output",
+                                           args.output, "--iterations", "1000000", "--no-progress", "--overwrite"],
+                                          stdout=subprocess.DEVNULL)
+            # measure once it is past its start-up: its first iteration written (or it stopped)
+            deadline = time.monotonic() + 300
+            progress = os.path.join(args.output, "progress.csv")
+
+            def iterated() -> bool:  # this run's progress.csv, not one an earlier run left there
+                return os.path.isfile(progress) and os.path.getmtime(progress) >= started
+
+            while not iterated() and competitor.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.5)
+            if competitor.poll() is not None:
+                print(f"--competitor: the training run stopped (exit code {competitor.returncode}) before the "
+                      f"measurement; its message is above", file=sys.stderr)
+                return 2
+            if not iterated():
+                print("warning: the competing run has not finished an iteration in 300 s; measuring anyway", file=sys.stderr)
+        print(f"{args.config}: {T} tasks x {E} episodes x {env.horizon} steps, sampler torch threads "
+              f"{SAMPLING_TORCH_THREADS}, competitor: {'a training run of the same config' if competitor else 'none'}, "
+              f"load average {os.getloadavg()[0]:.1f}")
         with torch_threads(SAMPLING_TORCH_THREADS):
             for r in range(args.repeat):
                 order = list(zip(times, (new, ref)))
@@ -96,9 +105,13 @@ def main(argv: list[str] | None = None) -> int:
                     times[name].append((timing["policy"], timing["env"]))
                     outs[name] = out
     finally:
-        if competitor is not None:
-            competitor.terminate()
-            competitor.wait()
+        if competitor is not None and competitor.poll() is None:
+            competitor.terminate()  # SIGTERM: metarl train saves its checkpoint and stops
+            try:
+                competitor.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                competitor.kill()
+                competitor.wait()
     for name, pairs in times.items():
         pol, phys = (float(np.median([pair[i] for pair in pairs])) for i in (0, 1))
         shares = ", ".join(f"{a / b:.1%}" for a, b in pairs)

@@ -85,12 +85,18 @@ class GaussianMLPPolicy:
         The returned function gives the same actions, bit for bit, as :meth:`sample` (the same products in
         the same order); it takes ``exp(log_std)`` and the biases' shapes once instead of at every call and
         applies the ReLUs and the noise in place, which is most of a sampling step's policy time besides the
-        products themselves."""
+        products themselves.  A subclass with its own ``mean``, ``log_std`` or ``sample`` gets its ``sample``
+        called at every step."""
+        cls = type(self)
+        if any(getattr(cls, name) is not getattr(GaussianMLPPolicy, name) for name in ("mean", "log_std", "sample")):
+            return lambda obs, noise: self.sample(params, obs, noise)
         weights = [params[f"w{i}"] for i in range(self.num_layers)]
         if weights[0].dim() != 3:
-            raise ValueError("sampling_step: expected task-batched parameters [T, ...] (see expand_params)")
+            raise ValueError(f"sampling_step: expected task-batched parameters, w0 of shape [T, in, out], got "
+                             f"{list(weights[0].shape)}; expand shared ones with expand_params(params, T)")
         biases = [params[f"b{i}"].unsqueeze(1) for i in range(self.num_layers)]
-        std = torch.exp(params["log_std"].unsqueeze(1))
+        log_std = params["log_std"]
+        std = torch.exp(log_std.unsqueeze(1) if log_std.dim() == 2 else log_std)  # [T, 1, act] or a shared [act]
         last = self.num_layers - 1
 
         def step(obs: Tensor, noise: Tensor) -> Tensor:

@@ -362,7 +362,8 @@ def train_baseline(kind: str, cfg: Any, output: str, timesteps: int, seed: int |
     saved = _load_saved_baseline(ckpt) if resume else {}
     own = _own_settings(saved, zip_path) if resume else {}
     seed = own.get("seed", _DEFAULTS["seed"]) if seed is None else seed
-    num_slots = own.get("num_slots", default_slots(cfg.env.id)) if num_slots is None else num_slots
+    if num_slots is None:  # a run saved without its slot count predates the Ant default: it had 16
+        num_slots = own.get("num_slots", _DEFAULTS["num_slots"] if resume else default_slots(cfg.env.id))
     algo = own.get("algo", _DEFAULTS["algo"]) if algo is None else algo
     if algo not in BASELINE_ALGOS:
         raise ConfigError(f"--algo: expected one of {list(BASELINE_ALGOS)}, got {algo!r}")

@@ -90,14 +90,32 @@ def test_compare_hvp_prints_both_products_for_both_directions(monkeypatch, capsy
 
 
 def test_bench_sampling_times_both_calls_beside_a_competitor(monkeypatch, capsys, tmp_path):
+    import subprocess
+
     from experiments import bench_sampling
 
+    started = []
+
+    class Recorded(subprocess.Popen):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            if "metarl.cli" in args[0]:  # the competing training run (not other helpers' processes)
+                started.append(self)
+
+    monkeypatch.setattr(bench_sampling.subprocess, "Popen", Recorded)
     run = tmp_path / "competitor"
+    run.mkdir()
+    (run / "notes.txt").write_text("mine")  # not a run directory: the competitor must not replace it
     assert bench_sampling.main(["--config", "smoke_navigation2d", "--repeat", "2", "--competitor",
-                                "--output", str(run)]) == 0
-    out = capsys.readouterr().out
-    assert "competitor: a training run of the same config" in out and "same episodes: True" in out
-    for name in ("sampling_step (the sampler's)", "policy.sample per call (reference)"):
-        line = next(row for row in out.splitlines() if name in row)
-        assert line.count("%") == 3  # the median share and one per pass
-    assert (run / "progress.csv").is_file()  # it trained while the passes ran
+                                "--output", str(run)]) == 2
+    assert (run / "notes.txt").read_text() == "mine" and started[0].returncode not in (None, 0)
+    run = tmp_path / "run"
+    for _ in range(2):  # the second time over the first one's run directory, replaced as train --overwrite does
+        assert bench_sampling.main(["--config", "smoke_navigation2d", "--repeat", "2", "--competitor",
+                                    "--output", str(run)]) == 0
+        out = capsys.readouterr().out
+        assert "competitor: a training run of the same config" in out and "same episodes: True" in out
+        for name in ("sampling_step (the sampler's)", "policy.sample per call (reference)"):
+            line = next(row for row in out.splitlines() if name in row)
+            assert line.count("%") == 3  # the median share and one per pass
+        assert started[-1].returncode is not None  # the competing run was stopped

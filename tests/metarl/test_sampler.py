@@ -141,19 +141,33 @@ def test_cuda_graphs_only_on_the_current_cuda_device():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_sampling_step_gives_the_actions_of_sample_bit_for_bit(dtype):
+@pytest.mark.parametrize("hidden", [(), (100, 100), (32, 64, 16)])
+def test_sampling_step_gives_the_actions_of_sample_bit_for_bit(dtype, hidden):
     from metarl.policy import expand_params
 
-    policy = GaussianMLPPolicy(20, 6, (100, 100))
+    policy = GaussianMLPPolicy(20, 6, hidden)
     gen = torch.Generator().manual_seed(3)
     shared = {k: v + 0.1 * torch.randn(v.shape, generator=gen, dtype=v.dtype)
               for k, v in policy.init_params(gen, dtype).items()}
     batched = {k: v.unsqueeze(0) + 0.1 * torch.randn(5, *v.shape, generator=gen, dtype=dtype) for k, v in shared.items()}
-    obs = torch.randn(5, 7, 20, generator=gen, dtype=dtype)
-    noise = torch.randn(5, 7, 6, generator=gen, dtype=dtype)
-    for params in (batched, expand_params(shared, 5)):
+    one_std = {**batched, "log_std": shared["log_std"]}  # task-batched layers, one log std for all tasks
+    obs = torch.randn(5, 6, 20, generator=gen, dtype=dtype)  # 6 episodes: as many as action dims
+    noise = torch.randn(5, 6, 6, generator=gen, dtype=dtype)
+    for params in (batched, expand_params(shared, 5), one_std, {**batched, "extra": torch.ones(3)}):
         step = policy.sampling_step(params)
         for _ in range(2):  # reused across calls, as the sampler does
             assert torch.equal(step(obs, noise), policy.sample(params, obs, noise))
-    with pytest.raises(ValueError, match="task-batched"):
+    with pytest.raises(ValueError, match=r"task-batched parameters, w0 of shape \[T, in, out\], got \[20"):
         policy.sampling_step(shared)
+
+
+def test_sampling_step_of_a_subclass_uses_its_own_sample():
+    class Tanh(GaussianMLPPolicy):
+        def mean(self, params, obs):
+            return torch.tanh(super().mean(params, obs))
+
+    policy = Tanh(3, 2, (8,))
+    gen = torch.Generator().manual_seed(0)
+    params = {k: v.unsqueeze(0).repeat(4, *([1] * v.dim())) for k, v in policy.init_params(gen).items()}
+    obs, noise = torch.randn(4, 5, 3, generator=gen), torch.randn(4, 5, 2, generator=gen)
+    assert torch.equal(policy.sampling_step(params)(obs, noise), policy.sample(params, obs, noise))

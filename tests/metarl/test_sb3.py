@@ -179,3 +179,21 @@ def test_baseline_slots_default_per_task(tmp_path, name, slots):
     assert f"on {slots} env slots ({slots * 3} env steps per update)" in messages[0]
     state = train_baseline("oracle", cfg, str(tmp_path / "given"), timesteps=1, num_slots=2, progress=messages.append)
     assert state["sb3_slots"] == 2 and state["sb3_timesteps"] == 6  # --slots wins
+
+
+def test_an_ant_baseline_saved_without_its_slot_count_resumes_on_16(tmp_path, monkeypatch):
+    """Folders saved before the Ant default recorded no slot count where the zip has none either: they had 16."""
+    import metarl.sb3 as sb3
+    from metarl.checkpoint import load_checkpoint, save_checkpoint
+
+    cfg = load_config(ev.os.path.join(ev.os.path.dirname(__file__), "..", "..", "experiments", "configs", "ant_vel.yaml"))
+    cfg.env.kwargs = {"horizon": 3}
+    run = tmp_path / "old"
+    train_baseline("oracle", cfg, str(run), timesteps=1, num_slots=16, progress=lambda m: None)
+    ckpt = str(run / "checkpoints" / "best.pt")
+    state = load_checkpoint(ckpt)
+    del state["sb3_slots"]
+    save_checkpoint(ckpt, state)
+    monkeypatch.setattr(sb3, "_zip_settings", lambda path: {})  # a zip whose data entry names no n_envs
+    state = train_baseline("oracle", cfg, str(run), timesteps=96, resume=True, progress=lambda m: None)
+    assert state["sb3_slots"] == 16 and state["sb3_timesteps"] == 96
