@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from metarl.adaptation import AdaptationData
-from metarl.policy import GaussianMLPPolicy, Params, unflat
+from metarl.policy import GaussianMLPPolicy, Params, keeps_methods, unflat
 
 
 @dataclass
@@ -54,8 +54,7 @@ class InnerStep:
 
 def supports(policy: GaussianMLPPolicy) -> bool:
     """Whether the written-out products apply: the policy's forward pass is GaussianMLPPolicy's (ReLU MLP)."""
-    cls = type(policy)
-    return all(getattr(cls, name) is getattr(GaussianMLPPolicy, name) for name in ("mean", "log_std", "moments"))
+    return keeps_methods(policy, "mean", "log_std", "moments")
 
 
 def _weights(params: Params, layers: int) -> list[tuple[Tensor, Tensor]]:

@@ -87,8 +87,7 @@ class GaussianMLPPolicy:
         applies the ReLUs and the noise in place, which is most of a sampling step's policy time besides the
         products themselves.  A subclass with its own ``mean``, ``log_std`` or ``sample`` gets its ``sample``
         called at every step."""
-        cls = type(self)
-        if any(getattr(cls, name) is not getattr(GaussianMLPPolicy, name) for name in ("mean", "log_std", "sample")):
+        if not keeps_methods(self, "mean", "log_std", "sample"):
             return lambda obs, noise: self.sample(params, obs, noise)
         weights = [params[f"w{i}"] for i in range(self.num_layers)]
         if weights[0].dim() != 3:
@@ -108,6 +107,11 @@ class GaussianMLPPolicy:
             return h.add_(std * noise)
 
         return step
+
+
+def keeps_methods(policy: GaussianMLPPolicy, *names: str) -> bool:
+    """Whether ``policy``'s class uses GaussianMLPPolicy's own methods ``names`` (a subclass overrides none)."""
+    return all(getattr(type(policy), name) is getattr(GaussianMLPPolicy, name) for name in names)
 
 
 _LOG_2PI = float(torch.log(torch.tensor(2 * torch.pi, dtype=torch.float64)))
