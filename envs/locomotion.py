@@ -35,7 +35,12 @@ def direction_reward(velocity: np.ndarray, tasks: np.ndarray) -> np.ndarray:
 
 
 class LocomotionTaskEnv(MujocoTaskEnv):
-    """Shared machinery of the locomotion tasks; subclasses fix the robot and the objective."""
+    """Shared machinery of the locomotion tasks; subclasses fix the robot and the objective.
+
+    ``physics`` changes MuJoCo's solver options of the compiled model (:func:`metarl.envs.models.apply_physics`:
+    solver, friction cone, integrator, iterations, tolerance, disable flags), for measuring how much a
+    result depends on them; None (the default) keeps the paper's simulation.
+    """
 
     robot: str
     ctrl_cost_weight: float
@@ -48,10 +53,12 @@ class LocomotionTaskEnv(MujocoTaskEnv):
         dynamics: str = "paper",
         horizon: int | None = None,
         num_threads: int = 0,
+        physics: dict | None = None,
     ) -> None:
         self.dynamics = models.check_dynamics(dynamics)
         self.paper = dynamics == "paper"
         robot = getattr(models, self.robot)(dynamics)
+        models.apply_physics(robot.model, physics)
         self.robot_model = robot
         self._objective = goal_velocity_reward if objective == "velocity" else direction_reward
         self._vel_sensor = robot.velocity_sensor
@@ -207,15 +214,17 @@ class AntTaskEnv(LocomotionTaskEnv):
 class HalfCheetahVelEnv(HalfCheetahTaskEnv):
     """``metarl/HalfCheetahVel-v0``: run at a goal velocity ``v* ~ U(0, 2)``."""
 
-    def __init__(self, num_envs: int = 1, dynamics: str = "paper", horizon: int | None = None, num_threads: int = 0):
-        super().__init__(num_envs, velocity_tasks(2.0), "velocity", dynamics, horizon, num_threads)
+    def __init__(self, num_envs: int = 1, dynamics: str = "paper", horizon: int | None = None, num_threads: int = 0,
+                 physics: dict | None = None):
+        super().__init__(num_envs, velocity_tasks(2.0), "velocity", dynamics, horizon, num_threads, physics)
 
 
 class HalfCheetahDirEnv(HalfCheetahTaskEnv):
     """``metarl/HalfCheetahDir-v0``: run forward (+1) or backward (-1)."""
 
-    def __init__(self, num_envs: int = 1, dynamics: str = "paper", horizon: int | None = None, num_threads: int = 0):
-        super().__init__(num_envs, DirectionTasks(0.0, 2.0), "direction", dynamics, horizon, num_threads)
+    def __init__(self, num_envs: int = 1, dynamics: str = "paper", horizon: int | None = None, num_threads: int = 0,
+                 physics: dict | None = None):
+        super().__init__(num_envs, DirectionTasks(0.0, 2.0), "direction", dynamics, horizon, num_threads, physics)
 
 
 class AntVelEnv(AntTaskEnv):
@@ -223,12 +232,14 @@ class AntVelEnv(AntTaskEnv):
 
     objective_bonus = 1.0
 
-    def __init__(self, num_envs: int = 1, dynamics: str = "paper", horizon: int | None = None, num_threads: int = 0):
-        super().__init__(num_envs, velocity_tasks(3.0), "velocity", dynamics, horizon, num_threads)
+    def __init__(self, num_envs: int = 1, dynamics: str = "paper", horizon: int | None = None, num_threads: int = 0,
+                 physics: dict | None = None):
+        super().__init__(num_envs, velocity_tasks(3.0), "velocity", dynamics, horizon, num_threads, physics)
 
 
 class AntDirEnv(AntTaskEnv):
     """``metarl/AntDir-v0``: walk forward (+1) or backward (-1)."""
 
-    def __init__(self, num_envs: int = 1, dynamics: str = "paper", horizon: int | None = None, num_threads: int = 0):
-        super().__init__(num_envs, DirectionTasks(0.0, 3.0), "direction", dynamics, horizon, num_threads)
+    def __init__(self, num_envs: int = 1, dynamics: str = "paper", horizon: int | None = None, num_threads: int = 0,
+                 physics: dict | None = None):
+        super().__init__(num_envs, DirectionTasks(0.0, 3.0), "direction", dynamics, horizon, num_threads, physics)

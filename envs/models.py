@@ -88,6 +88,63 @@ def compile_spec(spec: mujoco.MjSpec, total_mass: float | None = None) -> mujoco
     return model
 
 
+# MuJoCo solver options a run may change (``physics=``), for measuring how much a result depends on them
+PHYSICS_CHOICES = {
+    "solver": {"newton": mujoco.mjtSolver.mjSOL_NEWTON, "cg": mujoco.mjtSolver.mjSOL_CG,
+               "pgs": mujoco.mjtSolver.mjSOL_PGS},
+    "cone": {"pyramidal": mujoco.mjtCone.mjCONE_PYRAMIDAL, "elliptic": mujoco.mjtCone.mjCONE_ELLIPTIC},
+    "integrator": {"euler": mujoco.mjtIntegrator.mjINT_EULER, "rk4": mujoco.mjtIntegrator.mjINT_RK4,
+                   "implicit": mujoco.mjtIntegrator.mjINT_IMPLICIT,
+                   "implicitfast": mujoco.mjtIntegrator.mjINT_IMPLICITFAST},
+}
+DISABLE_FLAGS = {name[len("mjDSBL_"):].lower(): int(bit)
+                 for name, bit in mujoco.mjtDisableBit.__members__.items() if name.startswith("mjDSBL_")}
+PHYSICS_FIELDS = ("solver", "cone", "integrator", "iterations", "tolerance", "disable")
+
+
+def apply_physics(model: mujoco.MjModel, physics: object) -> None:
+    """Change ``model.opt`` as ``physics`` says (None or {} changes nothing); a ``ValueError`` names a bad field.
+
+    Fields: ``solver`` (newton, cg, pgs), ``cone`` (pyramidal, elliptic), ``integrator`` (euler, rk4,
+    implicit, implicitfast), ``iterations`` (solver iterations, >= 1), ``tolerance`` (>= 0) and ``disable``
+    (a list of MuJoCo disable flags by name, e.g. ``[eulerdamp]``: ``eulerdamp`` makes the Euler step treat
+    joint damping explicitly).  The timestep is not among them: it is part of the task (``dt`` of a step).
+    """
+    if physics is None:
+        return
+    if not isinstance(physics, dict):
+        raise ValueError(f"physics: expected a mapping of MuJoCo options, e.g. {{solver: pgs}}, got {physics!r}")
+    unknown = sorted(str(k) for k in physics if k not in PHYSICS_FIELDS)
+    if unknown:
+        raise ValueError(f"physics: unknown field(s) {', '.join(unknown)}; the fields are {', '.join(PHYSICS_FIELDS)}")
+    for name, choices in PHYSICS_CHOICES.items():
+        if name in physics:
+            value = physics[name]
+            if not isinstance(value, str) or value.lower() not in choices:
+                raise ValueError(f"physics.{name}: expected one of {', '.join(choices)}, got {value!r}")
+            setattr(model.opt, name, int(choices[value.lower()]))
+    if "iterations" in physics:
+        value = physics["iterations"]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"physics.iterations: expected an integer >= 1 solver iterations, got {value!r}")
+        model.opt.iterations = value
+    if "tolerance" in physics:
+        value = physics["tolerance"]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value < 0:
+            raise ValueError(f"physics.tolerance: expected a number >= 0 (0 runs every iteration), got {value!r}")
+        model.opt.tolerance = float(value)
+    if "disable" in physics:
+        flags = physics["disable"]
+        if isinstance(flags, str):
+            flags = [flags]
+        if not isinstance(flags, list):
+            raise ValueError(f"physics.disable: expected a list of flag names, e.g. [eulerdamp], got {flags!r}")
+        for flag in flags:
+            if not isinstance(flag, str) or flag.lower() not in DISABLE_FLAGS:
+                raise ValueError(f"physics.disable: unknown MuJoCo flag {flag!r}; one of {', '.join(sorted(DISABLE_FLAGS))}")
+            model.opt.disableflags |= DISABLE_FLAGS[flag.lower()]
+
+
 def _sensor_slice(model: mujoco.MjModel, name: str) -> slice:
     s = model.sensor(name)
     return slice(int(s.adr[0]), int(s.adr[0] + s.dim[0]))

@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     ev.add_argument("--output", help="results directory (default: RUN_DIR/evaluation)")
     ev.add_argument("--overwrite", action="store_true", help="replace results already in --output")
+    ev.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                    help="change an env field of the run's config for this evaluation, e.g. --set "
+                    "env.kwargs.physics.solver=pgs (repeatable; with --random: any field of --config)")
 
     bl = _add(sub, "baseline", "train the pretrained or oracle comparison with stable-baselines3 (TRPO or PPO)",
               "Train the paper's comparisons with stable-baselines3 on the batched task env (TRPO from\n"
@@ -153,13 +156,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             raise ConfigError("--random: pass --config (env and network) and --output (where the results go)")
         if args.source:
             raise ConfigError("--random: evaluates a fresh policy; drop the run directory argument, or drop --random")
-        run = api.Run.random(load_config(args.config), seed=_non_negative(args.seed, "--seed"))
+        run = api.Run.random(load_config(args.config, args.set), seed=_non_negative(args.seed, "--seed"))
         out = args.output
     else:
         if not args.source:
             raise ConfigError("source: pass a run directory or a checkpoint file (or --random --config CFG --output DIR)")
         checkpoint: str | int = int(args.checkpoint) if args.checkpoint.isdigit() else args.checkpoint
         run = api.load_run(args.source, checkpoint)
+        if args.set:
+            run.config = _env_overrides(run.config, args.set)
         out = args.output or os.path.join(run.path or os.path.dirname(os.path.dirname(run.checkpoint or ".")), "evaluation")
     curve = api.evaluate(run, output=out, overwrite=args.overwrite, steps=args.steps, tasks=args.tasks,
                          episodes=args.episodes, step_size=args.step_size, later_step_size=args.later_step_size,
@@ -168,6 +173,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"step {row['adaptation_steps']}: {row['mean_return']:9.2f} ± {row['sem']:.2f}")
     print(f"wrote {out}/ (per_goal.csv, summary.csv, results.json, curve.png, tensorboard/)")
     return 0
+
+
+def _env_overrides(cfg: Any, overrides: list[str]) -> Any:
+    """``cfg`` with ``--set`` applied to its env section only (the network and training fields are the run's)."""
+    from metarl.config import apply_overrides, from_dict, to_dict
+
+    for item in overrides:
+        if not item.strip().startswith("env."):
+            raise ConfigError(f"--set {item!r}: an evaluation of a run changes only env fields (env.kwargs..., "
+                              "env.num_threads); the adaptation settings have their own flags (--step-size, "
+                              "--episodes, --steps ...)")
+    return from_dict(apply_overrides(to_dict(cfg), overrides)).validate()
 
 
 def _non_negative(value: int, flag: str) -> int:

@@ -164,3 +164,67 @@ def test_paper_ant_model_edits():
     )
     assert models.ant("paper").init_qpos[2] == pytest.approx(0.55)
     assert gym.opt.timestep == 0.01
+
+
+# ---- physics=: MuJoCo solver options changed for an ablation -------------------------------------------------
+def _rollout(env_id, physics, steps=60):
+    kwargs = {} if physics is None else {"physics": physics}
+    vec = gymnasium.make_vec(env_id, num_envs=3, num_threads=1, **kwargs)
+    vec.unwrapped.set_tasks(np.array([[0.5], [1.0], [1.5]]) if "Vel" in env_id else np.array([[1.0], [-1.0], [1.0]]))
+    vec.reset(seed=3)
+    actions = np.random.default_rng(0).uniform(-1, 1, size=(steps, 3, vec.single_action_space.shape[0]))
+    qpos = [vec.step(a)[0] for a in actions]
+    opt = vec.unwrapped.model.opt
+    vec.close()
+    return np.array(qpos), opt
+
+
+def test_physics_sets_the_mujoco_options_and_an_empty_mapping_changes_nothing():
+    base, opt = _rollout("metarl/HalfCheetahVel-v0", None)
+    same, _ = _rollout("metarl/HalfCheetahVel-v0", {})
+    np.testing.assert_array_equal(base, same)
+    assert opt.solver == mujoco.mjtSolver.mjSOL_NEWTON and not opt.disableflags & mujoco.mjtDisableBit.mjDSBL_EULERDAMP
+    physics = {"solver": "PGS", "cone": "elliptic", "iterations": 30, "tolerance": 0.0, "disable": ["eulerdamp"]}
+    changed, opt = _rollout("metarl/HalfCheetahVel-v0", physics)
+    assert opt.solver == mujoco.mjtSolver.mjSOL_PGS and opt.cone == mujoco.mjtCone.mjCONE_ELLIPTIC
+    assert opt.iterations == 30 and opt.tolerance == 0.0
+    assert opt.disableflags & mujoco.mjtDisableBit.mjDSBL_EULERDAMP
+    assert np.isfinite(changed).all() and not np.array_equal(base, changed)  # the same actions, another physics
+
+
+def test_explicit_damping_is_the_euler_step_without_the_damping_in_the_mass_matrix():
+    """``disable: [eulerdamp]`` is MuJoCo's plain semi-implicit Euler step, checked by hand on MjData."""
+    vec = gymnasium.make_vec("metarl/HalfCheetahDir-v0", num_envs=1, num_threads=1, physics={"disable": ["eulerdamp"]})
+    vec.unwrapped.set_tasks(np.array([[1.0]]))
+    vec.reset(seed=0)
+    env = vec.unwrapped
+    m = env.model
+    d = mujoco.MjData(m)
+    d.qpos[:], d.qvel[:] = env.qpos[0], env.qvel[0]
+    a = np.full(m.nu, 0.7)
+    vec.step(a[None])
+    d.ctrl[:] = a * m.actuator_ctrlrange[:, 1]
+    mujoco.mj_forward(m, d)
+    assert m.dof_damping.max() > 0
+    qvel = d.qvel + m.opt.timestep * d.qacc  # qacc with damping as an explicit force
+    np.testing.assert_allclose(env.qvel[0], qvel, rtol=1e-10, atol=1e-10)
+    vec.close()
+
+
+@pytest.mark.parametrize(
+    "physics, words",
+    [
+        ({"solver": "lcp"}, ["physics.solver", "'lcp'", "newton, cg, pgs"]),
+        ({"cone": 3}, ["physics.cone", "pyramidal, elliptic"]),
+        ({"iterations": 0}, ["physics.iterations", "0", ">= 1"]),
+        ({"tolerance": -1}, ["physics.tolerance", "-1"]),
+        ({"disable": ["eulerdamping"]}, ["physics.disable", "'eulerdamping'", "eulerdamp"]),
+        ({"timestep": 0.02}, ["unknown field", "timestep", "solver, cone"]),
+        ("pgs", ["physics", "mapping", "'pgs'"]),
+    ],
+)
+def test_bad_physics_names_the_field_the_value_and_the_choices(physics, words):
+    with pytest.raises(ValueError) as err:
+        models.apply_physics(models.half_cheetah().model, physics)
+    for word in words:
+        assert word in str(err.value)

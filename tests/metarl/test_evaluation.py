@@ -302,3 +302,24 @@ def test_evaluation_with_a_step_budget_records_it_and_says_it_departs_from_the_p
     saved = ev.load_results(str(tmp_path / "ev"))
     assert saved["settings"]["batch_steps"] == 60 and np.isfinite(curve.returns).all()
     assert any("batches of 60 env steps" in d for d in ev.protocol_differences(saved["settings"]))
+
+
+def test_evaluate_set_changes_the_runs_physics_only_and_records_it(tmp_path):
+    """``metarl evaluate RUN --set env....``: the shipped HalfCheetahVel meta-policy under another MuJoCo solver."""
+    zoo = os.path.join(ROOT, "experiments", "zoo", "halfcheetah_vel")
+    small = ["--tasks", "2", "--episodes", "2", "--steps", "1", "--batch-steps", "0"]
+    r = cli("evaluate", zoo, *small, "--output", str(tmp_path / "default"))
+    assert r.returncode == 0, r.stderr
+    r = cli("evaluate", zoo, *small, "--output", str(tmp_path / "pgs"), "--set", "env.kwargs.physics.solver=pgs",
+            "--set", "env.kwargs.physics.disable=[eulerdamp]")
+    assert r.returncode == 0, r.stderr
+    settings = json.loads((tmp_path / "pgs" / "results.json").read_text())["settings"]
+    assert settings["env"]["kwargs"] == {"physics": {"solver": "pgs", "disable": ["eulerdamp"]}}
+    default = (tmp_path / "default" / "per_goal.csv").read_text()
+    assert default != (tmp_path / "pgs" / "per_goal.csv").read_text()  # the same episodes' seeds, other physics
+    # the network and training fields stay the run's; a bad option is named; nothing is written either way
+    r = cli("evaluate", zoo, *small, "--output", str(tmp_path / "bad1"), "--set", "policy.hidden_sizes=[8]")
+    assert r.returncode == 2 and "only env fields" in r.stderr and "Traceback" not in r.stderr
+    r = cli("evaluate", zoo, *small, "--output", str(tmp_path / "bad2"), "--set", "env.kwargs.physics.solver=lcp")
+    assert r.returncode == 2 and "physics.solver" in r.stderr and "lcp" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "bad1").exists() and not (tmp_path / "bad2").exists()
