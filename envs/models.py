@@ -9,6 +9,7 @@ HalfCheetah-v5 / Ant-v5 load it.  Both get read-only sensors that make MuJoCo co
 from __future__ import annotations
 
 import importlib.util
+import numbers
 import os
 import re
 from dataclasses import dataclass
@@ -20,7 +21,8 @@ from .mujoco_env import add_contact_force_sensor, add_subtree_velocity_sensor
 
 DYNAMICS = ("paper", "gymnasium")
 
-# Ant as the authors simulated it (docs/paper.md): MuJoCo's old default contact softness, a 0.02 s RK4 step,
+# Ant as the authors simulated it (docs/paper.md): the contact softness of their model file's default geom
+# class, a 0.02 s RK4 step,
 # torque range +-150 applied as control (gear 1), and the pose of the model's ``init_qpos`` numeric.
 ANT_PAPER_TIMESTEP = 0.02
 ANT_PAPER_SOLREF = (0.02, 1.0)
@@ -109,6 +111,7 @@ def apply_physics(model: mujoco.MjModel, physics: object) -> None:
     implicit, implicitfast), ``iterations`` (solver iterations, >= 1), ``tolerance`` (>= 0) and ``disable``
     (a list of MuJoCo disable flags by name, e.g. ``[eulerdamp]``: ``eulerdamp`` makes the Euler step treat
     joint damping explicitly).  The timestep is not among them: it is part of the task (``dt`` of a step).
+    Every field is checked before any is applied, so a bad one leaves the model as it was.
     """
     if physics is None:
         return
@@ -116,33 +119,40 @@ def apply_physics(model: mujoco.MjModel, physics: object) -> None:
         raise ValueError(f"physics: expected a mapping of MuJoCo options, e.g. {{solver: pgs}}, got {physics!r}")
     unknown = sorted(str(k) for k in physics if k not in PHYSICS_FIELDS)
     if unknown:
-        raise ValueError(f"physics: unknown field(s) {', '.join(unknown)}; the fields are {', '.join(PHYSICS_FIELDS)}")
+        raise ValueError(f"physics: unknown field(s) {', '.join(unknown)}; the fields are {', '.join(PHYSICS_FIELDS)} "
+                         "(lower case)")
+    changes: dict[str, int | float] = {}
     for name, choices in PHYSICS_CHOICES.items():
         if name in physics:
             value = physics[name]
             if not isinstance(value, str) or value.lower() not in choices:
                 raise ValueError(f"physics.{name}: expected one of {', '.join(choices)}, got {value!r}")
-            setattr(model.opt, name, int(choices[value.lower()]))
+            changes[name] = int(choices[value.lower()])
     if "iterations" in physics:
         value = physics["iterations"]
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"physics.iterations: expected an integer >= 1 solver iterations, got {value!r}")
-        model.opt.iterations = value
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or not 1 <= int(value) <= 2**31 - 1:
+            raise ValueError(f"physics.iterations: expected an integer from 1 to {2**31 - 1} solver iterations, "
+                             f"got {value!r}")
+        changes["iterations"] = int(value)
     if "tolerance" in physics:
         value = physics["tolerance"]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value < 0:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(float(value)) or value < 0:
             raise ValueError(f"physics.tolerance: expected a number >= 0 (0 runs every iteration), got {value!r}")
-        model.opt.tolerance = float(value)
+        changes["tolerance"] = float(value)
+    disable = 0
     if "disable" in physics:
         flags = physics["disable"]
         if isinstance(flags, str):
             flags = [flags]
-        if not isinstance(flags, list):
+        if not isinstance(flags, (list, tuple)):
             raise ValueError(f"physics.disable: expected a list of flag names, e.g. [eulerdamp], got {flags!r}")
         for flag in flags:
             if not isinstance(flag, str) or flag.lower() not in DISABLE_FLAGS:
                 raise ValueError(f"physics.disable: unknown MuJoCo flag {flag!r}; one of {', '.join(sorted(DISABLE_FLAGS))}")
-            model.opt.disableflags |= DISABLE_FLAGS[flag.lower()]
+            disable |= DISABLE_FLAGS[flag.lower()]
+    for name, value in changes.items():
+        setattr(model.opt, name, value)
+    model.opt.disableflags |= disable
 
 
 def _sensor_slice(model: mujoco.MjModel, name: str) -> slice:

@@ -76,8 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--output", help="results directory (default: RUN_DIR/evaluation)")
     ev.add_argument("--overwrite", action="store_true", help="replace results already in --output")
     ev.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                    help="change an env field of the run's config for this evaluation, e.g. --set "
-                    "env.kwargs.physics.solver=pgs (repeatable; with --random: any field of --config)")
+                    help="change the run's env kwargs for this evaluation, e.g. --set env.kwargs.physics.solver=pgs "
+                    "(repeatable; needs --output; with --random: any field of --config)")
 
     bl = _add(sub, "baseline", "train the pretrained or oracle comparison with stable-baselines3 (TRPO or PPO)",
               "Train the paper's comparisons with stable-baselines3 on the batched task env (TRPO from\n"
@@ -162,6 +162,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if not args.source:
             raise ConfigError("source: pass a run directory or a checkpoint file (or --random --config CFG --output DIR)")
         checkpoint: str | int = int(args.checkpoint) if args.checkpoint.isdigit() else args.checkpoint
+        if args.set and not args.output:
+            raise ConfigError("--set: pass --output too (an evaluation with a changed env does not go into the "
+                              "run's own evaluation/ folder)")
         run = api.load_run(args.source, checkpoint)
         if args.set:
             run.config = _env_overrides(run.config, args.set)
@@ -180,10 +183,12 @@ def _env_overrides(cfg: Any, overrides: list[str]) -> Any:
     from metarl.config import apply_overrides, from_dict, to_dict
 
     for item in overrides:
-        if not item.strip().startswith("env."):
-            raise ConfigError(f"--set {item!r}: an evaluation of a run changes only env fields (env.kwargs..., "
-                              "env.num_threads); the adaptation settings have their own flags (--step-size, "
-                              "--episodes, --steps ...)")
+        key = item.split("=", 1)[0].strip()
+        if not (key.startswith("env.kwargs.") or key in ("env.kwargs", "env.num_threads")):
+            raise ConfigError(f"--set {item!r}: an evaluation of a run changes only the env's kwargs (e.g. "
+                              "env.kwargs.physics.solver=pgs) and env.num_threads; the task and its plug-in "
+                              "imports stay the run's, and the adaptation settings have their own flags "
+                              "(--step-size, --episodes, --steps ...)")
     return from_dict(apply_overrides(to_dict(cfg), overrides)).validate()
 
 

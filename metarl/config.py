@@ -314,6 +314,9 @@ def _mapping_without_duplicates(loader: _Loader, node: yaml.MappingNode, deep: b
     seen: dict[Any, Any] = {}
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
+        if not isinstance(key, (str, int, float, bool)) and key is not None:
+            raise ConfigError(f"line {key_node.start_mark.line + 1}: a key must be a name or a number, not a "
+                              f"{type(key).__name__}; write field: value")
         if key in seen:
             raise ConfigError(
                 f"key {key!r} appears twice in the same section (lines {seen[key] + 1} and "

@@ -203,6 +203,8 @@ def protocol_differences(settings: dict[str, Any]) -> list[str]:
         return []
     out = []
     kwargs = dict(env.get("kwargs", {}))
+    if "physics" in kwargs and not kwargs["physics"]:  # physics: {} or null changes nothing
+        del kwargs["physics"]
     if kwargs.get("dynamics", "paper") != "paper" or set(kwargs) - {"dynamics"}:
         out.append(f"env kwargs {kwargs}")
     if settings.get("num_tasks") != 40:

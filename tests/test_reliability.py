@@ -206,6 +206,18 @@ def test_duplicate_keys_are_refused(tmp_path, capsys):
     one_line_error(err, "'max_kl' appears twice", "lines 2 and 3")
 
 
+def test_a_list_or_mapping_as_a_key_is_refused(tmp_path, capsys):
+    cfg = tmp_path / "key.yaml"
+    cfg.write_text("algo:\n  [max_kl]: 0.01\n")
+    code, err = run_cli(capsys, "train", "--config", cfg, "--output", tmp_path / "o")
+    assert code == 2
+    one_line_error(err, "line 2", "a key must be a name or a number, not a list")
+    ok = tmp_path / "ok.yaml"
+    ok.write_text("algo:\n  max_kl: 0.01\n")
+    code, err = run_cli(capsys, "config", "--config", ok, "--set", "env.kwargs={{a: 1}: 2}")
+    assert code == 2 and "not a dict" in err and not (tmp_path / "o").exists()
+
+
 def test_envs_refuse_complex_and_boolean_actions_and_non_integer_seeds():
     from metarl import envs  # noqa: F401
 

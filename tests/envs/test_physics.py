@@ -216,7 +216,10 @@ def test_explicit_damping_is_the_euler_step_without_the_damping_in_the_mass_matr
     [
         ({"solver": "lcp"}, ["physics.solver", "'lcp'", "newton, cg, pgs"]),
         ({"cone": 3}, ["physics.cone", "pyramidal, elliptic"]),
-        ({"iterations": 0}, ["physics.iterations", "0", ">= 1"]),
+        ({"iterations": 0}, ["physics.iterations", "0", "from 1"]),
+        ({"iterations": 2**40}, ["physics.iterations", str(2**40), "2147483647"]),
+        ({"iterations": True}, ["physics.iterations", "True"]),
+        ({"tolerance": float("nan")}, ["physics.tolerance", "nan"]),
         ({"tolerance": -1}, ["physics.tolerance", "-1"]),
         ({"disable": ["eulerdamping"]}, ["physics.disable", "'eulerdamping'", "eulerdamp"]),
         ({"timestep": 0.02}, ["unknown field", "timestep", "solver, cone"]),
@@ -228,3 +231,21 @@ def test_bad_physics_names_the_field_the_value_and_the_choices(physics, words):
         models.apply_physics(models.half_cheetah().model, physics)
     for word in words:
         assert word in str(err.value)
+
+
+def test_a_bad_physics_field_changes_nothing_and_numpy_numbers_are_accepted():
+    model = models.half_cheetah().model
+    before = (model.opt.solver, model.opt.iterations, model.opt.disableflags)
+    with pytest.raises(ValueError, match="physics.tolerance"):
+        models.apply_physics(model, {"solver": "pgs", "iterations": 50, "disable": ["eulerdamp"], "tolerance": -1.0})
+    assert (model.opt.solver, model.opt.iterations, model.opt.disableflags) == before
+    models.apply_physics(model, {"iterations": np.int64(50), "tolerance": np.float32(1e-5), "disable": ("eulerdamp",)})
+    assert model.opt.iterations == 50 and model.opt.tolerance == pytest.approx(1e-5)
+
+
+def test_physics_integrator_reaches_the_ant():
+    base, opt = _rollout("metarl/AntVel-v0", None, steps=30)
+    assert opt.integrator == mujoco.mjtIntegrator.mjINT_RK4  # the paper's ant
+    euler, opt = _rollout("metarl/AntVel-v0", {"integrator": "implicitfast"}, steps=30)
+    assert opt.integrator == mujoco.mjtIntegrator.mjINT_IMPLICITFAST
+    assert np.isfinite(euler).all() and not np.array_equal(base, euler)

@@ -319,7 +319,16 @@ def test_evaluate_set_changes_the_runs_physics_only_and_records_it(tmp_path):
     assert default != (tmp_path / "pgs" / "per_goal.csv").read_text()  # the same episodes' seeds, other physics
     # the network and training fields stay the run's; a bad option is named; nothing is written either way
     r = cli("evaluate", zoo, *small, "--output", str(tmp_path / "bad1"), "--set", "policy.hidden_sizes=[8]")
-    assert r.returncode == 2 and "only env fields" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "changes only the env's kwargs" in r.stderr and "Traceback" not in r.stderr
     r = cli("evaluate", zoo, *small, "--output", str(tmp_path / "bad2"), "--set", "env.kwargs.physics.solver=lcp")
     assert r.returncode == 2 and "physics.solver" in r.stderr and "lcp" in r.stderr and "Traceback" not in r.stderr
-    assert not (tmp_path / "bad1").exists() and not (tmp_path / "bad2").exists()
+    # the task and its imports stay the run's; a changed env never goes into the run's own evaluation/
+    r = cli("evaluate", zoo, *small, "--output", str(tmp_path / "bad3"), "--set", "env.id=metarl/HalfCheetahDir-v0")
+    assert r.returncode == 2 and "env.id" in r.stderr and "Traceback" not in r.stderr
+    r = cli("evaluate", zoo, *small, "--set", "env.kwargs.physics.solver=pgs")
+    assert r.returncode == 2 and "--output" in r.stderr and "Traceback" not in r.stderr
+    assert not any((tmp_path / d).exists() for d in ("bad1", "bad2", "bad3"))
+    # physics: {} is the paper's simulation, not a departure from its protocol
+    assert ev.protocol_differences({**settings, "env": {**settings["env"], "kwargs": {"physics": {}}}}) == \
+        ev.protocol_differences({**settings, "env": {**settings["env"], "kwargs": {}}})
+    assert any("physics" in d for d in ev.protocol_differences(settings))
