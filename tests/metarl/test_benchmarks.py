@@ -119,3 +119,32 @@ def test_bench_sampling_times_both_calls_beside_a_competitor(monkeypatch, capsys
             line = next(row for row in out.splitlines() if name in row)
             assert line.count("%") == 3  # the median share and one per pass
         assert started[-1].returncode is not None  # the competing run was stopped
+
+
+def test_seed_spread_tabulates_seeds_against_the_paper(capsys, tmp_path):
+    """The shipped evaluations: the same one twice has no spread; tasks are not mixed; a short one is not compared."""
+    import json
+    import os
+    import shutil
+
+    from experiments import seed_spread
+
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "experiments", "zoo")
+    hcvel = os.path.join(root, "halfcheetah_vel", "evaluation")
+    assert seed_spread.main([f"a={hcvel}", f"b={hcvel}"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2].startswith("| a | -145.98 ± 10.25 (-1.24) | -99.29 ± 6.17 (-2.60)")
+    assert lines[4].startswith("| mean ± s.e. over 2 seeds | -145.98 ± 0.00 (-1.95)")  # (-145.98 + 129.53) / 8.44
+    assert lines[5].startswith("| paper | -129.53 ± 8.44")
+    assert seed_spread.main([f"a={hcvel}", f"b={os.path.join(root, 'halfcheetah_dir', 'evaluation')}"]) == 2
+    assert "different tasks" in capsys.readouterr().err
+    assert seed_spread.main([f"a={hcvel}"]) == 2 and "at least two" in capsys.readouterr().err
+    assert seed_spread.main([f"a={hcvel}", f"a={hcvel}"]) == 2 and "twice" in capsys.readouterr().err
+    short = tmp_path / "short"
+    shutil.copytree(hcvel, short)
+    data = json.loads((short / "results.json").read_text())
+    data["settings"]["num_tasks"] = 10
+    (short / "results.json").write_text(json.dumps(data))
+    assert seed_spread.main([f"a={hcvel}", f"b={short}"]) == 0
+    out, err = capsys.readouterr()
+    assert "10 test goals" in err and "paper" not in out and "(-" not in out

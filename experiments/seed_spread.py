@@ -1,0 +1,93 @@
+"""The spread over training seeds of one task's adaptation curves, next to the paper's.
+
+    python -m experiments.seed_spread seed0=experiments/zoo/ant_vel/evaluation seed1=runs/antvel-s1/evaluation \
+        seed2=runs/antvel-s2/evaluation
+
+Each ``LABEL=DIR`` is an evaluation written by ``metarl evaluate`` (its ``results.json``), one per training
+seed of the same config and task.  Prints a Markdown table: each seed's mean return per adaptation step ±
+the standard error over its test goals, the mean over the seeds ± the standard error over the seeds, and
+the paper's curve; the brackets hold the difference from the paper in standard errors, the two standard
+errors combined (the seed's over goals, or the seeds' spread for the mean).  The paper is left out, with a
+note, when an evaluation does not follow the paper's protocol (``metarl plot``'s rule), so a short
+evaluation is never read against it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+
+import numpy as np
+
+from metarl import evaluation as ev
+from metarl import plotting
+from metarl.errors import UsageError
+
+
+def spread(results: dict[str, dict], method: str = "maml") -> tuple[list[str], list[str]]:
+    """Markdown table lines and notes for ``{label: results.json contents}`` of one task."""
+    env_ids = {r["settings"]["env"]["id"] for r in results.values()}
+    if len(env_ids) != 1:
+        raise UsageError(f"evaluations: come from different tasks {sorted(env_ids)}; give one task's seeds")
+    if len(results) < 2:
+        raise UsageError(f"evaluations: a spread needs at least two seeds, got {len(results)}")
+    env_id = env_ids.pop()
+    task = ev.paper_name(env_id)
+    notes = []
+    differences = {label: ev.protocol_differences(r["settings"]) for label, r in results.items()}
+    for label, diff in differences.items():
+        if diff:
+            notes.append(f"{label} was evaluated with {'; '.join(diff)}, not the paper's protocol; the paper is left out")
+    paper = {}
+    if task is not None and not any(differences.values()):
+        paper = {r["adaptation_steps"]: r for r in plotting.published_summary(task).get(method, [])}
+    steps = min(len(r["summary"]) for r in results.values())
+    means = np.array([[r["summary"][k]["mean_return"] for k in range(steps)] for r in results.values()])
+
+    def cell(mean: float, se: float, k: int) -> str:
+        text = f"{mean:.2f} ± {se:.2f}"
+        if k in paper:
+            both = math.sqrt(se ** 2 + paper[k]["sem"] ** 2)
+            text += f" ({(mean - paper[k]['mean_return']) / both:+.2f})" if both > 0 else ""
+        return text
+
+    lines = ["| run | " + " | ".join(f"step {k}" for k in range(steps)) + " |", "|---" * (steps + 1) + "|"]
+    for label, r in results.items():
+        lines.append(f"| {label} | " + " | ".join(cell(r["summary"][k]["mean_return"], r["summary"][k]["sem"], k)
+                                                for k in range(steps)) + " |")
+    over = means.std(axis=0, ddof=1) / math.sqrt(len(results))
+    lines.append(f"| mean ± s.e. over {len(results)} seeds | "
+                 + " | ".join(cell(means[:, k].mean(), over[k], k) for k in range(steps)) + " |")
+    if paper:
+        lines.append("| paper | " + " | ".join(f"{paper[k]['mean_return']:.2f} ± {paper[k]['sem']:.2f}"
+                                               if k in paper else "-" for k in range(steps)) + " |")
+    return lines, notes
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("evaluations", nargs="+", metavar="LABEL=DIR", help="one evaluation per seed, e.g. seed1=runs/s1/evaluation")
+    p.add_argument("--method", default="maml", help="the paper's curve to compare with (default maml)")
+    args = p.parse_args(argv)
+    results = {}
+    try:
+        for item in args.evaluations:
+            if "=" not in item:
+                raise UsageError(f"evaluations: expected LABEL=DIR (e.g. seed1=runs/s1/evaluation), got {item!r}")
+            label, path = item.split("=", 1)
+            if label in results:
+                raise UsageError(f"evaluations: the label {label!r} is given twice; give each seed its own")
+            results[label] = ev.load_results(path)
+        lines, notes = spread(results, args.method)
+    except UsageError as exc:
+        print(f"seed_spread: error: {exc}", file=sys.stderr)
+        return 2
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
