@@ -3,6 +3,9 @@ FLOP count they print is checked against closed forms."""
 
 import sys
 
+import numpy as np
+import pytest
+
 from experiments import bench_meta
 
 
@@ -136,6 +139,8 @@ def test_seed_spread_tabulates_seeds_against_the_paper(capsys, tmp_path):
     assert lines[2].startswith("| a | -145.98 ± 10.25 (-1.24) | -99.29 ± 6.17 (-2.60)")
     assert lines[4].startswith("| mean ± s.e. over 2 seeds | -145.98 ± 0.00 (-1.95)")  # (-145.98 + 129.53) / 8.44
     assert lines[5].startswith("| paper | -129.53 ± 8.44")
+    assert lines[6].startswith("| paper's run against one run of ours | +1.95 |")  # no spread: the paper's SE alone
+    assert seed_spread.single_run_z(np.array([0.0, 2.0, 4.0]), 10.0, 0.0) == pytest.approx(8 / (2 * np.sqrt(4 / 3)))
     assert seed_spread.main([f"a={hcvel}", f"b={os.path.join(root, 'halfcheetah_dir', 'evaluation')}"]) == 2
     assert "different tasks" in capsys.readouterr().err
     assert seed_spread.main([f"a={hcvel}"]) == 2 and "at least two" in capsys.readouterr().err
