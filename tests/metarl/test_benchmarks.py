@@ -143,7 +143,12 @@ def test_seed_spread_tabulates_seeds_against_the_paper(capsys, tmp_path):
     assert seed_spread.single_run_z(np.array([0.0, 2.0, 4.0]), 10.0, 0.0) == pytest.approx(8 / (2 * np.sqrt(4 / 3)))
     assert seed_spread.main([f"a={hcvel}", f"b={os.path.join(root, 'halfcheetah_dir', 'evaluation')}"]) == 2
     assert "different tasks" in capsys.readouterr().err
-    assert seed_spread.main([f"a={hcvel}"]) == 2 and "at least two" in capsys.readouterr().err
+    assert seed_spread.main([f"a={hcvel}", "--goals", "1:2.01"]) == 0  # one evaluation, the faster 18 goals
+    out, err = capsys.readouterr()
+    assert "18 of 40 test goals" in err and "no spread" in err and "mean ±" not in out
+    assert "| a | -197.17 ± 13.12 (-2.19) |" in out and "| paper | -156.87 ± 12.87 |" in out
+    assert seed_spread.main([f"a={hcvel}", "--goals", "2:3"]) == 2 and "0 test goal(s)" in capsys.readouterr().err
+    assert seed_spread.main([f"a={hcvel}", "--goals", "1-2"]) == 2 and "LO:HI" in capsys.readouterr().err
     assert seed_spread.main([f"a={hcvel}", f"a={hcvel}"]) == 2 and "twice" in capsys.readouterr().err
     short = tmp_path / "short"
     shutil.copytree(hcvel, short)
