@@ -7,14 +7,16 @@ Each ``LABEL=DIR`` is an evaluation written by ``metarl evaluate`` (its ``result
 seed of the same config and task.  Prints a Markdown table: each seed's mean return per adaptation step ±
 the standard error over its test goals, the mean over the seeds ± the standard error over the seeds, and
 the paper's curve; the brackets hold the difference from the paper in standard errors, the two standard
-errors combined (the seed's over goals, or the seeds' spread for the mean).  The last row places the
-paper's curve, itself one training run, against the spread of single runs of ours: the paper minus the
-seeds' mean, over ``sqrt(s²·(1 + 1/n) + SE_paper²)`` with ``s`` the seeds' standard deviation, so that
-values within about ±2 say the published run is what one more seed of ours could give (with few seeds
-``s`` is itself uncertain: Student's t with n - 1 degrees of freedom is the honest yardstick, 4.30 at 95%
-for 3 seeds, 2.57 for 6).  The paper is left out, with a
-note, when an evaluation does not follow the paper's protocol (``metarl plot``'s rule), so a short
-evaluation is never read against it.
+errors combined (the seed's over goals, or the seeds' spread for the mean).  Two rows compare on the same
+test goals, which every run and the paper share: "paper minus ours, paired by goal" (the per-goal
+difference from the seeds' mean, ± its standard error over goals, so the goals' own spread cancels), and,
+with two or more seeds, "paper's run against one run of ours": the paper's curve is itself one training
+run, so it is placed against the spread of single runs of ours, (paper - seeds' mean) / (s·sqrt(1 + 1/n))
+with s the seeds' standard deviation; were the published run one more run of ours, that would follow
+Student's t with n - 1 degrees of freedom (95% within ±4.30 for 3 seeds, ±2.57 for 6; with few seeds s is
+itself uncertain).  The paper is left out, with a note, when an evaluation does not follow the paper's
+protocol (``metarl plot``'s rule), so a short evaluation is never read against it; evaluations of other
+test goals are refused.
 
 ``--goals LO:HI`` keeps the test goals whose (first) task parameter lies in ``[LO, HI)``, for every seed
 and for the paper's per-goal returns alike, to see where along the task distribution a difference lies;
@@ -38,18 +40,22 @@ from metarl import plotting
 from metarl.errors import UsageError
 
 
-def published_goal_returns(task: str, method: str) -> dict[int, dict[int, float]]:
-    """The paper's per-goal returns ``{adaptation_step: {goal_index: average_return}}``."""
+def published_goals(task: str, method: str) -> tuple[dict[int, float], dict[int, dict[int, float]]]:
+    """The paper's test goals ``{goal_index: first task parameter}`` and per-goal returns
+    ``{adaptation_step: {goal_index: average_return}}`` for ``method``."""
+    goals: dict[int, float] = {}
     out: dict[int, dict[int, float]] = {}
     with resources.files("metarl.data").joinpath("maml2017_test_returns.csv").open() as fh:
         for row in csv.DictReader(fh):
             if row["task"] == task and row["method"] == method:
+                goals[int(row["goal_index"])] = float(row["goal"].split(";")[0])
                 out.setdefault(int(row["adaptation_steps"]), {})[int(row["goal_index"])] = float(row["average_return"])
-    return out
+    return goals, out
 
 
 def goal_summary(result: dict, goals: np.ndarray) -> list[dict[str, float]]:
-    """Mean ± standard error over the goals selected by the boolean mask ``goals``, per adaptation step."""
+    """Mean ± standard error over the goals selected by the boolean mask ``goals``, per adaptation step
+    (the standard error as ``metarl evaluate`` computes it, n - 1 in the variance)."""
     returns = np.asarray(result["returns"], dtype=np.float64)[goals]
     n = len(returns)
     sem = returns.std(axis=0, ddof=1) / math.sqrt(n) if n > 1 else np.zeros(returns.shape[1])
@@ -68,32 +74,41 @@ def spread(results: dict[str, dict], method: str = "maml",
         raise UsageError(f"evaluations: come from different tasks {sorted(env_ids)}; give one task's seeds")
     env_id = env_ids.pop()
     task = ev.paper_name(env_id)
+    goal_values = [np.asarray(r["tasks"], dtype=np.float64)[:, 0] for r in results.values()]
+    if any(t.shape != goal_values[0].shape or not np.array_equal(t, goal_values[0]) for t in goal_values):
+        raise UsageError("evaluations: made on different test goals (another --seed or --tasks); give "
+                         "evaluations of the same goals (the paper's protocol uses the same 40 for every run)")
+    goal_values = goal_values[0]
     notes = []
     differences = {label: ev.protocol_differences(r["settings"]) for label, r in results.items()}
     for label, diff in differences.items():
         if diff:
             notes.append(f"{label} was evaluated with {'; '.join(diff)}, not the paper's protocol; the paper is left out")
-    paper = {}
+    published: dict[int, dict[int, float]] = {}
     if task is not None and not any(differences.values()):
-        paper = {r["adaptation_steps"]: r for r in plotting.published_summary(task).get(method, [])}
+        methods = sorted(plotting.published_summary(task))
+        if method not in methods:
+            raise UsageError(f"--method: the paper has no {method!r} curve for {task}; one of {', '.join(methods)}")
+        paper_goals, published = published_goals(task, method)
+        theirs = np.array([paper_goals[g] for g in range(len(paper_goals))])
+        if theirs.shape != goal_values.shape or not np.allclose(theirs, goal_values, atol=1e-5):
+            raise UsageError("evaluations: their test goals are not the paper's (the CSV's goal column); evaluate "
+                             "with the paper's protocol (metarl evaluate's defaults)")
+    keep = np.ones(len(goal_values), dtype=bool)
     if goal_range is not None:
         lo, hi = goal_range
-        tasks = [np.asarray(r["tasks"], dtype=np.float64)[:, 0] for r in results.values()]
-        if any(t.shape != tasks[0].shape or not np.array_equal(t, tasks[0]) for t in tasks):
-            raise UsageError("--goals: the evaluations were made on different test goals; give evaluations of the "
-                             "same goals (the paper's protocol uses the same 40 for every run)")
-        keep = (tasks[0] >= lo) & (tasks[0] < hi)
+        keep = (goal_values >= lo) & (goal_values < hi)
         if keep.sum() < 2:
             raise UsageError(f"--goals {lo}:{hi}: {int(keep.sum())} test goal(s) in that range; a standard error "
-                             f"needs at least two (the goals lie in [{tasks[0].min():.3g}, {tasks[0].max():.3g}])")
+                             f"needs at least two (the goals lie in [{goal_values.min():.3g}, {goal_values.max():.3g}])")
         notes.append(f"{int(keep.sum())} of {len(keep)} test goals, those in [{lo}, {hi})")
-        results = {label: {**r, "summary": goal_summary(r, keep)} for label, r in results.items()}
-        if paper:
-            per_goal = published_goal_returns(task, method) if task is not None else {}
-            paper = {}
-            for k, by_goal in per_goal.items():
-                values = np.array([by_goal[g] for g in np.flatnonzero(keep)])
-                paper[k] = {"mean_return": float(values.mean()), "sem": float(values.std(ddof=1) / math.sqrt(len(values)))}
+    results = {label: {**r, "summary": goal_summary(r, keep)} for label, r in results.items()}
+    # the paper's mean ± s.e.: its published summary on all goals; on a range of them, from its per-goal returns
+    # with the s.e. computed as the summary's is (n in the variance)
+    paper = {k: {"mean_return": float(np.mean(v)), "sem": float(np.std(v) / math.sqrt(len(v)))}
+             for k, by_goal in published.items() for v in [np.array([by_goal[g] for g in np.flatnonzero(keep)])]}
+    if published and keep.all():
+        paper = {r["adaptation_steps"]: r for r in plotting.published_summary(task or "").get(method, [])}
     steps = min(len(r["summary"]) for r in results.values())
     means = np.array([[r["summary"][k]["mean_return"] for k in range(steps)] for r in results.values()])
 
@@ -114,27 +129,37 @@ def spread(results: dict[str, dict], method: str = "maml",
         lines.append(f"| mean ± s.e. over {len(results)} seeds | "
                      + " | ".join(cell(means[:, k].mean(), over[k], k) for k in range(steps)) + " |")
     else:
-        notes.append("one evaluation: no spread over seeds (give two or more for the mean and the last row)")
+        notes.append("one evaluation: no spread over seeds (give two or more for the mean and the single-run row)")
     if paper:
         lines.append("| paper | " + " | ".join(f"{paper[k]['mean_return']:.2f} ± {paper[k]['sem']:.2f}"
                                                if k in paper else "-" for k in range(steps)) + " |")
+        ours = np.mean([np.asarray(r["returns"], dtype=np.float64)[keep] for r in results.values()], axis=0)
+        cells = []
+        for k in range(steps):
+            if k not in published:
+                cells.append("-")
+                continue
+            d = np.array([published[k][g] for g in np.flatnonzero(keep)]) - ours[:, k]
+            cells.append(f"{d.mean():+.2f} ± {d.std(ddof=1) / math.sqrt(len(d)):.2f}")
+        lines.append("| paper minus ours, paired by goal | " + " | ".join(cells) + " |")
     if paper and several:
-        lines.append("| paper's run against one run of ours | " + " | ".join(
-            f"{single_run_z(means[:, k], paper[k]['mean_return'], paper[k]['sem']):+.2f}" if k in paper else "-"
+        lines.append(f"| paper's run against one run of ours (t, {len(results) - 1} d.o.f.) | " + " | ".join(
+            f"{single_run_t(means[:, k], paper[k]['mean_return']):+.2f}" if k in paper else "-"
             for k in range(steps)) + " |")
     return lines, notes
 
 
-def single_run_z(seed_means: np.ndarray, paper_mean: float, paper_sem: float) -> float:
-    """How far one published run lies from where a single new run of ours is predicted to land, in its s.d.
+def single_run_t(seed_means: np.ndarray, paper_mean: float) -> float:
+    """Where one published run lies against the spread of single runs of ours: ``(paper - mean) / (s·sqrt(1 + 1/n))``.
 
-    The paper's curve is one training run; the seeds' evaluated means scatter by ``s`` (their sample s.d.,
-    which holds the seed-to-seed and the goal-to-goal variation), so a new run of ours lands around their
-    mean ± ``s·sqrt(1 + 1/n)``; the paper's own standard error over goals is added in quadrature.
+    ``s`` is the seeds' sample standard deviation: every run, the paper's included, is evaluated on the same
+    test goals, so the goals' own spread cancels out of it and is not added again; what is left is the
+    run-to-run and episode-to-episode variation.  If the published run were one more run of ours, this would
+    follow Student's t with ``n - 1`` degrees of freedom (95% within ±4.30 for 3 seeds, ±2.57 for 6).
     """
     n = len(seed_means)
     s = float(np.std(seed_means, ddof=1))
-    scale = math.sqrt(s * s * (1 + 1 / n) + paper_sem * paper_sem)
+    scale = s * math.sqrt(1 + 1 / n)
     return (paper_mean - float(np.mean(seed_means))) / scale if scale > 0 else float("nan")
 
 
@@ -143,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("evaluations", nargs="+", metavar="LABEL=DIR", help="one evaluation per seed, e.g. seed1=runs/s1/evaluation")
     p.add_argument("--method", default="maml", help="the paper's curve to compare with (default maml)")
     p.add_argument("--goals", metavar="LO:HI", help="only the test goals whose (first) task parameter lies in "
-                   "[LO, HI), e.g. --goals 1:2 for the faster half of HalfCheetahVel's goal velocities")
+                   "[LO, HI), e.g. --goals 1:2 for the faster half of HalfCheetahVel's goal velocities (a "
+                   "negative LO: --goals=-0.5:0)")
     args = p.parse_args(argv)
     results = {}
     try:
@@ -151,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
             if "=" not in item:
                 raise UsageError(f"evaluations: expected LABEL=DIR (e.g. seed1=runs/s1/evaluation), got {item!r}")
             label, path = item.split("=", 1)
+            if not label.strip():
+                raise UsageError(f"evaluations: {item!r} has no label; write LABEL=DIR, e.g. seed1={path}")
             if label in results:
                 raise UsageError(f"evaluations: the label {label!r} is given twice; give each seed its own")
             results[label] = ev.load_results(path)

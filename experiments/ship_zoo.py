@@ -6,6 +6,11 @@ Copies ``config.yaml``, ``metarl-run.json``, ``progress.csv`` and ``checkpoints/
 folder, then evaluates the shipped checkpoint there with the paper's protocol (``metarl evaluate
 ZOO_ENTRY``), so that ``evaluation/`` holds ``summary.csv``, ``per_goal.csv``, ``results.json`` and
 ``curve.png`` (TensorBoard events are left out), and checks the entry stays well under 1 MB.
+
+The other training seeds of an entry's config go under the entry, without the figure, so that a seed-spread
+table can be re-made from the repository (``python -m experiments.seed_spread``) and each seed re-evaluated:
+
+    python experiments/ship_zoo.py runs/hcvel-seed1 experiments/zoo/halfcheetah_vel/seeds/seed1 --no-curve
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ EVALUATION = ("summary.csv", "per_goal.csv", "results.json", "curve.png")
 MAX_BYTES = 1_000_000
 
 
-def ship(run_dir: str, entry: str, overwrite: bool = False) -> int:
+def ship(run_dir: str, entry: str, overwrite: bool = False, curve: bool = True) -> int:
     if os.path.exists(entry) and os.listdir(entry) and not overwrite:
         raise SystemExit(f"{entry} exists; pass --overwrite to replace it")
     shutil.rmtree(entry, ignore_errors=True)
@@ -34,6 +39,8 @@ def ship(run_dir: str, entry: str, overwrite: bool = False) -> int:
     evaluation = os.path.join(entry, "evaluation")
     metarl.evaluate(entry, output=evaluation)
     shutil.rmtree(os.path.join(evaluation, "tensorboard"), ignore_errors=True)
+    if not curve:
+        os.remove(os.path.join(evaluation, "curve.png"))
     size = sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(entry) for f in files)
     if size > MAX_BYTES:
         raise SystemExit(f"{entry} holds {size} bytes; a zoo entry must stay under {MAX_BYTES}")
@@ -45,8 +52,9 @@ def main() -> None:
     parser.add_argument("run", help="a finished run directory")
     parser.add_argument("entry", help="the zoo folder to write, e.g. experiments/zoo/ant_vel")
     parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--no-curve", action="store_true", help="leave the figure out (for an entry's other seeds)")
     args = parser.parse_args()
-    size = ship(args.run, args.entry, args.overwrite)
+    size = ship(args.run, args.entry, args.overwrite, curve=not args.no_curve)
     print(f"wrote {args.entry} ({size / 1e3:.0f} kB)")
 
 

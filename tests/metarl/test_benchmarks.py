@@ -125,36 +125,71 @@ def test_bench_sampling_times_both_calls_beside_a_competitor(monkeypatch, capsys
 
 
 def test_seed_spread_tabulates_seeds_against_the_paper(capsys, tmp_path):
-    """The shipped evaluations: the same one twice has no spread; tasks are not mixed; a short one is not compared."""
+    """The shipped seeds of HalfCheetahVel against the paper; bad input is named; a short evaluation is not compared."""
     import json
     import os
     import shutil
 
     from experiments import seed_spread
 
-    root = os.path.join(os.path.dirname(__file__), "..", "..", "experiments", "zoo")
-    hcvel = os.path.join(root, "halfcheetah_vel", "evaluation")
-    assert seed_spread.main([f"a={hcvel}", f"b={hcvel}"]) == 0
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "experiments", "zoo", "halfcheetah_vel")
+    seeds = [f"seed0={os.path.join(root, 'evaluation')}"] + [
+        f"seed{s}={os.path.join(root, 'seeds', f'seed{s}', 'evaluation')}" for s in (1, 2)]
+    assert seed_spread.main(seeds) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[2].startswith("| a | -145.98 ± 10.25 (-1.24) | -99.29 ± 6.17 (-2.60)")
-    assert lines[4].startswith("| mean ± s.e. over 2 seeds | -145.98 ± 0.00 (-1.95)")  # (-145.98 + 129.53) / 8.44
-    assert lines[5].startswith("| paper | -129.53 ± 8.44")
-    assert lines[6].startswith("| paper's run against one run of ours | +1.95 |")  # no spread: the paper's SE alone
-    assert seed_spread.single_run_z(np.array([0.0, 2.0, 4.0]), 10.0, 0.0) == pytest.approx(8 / (2 * np.sqrt(4 / 3)))
-    assert seed_spread.main([f"a={hcvel}", f"b={os.path.join(root, 'halfcheetah_dir', 'evaluation')}"]) == 2
-    assert "different tasks" in capsys.readouterr().err
-    assert seed_spread.main([f"a={hcvel}", "--goals", "1:2.01"]) == 0  # one evaluation, the faster 18 goals
+    assert lines[2].startswith("| seed0 | -145.98 ± 10.25 (-1.24) | -99.29 ± 6.17 (-2.60)")
+    assert lines[5].startswith("| mean ± s.e. over 3 seeds | -139.70 ± 3.80 (-1.10)")
+    assert lines[6].startswith("| paper | -129.53 ± 8.44")  # the published summary, as metarl plot shows it
+    assert lines[7].startswith("| paper minus ours, paired by goal | +10.17 ± 5.28 |")
+    assert lines[8].startswith("| paper's run against one run of ours (t, 2 d.o.f.) | +1.34 |")
+    # (paper - mean) / (s sqrt(1 + 1/n)): Student's t with n - 1 degrees of freedom for one more run of ours
+    assert seed_spread.single_run_t(np.array([0.0, 2.0, 4.0]), 10.0) == pytest.approx(8 / (2 * np.sqrt(4 / 3)))
+    # one evaluation on the faster 18 goals: its row, the paper's over the same goals, no spread
+    assert seed_spread.main([seeds[0], "--goals", "1:2.01"]) == 0
     out, err = capsys.readouterr()
     assert "18 of 40 test goals" in err and "no spread" in err and "mean ±" not in out
-    assert "| a | -197.17 ± 13.12 (-2.19) |" in out and "| paper | -156.87 ± 12.87 |" in out
-    assert seed_spread.main([f"a={hcvel}", "--goals", "2:3"]) == 2 and "0 test goal(s)" in capsys.readouterr().err
-    assert seed_spread.main([f"a={hcvel}", "--goals", "1-2"]) == 2 and "LO:HI" in capsys.readouterr().err
-    assert seed_spread.main([f"a={hcvel}", f"a={hcvel}"]) == 2 and "twice" in capsys.readouterr().err
-    short = tmp_path / "short"
-    shutil.copytree(hcvel, short)
-    data = json.loads((short / "results.json").read_text())
+    assert "| seed0 | -197.17 ± 13.12" in out and "| paper | -156.87 ± 12.50 |" in out
+    zoo_dir = os.path.join(root, "..", "halfcheetah_dir", "evaluation")
+    for argv, words in [
+        ([seeds[0], f"b={zoo_dir}"], "different tasks"),
+        ([seeds[0], "--goals", "2:3"], "0 test goal(s)"),
+        ([seeds[0], "--goals", "1-2"], "LO:HI"),
+        ([seeds[0], seeds[0]], "twice"),
+        ([f"={root}/evaluation"], "no label"),
+        ([seeds[0], "--method", "bogus"], "no 'bogus' curve"),
+    ]:
+        assert seed_spread.main(argv) == 2 and words in capsys.readouterr().err, argv
+    # other test goals are refused; an evaluation off the paper's protocol is shown without the paper
+    other = tmp_path / "other"
+    shutil.copytree(os.path.join(root, "evaluation"), other)
+    data = json.loads((other / "results.json").read_text())
+    data["tasks"][0][0] += 0.5
+    (other / "results.json").write_text(json.dumps(data))
+    assert seed_spread.main([seeds[0], f"b={other}"]) == 2 and "different test goals" in capsys.readouterr().err
+    data["tasks"][0][0] -= 0.5
     data["settings"]["num_tasks"] = 10
-    (short / "results.json").write_text(json.dumps(data))
-    assert seed_spread.main([f"a={hcvel}", f"b={short}"]) == 0
+    (other / "results.json").write_text(json.dumps(data))
+    assert seed_spread.main([seeds[0], f"b={other}"]) == 0
     out, err = capsys.readouterr()
     assert "10 test goals" in err and "paper" not in out and "(-" not in out
+
+
+def test_zoo_seeds_reproduce_the_seed_spread_tables():
+    """The shipped seeds of an entry are run directories that load; their evaluations follow the paper's protocol."""
+    import os
+
+    import metarl
+    from metarl import evaluation as ev
+
+    zoo = os.path.join(os.path.dirname(__file__), "..", "..", "experiments", "zoo")
+    found = 0
+    for entry in sorted(os.listdir(zoo)):
+        folder = os.path.join(zoo, entry, "seeds")
+        for seed in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+            run = metarl.load_run(os.path.join(folder, seed))
+            assert run.config.seed == int(seed.removeprefix("seed")) and run.config.env.id == metarl.load_run(
+                os.path.join(zoo, entry)).config.env.id
+            results = ev.load_results(os.path.join(folder, seed, "evaluation"))
+            assert ev.protocol_differences(results["settings"]) == []
+            found += 1
+    assert found >= 7  # two HalfCheetahVel seeds, five HalfCheetahDir seeds
