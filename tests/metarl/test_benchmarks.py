@@ -175,21 +175,29 @@ def test_seed_spread_tabulates_seeds_against_the_paper(capsys, tmp_path):
 
 
 def test_zoo_seeds_reproduce_the_seed_spread_tables():
-    """The shipped seeds of an entry are run directories that load; their evaluations follow the paper's protocol."""
+    """An entry's other seeds: finished ones load and their evaluations follow the paper's protocol; one still
+    training (no evaluation yet) is a run directory that ``metarl train --resume`` continues."""
     import os
 
     import metarl
     from metarl import evaluation as ev
+    from metarl.trainer import saved_run
 
     zoo = os.path.join(os.path.dirname(__file__), "..", "..", "experiments", "zoo")
-    found = 0
+    finished = 0
     for entry in sorted(os.listdir(zoo)):
         folder = os.path.join(zoo, entry, "seeds")
+        shipped = metarl.load_config(os.path.join(zoo, "..", "configs", f"{entry}.yaml"))
         for seed in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
-            run = metarl.load_run(os.path.join(folder, seed))
-            assert run.config.seed == int(seed.removeprefix("seed")) and run.config.env.id == metarl.load_run(
-                os.path.join(zoo, entry)).config.env.id
-            results = ev.load_results(os.path.join(folder, seed, "evaluation"))
+            run_dir = os.path.join(folder, seed)
+            if not os.path.isdir(os.path.join(run_dir, "evaluation")):  # in progress
+                cfg, saved = saved_run(run_dir)
+                assert cfg.seed == int(seed.removeprefix("seed")) and cfg.env.id == shipped.env.id
+                assert saved is not None and 0 < saved["iteration"] < cfg.iterations
+                continue
+            run = metarl.load_run(run_dir)
+            assert run.config.seed == int(seed.removeprefix("seed")) and run.config.env.id == shipped.env.id
+            results = ev.load_results(os.path.join(run_dir, "evaluation"))
             assert ev.protocol_differences(results["settings"]) == []
-            found += 1
-    assert found >= 7  # two HalfCheetahVel seeds, five HalfCheetahDir seeds
+            finished += 1
+    assert finished >= 7  # two HalfCheetahVel seeds, five HalfCheetahDir seeds
