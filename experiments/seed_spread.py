@@ -28,39 +28,14 @@ one evaluation alone then gives its row and the paper's:
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import sys
-from importlib import resources
 
 import numpy as np
 
 from metarl import evaluation as ev
 from metarl import plotting
 from metarl.errors import UsageError
-
-
-def published_goals(task: str, method: str) -> tuple[dict[int, float], dict[int, dict[int, float]]]:
-    """The paper's test goals ``{goal_index: first task parameter}`` and per-goal returns
-    ``{adaptation_step: {goal_index: average_return}}`` for ``method``."""
-    goals: dict[int, float] = {}
-    out: dict[int, dict[int, float]] = {}
-    with resources.files("metarl.data").joinpath("maml2017_test_returns.csv").open() as fh:
-        for row in csv.DictReader(fh):
-            if row["task"] == task and row["method"] == method:
-                goals[int(row["goal_index"])] = float(row["goal"].split(";")[0])
-                out.setdefault(int(row["adaptation_steps"]), {})[int(row["goal_index"])] = float(row["average_return"])
-    return goals, out
-
-
-def goal_summary(result: dict, goals: np.ndarray) -> list[dict[str, float]]:
-    """Mean ± standard error over the goals selected by the boolean mask ``goals``, per adaptation step
-    (the standard error as ``metarl evaluate`` computes it, n - 1 in the variance)."""
-    returns = np.asarray(result["returns"], dtype=np.float64)[goals]
-    n = len(returns)
-    sem = returns.std(axis=0, ddof=1) / math.sqrt(n) if n > 1 else np.zeros(returns.shape[1])
-    return [{"adaptation_steps": k, "mean_return": float(returns[:, k].mean()), "sem": float(sem[k])}
-            for k in range(returns.shape[1])]
 
 
 def spread(results: dict[str, dict], method: str = "maml",
@@ -84,13 +59,17 @@ def spread(results: dict[str, dict], method: str = "maml",
     for label, diff in differences.items():
         if diff:
             notes.append(f"{label} was evaluated with {'; '.join(diff)}, not the paper's protocol; the paper is left out")
-    published: dict[int, dict[int, float]] = {}
+    published: dict[int, dict[int, float]] = {}  # the paper's {adaptation_step: {goal_index: average_return}}
+    summary: dict[int, dict[str, float]] = {}  # the paper's published mean ± s.e. over all goals, per step
     if task is not None and not any(differences.values()):
-        methods = sorted(plotting.published_summary(task))
-        if method not in methods:
-            raise UsageError(f"--method: the paper has no {method!r} curve for {task}; one of {', '.join(methods)}")
-        paper_goals, published = published_goals(task, method)
-        theirs = np.array([paper_goals[g] for g in range(len(paper_goals))])
+        curves = plotting.published_summary(task)
+        if method not in curves:
+            raise UsageError(f"--method: the paper has no {method!r} curve for {task}; one of {', '.join(sorted(curves))}")
+        summary = {r["adaptation_steps"]: r for r in curves[method]}
+        per_goal = plotting.published_per_goal(task, method)
+        published = {k: {g: value for g, (_, value) in by_goal.items()} for k, by_goal in per_goal.items()}
+        first = per_goal[min(per_goal)]
+        theirs = np.array([float(first[g][0].split(";")[0]) for g in range(len(first))])
         if theirs.shape != goal_values.shape or not np.allclose(theirs, goal_values, atol=1e-5):
             raise UsageError("evaluations: their test goals are not the paper's (the CSV's goal column); evaluate "
                              "with the paper's protocol (metarl evaluate's defaults)")
@@ -102,13 +81,14 @@ def spread(results: dict[str, dict], method: str = "maml",
             raise UsageError(f"--goals {lo}:{hi}: {int(keep.sum())} test goal(s) in that range; a standard error "
                              f"needs at least two (the goals lie in [{goal_values.min():.3g}, {goal_values.max():.3g}])")
         notes.append(f"{int(keep.sum())} of {len(keep)} test goals, those in [{lo}, {hi})")
-    results = {label: {**r, "summary": goal_summary(r, keep)} for label, r in results.items()}
+    # each seed's mean ± s.e. over the kept goals, as `metarl evaluate` summarises them
+    results = {label: {**r, "summary": ev.summarize(np.asarray(r["returns"], dtype=np.float64)[keep])}
+               for label, r in results.items()}
     # the paper's mean ± s.e.: its published summary on all goals; on a range of them, from its per-goal returns
     # with the s.e. computed as the summary's is (n in the variance)
-    paper = {k: {"mean_return": float(np.mean(v)), "sem": float(np.std(v) / math.sqrt(len(v)))}
-             for k, by_goal in published.items() for v in [np.array([by_goal[g] for g in np.flatnonzero(keep)])]}
-    if published and keep.all():
-        paper = {r["adaptation_steps"]: r for r in plotting.published_summary(task or "").get(method, [])}
+    paper = summary if keep.all() else {
+        k: {"mean_return": float(np.mean(v)), "sem": float(np.std(v) / math.sqrt(len(v)))}
+        for k, by_goal in published.items() for v in [np.array([by_goal[g] for g in np.flatnonzero(keep)])]}
     steps = min(len(r["summary"]) for r in results.values())
     means = np.array([[r["summary"][k]["mean_return"] for k in range(steps)] for r in results.values()])
 

@@ -26,13 +26,15 @@ def published_summary(task: str) -> dict[str, list[dict[str, float]]]:
     return out
 
 
-def published_per_goal(task: str, method: str = "maml") -> dict[int, list[tuple[str, float]]]:
-    """Published per-goal returns ``{adaptation_step: [(goal, average_return), ...]}``."""
-    out: dict[int, list[tuple[str, float]]] = {}
+def published_per_goal(task: str, method: str = "maml") -> dict[int, dict[int, tuple[str, float]]]:
+    """Published per-goal returns ``{adaptation_step: {goal_index: (goal, average_return)}}``; ``goal`` is the
+    task parameter as the table writes it (``;`` between coordinates)."""
+    out: dict[int, dict[int, tuple[str, float]]] = {}
     with resources.files("metarl.data").joinpath("maml2017_test_returns.csv").open() as fh:
         for row in csv.DictReader(fh):
             if row["task"] == task and row["method"] == method:
-                out.setdefault(int(row["adaptation_steps"]), []).append((row["goal"], float(row["average_return"])))
+                out.setdefault(int(row["adaptation_steps"]), {})[int(row["goal_index"])] = (
+                    row["goal"], float(row["average_return"]))
     return out
 
 
