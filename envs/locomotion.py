@@ -38,8 +38,9 @@ class LocomotionTaskEnv(MujocoTaskEnv):
     """Shared machinery of the locomotion tasks; subclasses fix the robot and the objective.
 
     ``physics`` changes MuJoCo's solver options of the compiled model (:func:`metarl.envs.models.apply_physics`:
-    solver, friction cone, integrator, iterations, tolerance, disable flags), for measuring how much a
-    result depends on them; None (the default) keeps the paper's simulation.
+    solver, friction cone, integrator, iterations, tolerance, disable flags) and how capsules' masses and
+    inertias are computed (``capsule_inertia``: exact, or cylinder as MuJoCo before 2.1.2), for measuring how
+    much a result depends on them; None (the default) keeps the paper's simulation.
     """
 
     robot: str
@@ -57,7 +58,8 @@ class LocomotionTaskEnv(MujocoTaskEnv):
     ) -> None:
         self.dynamics = models.check_dynamics(dynamics)
         self.paper = dynamics == "paper"
-        robot = getattr(models, self.robot)(dynamics)
+        # every physics field checked before the model is built; capsule_inertia is part of the build
+        robot = getattr(models, self.robot)(dynamics, models.capsule_inertia_of(physics))
         models.apply_physics(robot.model, physics)
         self.robot_model = robot
         self._objective = goal_velocity_reward if objective == "velocity" else direction_reward

@@ -101,17 +101,34 @@ PHYSICS_CHOICES = {
 }
 DISABLE_FLAGS = {name[len("mjDSBL_"):].lower(): int(bit)
                  for name, bit in mujoco.mjtDisableBit.__members__.items() if name.startswith("mjDSBL_")}
-PHYSICS_FIELDS = ("solver", "cone", "integrator", "iterations", "tolerance", "disable")
+# How a capsule's mass and inertia are computed from its shape: "exact" (MuJoCo since 2.1.2) or "cylinder"
+# (MuJoCo before 2.1.2, the authors' 1.31 included: the capsule's middle section extended by half the
+# radius at each end, treated as a solid cylinder)
+CAPSULE_INERTIA = ("exact", "cylinder")
+PHYSICS_FIELDS = ("solver", "cone", "integrator", "iterations", "tolerance", "disable", "capsule_inertia")
 
 
-def apply_physics(model: mujoco.MjModel, physics: object) -> None:
+def capsule_inertia_of(physics: object) -> str:
+    """The ``capsule_inertia`` field of ``physics`` ("exact" when absent), every other field checked too."""
+    check_physics(physics)
+    return str(physics.get("capsule_inertia", "exact")).lower() if isinstance(physics, dict) else "exact"
+
+
+def check_physics(physics: object) -> None:
+    """Raise a ``ValueError`` naming the first bad field of ``physics``; change nothing."""
+    apply_physics(None, physics)
+
+
+def apply_physics(model: mujoco.MjModel | None, physics: object) -> None:
     """Change ``model.opt`` as ``physics`` says (None or {} changes nothing); a ``ValueError`` names a bad field.
 
     Fields: ``solver`` (newton, cg, pgs), ``cone`` (pyramidal, elliptic), ``integrator`` (euler, rk4,
     implicit, implicitfast), ``iterations`` (solver iterations, >= 1), ``tolerance`` (>= 0) and ``disable``
     (a list of MuJoCo disable flags by name, e.g. ``[eulerdamp]``: ``eulerdamp`` makes the Euler step treat
     joint damping explicitly).  The timestep is not among them: it is part of the task (``dt`` of a step).
-    Every field is checked before any is applied, so a bad one leaves the model as it was.
+    ``capsule_inertia`` (exact, cylinder) is checked here but belongs to the model's compilation: the robot
+    builders take it (:func:`half_cheetah`, :func:`ant`).  Every field is checked before any is applied, so a
+    bad one leaves the model as it was; with ``model=None`` the fields are only checked.
     """
     if physics is None:
         return
@@ -150,6 +167,13 @@ def apply_physics(model: mujoco.MjModel, physics: object) -> None:
             if not isinstance(flag, str) or flag.lower() not in DISABLE_FLAGS:
                 raise ValueError(f"physics.disable: unknown MuJoCo flag {flag!r}; one of {', '.join(sorted(DISABLE_FLAGS))}")
             disable |= DISABLE_FLAGS[flag.lower()]
+    if "capsule_inertia" in physics:
+        value = physics["capsule_inertia"]
+        if not isinstance(value, str) or value.lower() not in CAPSULE_INERTIA:
+            raise ValueError(f"physics.capsule_inertia: expected exact (MuJoCo since 2.1.2) or cylinder (MuJoCo "
+                             f"before 2.1.2, as the paper's authors ran), got {value!r}")
+    if model is None:
+        return
     for name, value in changes.items():
         setattr(model.opt, name, value)
     model.opt.disableflags |= disable
@@ -160,20 +184,85 @@ def _sensor_slice(model: mujoco.MjModel, name: str) -> slice:
     return slice(int(s.adr[0]), int(s.adr[0] + s.dim[0]))
 
 
-def half_cheetah(dynamics: str = "paper") -> RobotModel:
-    """The half-cheetah; the paper's model is gymnasium's (0.01 s Euler step), so no edit is needed."""
+def capsules_as_cylinders(spec: mujoco.MjSpec) -> None:
+    """Make every capsule of ``spec`` the solid cylinder MuJoCo before 2.1.2 took for its mass and inertia.
+
+    That cylinder is the capsule's middle section extended by half the radius at each end (MuJoCo 2.1.2's
+    changelog); a model compiled from the edited spec has the bodies' masses and inertias of those versions.
+    """
+    for geom in spec.geoms:
+        if geom.type != mujoco.mjtGeom.mjGEOM_CAPSULE:
+            continue
+        radius = float(geom.size[0])
+        fromto = np.array(geom.fromto, dtype=np.float64)
+        if np.isnan(fromto[0]):  # placed by pos/orientation, half-length in size[1]
+            geom.size = [radius, float(geom.size[1]) + 0.5 * radius, 0.0]
+        else:
+            a, b = fromto[:3], fromto[3:]
+            axis = (b - a) / np.linalg.norm(b - a)
+            geom.fromto = np.concatenate([a - 0.5 * radius * axis, b + 0.5 * radius * axis])
+        geom.type = mujoco.mjtGeom.mjGEOM_CYLINDER
+
+
+INERTIAL_FIELDS = ("body_mass", "body_inertia", "body_ipos", "body_iquat")
+
+
+def _build(build, capsule_inertia: str) -> tuple[mujoco.MjModel, str]:
+    """``build(edit)`` compiled as is; with ``capsule_inertia="cylinder"`` its bodies' masses and inertias are
+    taken from the same model built with :func:`capsules_as_cylinders` (the contact shapes stay capsules)."""
+    if capsule_inertia not in CAPSULE_INERTIA:
+        raise ValueError(f"capsule_inertia: expected one of {', '.join(CAPSULE_INERTIA)}, got {capsule_inertia!r}")
+    model, vel = build(None)
+    if capsule_inertia == "cylinder":
+        legacy, _ = build(capsules_as_cylinders)
+        for field in INERTIAL_FIELDS:
+            getattr(model, field)[:] = getattr(legacy, field)
+        mujoco.mj_setConst(model, mujoco.MjData(model))  # subtree masses and the other mass-derived constants
+    return model, vel
+
+
+def half_cheetah(dynamics: str = "paper", capsule_inertia: str = "exact") -> RobotModel:
+    """The half-cheetah; the paper's model is gymnasium's (0.01 s Euler step), so no edit is needed.
+
+    ``capsule_inertia="cylinder"``: the bodies' masses and inertias as MuJoCo before 2.1.2 computed them
+    (:func:`capsules_as_cylinders`), the total mass the same."""
     check_dynamics(dynamics)
-    spec, total_mass = gymnasium_spec("half_cheetah.xml")
-    vel = add_subtree_velocity_sensor(spec, "torso")
-    model = compile_spec(spec, total_mass)
+
+    def build(edit):
+        spec, total_mass = gymnasium_spec("half_cheetah.xml")
+        if edit is not None:
+            edit(spec)
+        vel = add_subtree_velocity_sensor(spec, "torso")
+        return compile_spec(spec, total_mass), vel
+
+    model, vel = _build(build, capsule_inertia)
     return RobotModel(model, model.qpos0.copy(), _sensor_slice(model, vel), model.body("torso").id)
 
 
-def ant(dynamics: str = "paper") -> RobotModel:
-    """The ant, edited to the paper's simulation unless ``dynamics="gymnasium"``."""
+def ant(dynamics: str = "paper", capsule_inertia: str = "exact") -> RobotModel:
+    """The ant, edited to the paper's simulation unless ``dynamics="gymnasium"``; ``capsule_inertia`` as for
+    :func:`half_cheetah`."""
     check_dynamics(dynamics)
+
+    def build(edit):
+        spec, total_mass = _ant_spec(dynamics)
+        if edit is not None:
+            edit(spec)
+        vel = add_subtree_velocity_sensor(spec, "torso")
+        if dynamics == "paper":  # gymnasium's Ant-v5 calls mj_rnePostConstraint itself after the step
+            add_contact_force_sensor(spec, "torso")
+        return compile_spec(spec, total_mass), vel
+
+    model, vel = _build(build, capsule_inertia)
+    init_qpos = model.qpos0.copy()
+    if dynamics == "paper":
+        spec, _ = _ant_spec(dynamics)  # held while its data is copied: the element does not keep the spec alive
+        init_qpos = np.array(spec.numeric("init_qpos").data, dtype=np.float64)
+    return RobotModel(model, init_qpos, _sensor_slice(model, vel), model.body("torso").id)
+
+
+def _ant_spec(dynamics: str) -> tuple[mujoco.MjSpec, float | None]:
     spec, total_mass = gymnasium_spec("ant.xml")
-    init_qpos = None
     if dynamics == "paper":
         spec.option.timestep = ANT_PAPER_TIMESTEP
         spec.option.integrator = mujoco.mjtIntegrator.mjINT_RK4
@@ -183,11 +272,4 @@ def ant(dynamics: str = "paper") -> RobotModel:
         for act in spec.actuators:
             act.gear = [1.0, 0, 0, 0, 0, 0]
             act.ctrlrange = [-ANT_TORQUE_LIMIT, ANT_TORQUE_LIMIT]
-        init_qpos = np.array(spec.numeric("init_qpos").data, dtype=np.float64)
-    vel = add_subtree_velocity_sensor(spec, "torso")
-    if dynamics == "paper":  # gymnasium's Ant-v5 calls mj_rnePostConstraint itself after the step
-        add_contact_force_sensor(spec, "torso")
-    model = compile_spec(spec, total_mass)
-    if init_qpos is None:
-        init_qpos = model.qpos0.copy()
-    return RobotModel(model, init_qpos, _sensor_slice(model, vel), model.body("torso").id)
+    return spec, total_mass

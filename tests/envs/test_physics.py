@@ -223,6 +223,7 @@ def test_explicit_damping_is_the_euler_step_without_the_damping_in_the_mass_matr
         ({"tolerance": -1}, ["physics.tolerance", "-1"]),
         ({"disable": ["eulerdamping"]}, ["physics.disable", "'eulerdamping'", "eulerdamp"]),
         ({"timestep": 0.02}, ["unknown field", "timestep", "solver, cone"]),
+        ({"capsule_inertia": "approx"}, ["physics.capsule_inertia", "'approx'", "exact", "cylinder"]),
         ("pgs", ["physics", "mapping", "'pgs'"]),
     ],
 )
@@ -249,3 +250,56 @@ def test_physics_integrator_reaches_the_ant():
     euler, opt = _rollout("metarl/AntVel-v0", {"integrator": "implicitfast"}, steps=30)
     assert opt.integrator == mujoco.mjtIntegrator.mjINT_IMPLICITFAST
     assert np.isfinite(euler).all() and not np.array_equal(base, euler)
+
+
+# ---- physics.capsule_inertia: bodies' masses and inertias as MuJoCo before 2.1.2 computed them ---------------
+def _cylinder(density, radius, length):
+    """Mass and principal inertias (ascending) of a solid cylinder: the closed forms."""
+    mass = density * np.pi * radius**2 * length
+    return mass, sorted([mass * radius**2 / 2, mass * (3 * radius**2 + length**2) / 12, mass * (3 * radius**2 + length**2) / 12])
+
+
+def test_cylinder_capsule_inertia_is_the_extended_cylinder_in_closed_form():
+    # the ant's legs: one capsule per body, fromto (0,0,0)-(0.2,0.2,0), radius 0.08, density 5 (its XML's
+    # default class), no total mass rescaling: the middle section plus half a radius at each end
+    model = models.ant("paper", "cylinder").model
+    exact = models.ant("paper").model
+    body = model.geom("left_leg_geom").bodyid[0]
+    mass, inertia = _cylinder(5.0, 0.08, np.hypot(0.2, 0.2) + 0.08)
+    assert model.body_mass[body] == pytest.approx(mass, rel=1e-12)
+    np.testing.assert_allclose(sorted(model.body_inertia[body]), inertia, rtol=1e-10)
+    # the exact capsule is heavier (two hemispheres against two half-radius cylinder ends)
+    r, length = 0.08, np.hypot(0.2, 0.2)
+    assert exact.body_mass[body] == pytest.approx(5.0 * np.pi * (r**2 * length + 4 / 3 * r**3), rel=1e-12)
+    # the torso is a sphere: unchanged; the subtree masses follow the bodies'
+    torso = model.body("torso").id
+    assert model.body_mass[torso] == exact.body_mass[torso]
+    assert model.body_subtreemass[0] == pytest.approx(model.body_mass.sum(), rel=1e-12)
+    assert model.body_subtreemass[0] < exact.body_subtreemass[0]
+
+
+def test_cylinder_capsule_inertia_keeps_the_half_cheetahs_total_mass_and_its_contact_shapes():
+    exact, legacy = models.half_cheetah("paper").model, models.half_cheetah("paper", "cylinder").model
+    assert legacy.body_subtreemass[0] == pytest.approx(14.0) == exact.body_subtreemass[0]  # its settotalmass
+    # one capsule per leg body, all of radius 0.046: the masses scale with the cylinder's length 2h + r
+    r = 0.046
+    h = {name: legacy.geom(name).size[1] for name in ("bthigh", "bshin", "bfoot", "fthigh", "fshin", "ffoot")}
+    for a, b in (("bthigh", "ffoot"), ("bshin", "fthigh"), ("bfoot", "fshin")):
+        ratio = legacy.body(a).mass[0] / legacy.body(b).mass[0]
+        assert ratio == pytest.approx((2 * h[a] + r) / (2 * h[b] + r), rel=1e-12)
+        scale = legacy.body(a).mass[0] / (np.pi * r**2 * (2 * h[a] + r))
+        np.testing.assert_allclose(sorted(legacy.body(a).inertia), _cylinder(scale, r, 2 * h[a] + r)[1], rtol=1e-10)
+    # collisions still see capsules of the same size; nothing but the inertial fields differs
+    np.testing.assert_array_equal(legacy.geom_type, exact.geom_type)
+    np.testing.assert_array_equal(legacy.geom_size, exact.geom_size)
+    assert not np.array_equal(legacy.body_inertia, exact.body_inertia)
+
+
+def test_capsule_inertia_through_the_env_kwargs():
+    base, _ = _rollout("metarl/HalfCheetahVel-v0", None)
+    exact, _ = _rollout("metarl/HalfCheetahVel-v0", {"capsule_inertia": "exact"})
+    legacy, _ = _rollout("metarl/HalfCheetahVel-v0", {"capsule_inertia": "Cylinder", "solver": "pgs"})
+    np.testing.assert_array_equal(base, exact)
+    assert np.isfinite(legacy).all() and not np.array_equal(base, legacy)
+    with pytest.raises(ValueError, match="physics.capsule_inertia: expected exact"):
+        gymnasium.make_vec("metarl/AntVel-v0", num_envs=1, physics={"capsule_inertia": 1})
