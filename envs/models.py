@@ -210,14 +210,17 @@ INERTIAL_FIELDS = ("body_mass", "body_inertia", "body_ipos", "body_iquat")
 def _build(build, capsule_inertia: str) -> tuple[mujoco.MjModel, str]:
     """``build(edit)`` compiled as is; with ``capsule_inertia="cylinder"`` its bodies' masses and inertias are
     taken from the same model built with :func:`capsules_as_cylinders` (the contact shapes stay capsules)."""
-    if capsule_inertia not in CAPSULE_INERTIA:
+    if not isinstance(capsule_inertia, str) or capsule_inertia.lower() not in CAPSULE_INERTIA:
         raise ValueError(f"capsule_inertia: expected one of {', '.join(CAPSULE_INERTIA)}, got {capsule_inertia!r}")
     model, vel = build(None)
-    if capsule_inertia == "cylinder":
+    if capsule_inertia.lower() == "cylinder":
         legacy, _ = build(capsules_as_cylinders)
         for field in INERTIAL_FIELDS:
             getattr(model, field)[:] = getattr(legacy, field)
         mujoco.mj_setConst(model, mujoco.MjData(model))  # subtree masses and the other mass-derived constants
+        # the compiler's mass statistics (meaninertia scales the Newton and CG solvers' stopping test), which
+        # mj_setConst leaves alone: the legacy build's, computed the same way as the default model's
+        model.stat.meanmass, model.stat.meaninertia = legacy.stat.meanmass, legacy.stat.meaninertia
     return model, vel
 
 

@@ -281,25 +281,49 @@ def test_cylinder_capsule_inertia_is_the_extended_cylinder_in_closed_form():
 def test_cylinder_capsule_inertia_keeps_the_half_cheetahs_total_mass_and_its_contact_shapes():
     exact, legacy = models.half_cheetah("paper").model, models.half_cheetah("paper", "cylinder").model
     assert legacy.body_subtreemass[0] == pytest.approx(14.0) == exact.body_subtreemass[0]  # its settotalmass
-    # one capsule per leg body, all of radius 0.046: the masses scale with the cylinder's length 2h + r
+    # every geom a capsule of radius 0.046, one density: the 14 kg shared by the cylinders' lengths, 2h + r each
+    # (half-lengths from the model file: the torso's from its fromto, -0.5 to 0.5, the others' from size)
     r = 0.046
-    h = {name: legacy.geom(name).size[1] for name in ("bthigh", "bshin", "bfoot", "fthigh", "fshin", "ffoot")}
-    for a, b in (("bthigh", "ffoot"), ("bshin", "fthigh"), ("bfoot", "fshin")):
-        ratio = legacy.body(a).mass[0] / legacy.body(b).mass[0]
-        assert ratio == pytest.approx((2 * h[a] + r) / (2 * h[b] + r), rel=1e-12)
-        scale = legacy.body(a).mass[0] / (np.pi * r**2 * (2 * h[a] + r))
-        np.testing.assert_allclose(sorted(legacy.body(a).inertia), _cylinder(scale, r, 2 * h[a] + r)[1], rtol=1e-10)
-    # collisions still see capsules of the same size; nothing but the inertial fields differs
+    half = {"torso": 0.5, "head": 0.15, "bthigh": 0.145, "bshin": 0.15, "bfoot": 0.094, "fthigh": 0.133,
+            "fshin": 0.106, "ffoot": 0.07}
+    total_length = sum(2 * h + r for h in half.values())
+    for name in ("bthigh", "bshin", "bfoot", "fthigh", "fshin", "ffoot"):  # one geom per leg body
+        length = 2 * half[name] + r
+        mass = 14.0 * length / total_length
+        assert legacy.body(name).mass[0] == pytest.approx(mass, rel=1e-12)
+        np.testing.assert_allclose(sorted(legacy.body(name).inertia), _cylinder(mass / (np.pi * r**2 * length), r,
+                                                                                 length)[1], rtol=1e-10)
+    # the torso body holds the torso and head cylinders: their masses add up
+    assert legacy.body("torso").mass[0] == pytest.approx(14.0 * (2 * 0.5 + r + 2 * 0.15 + r) / total_length, rel=1e-12)
+    # collisions still see capsules of the same size
     np.testing.assert_array_equal(legacy.geom_type, exact.geom_type)
     np.testing.assert_array_equal(legacy.geom_size, exact.geom_size)
     assert not np.array_equal(legacy.body_inertia, exact.body_inertia)
 
 
+@pytest.mark.parametrize("robot", ["half_cheetah", "ant"])
+def test_cylinder_capsule_inertia_gives_the_constants_of_a_model_compiled_with_cylinders(robot):
+    """The transplanted masses and everything MuJoCo derives from them, against a model whose capsules are
+    compiled as those cylinders outright (only the shapes differ there)."""
+    model = getattr(models, robot)("paper", "cylinder").model
+    spec, total = models.gymnasium_spec(f"{robot}.xml") if robot == "half_cheetah" else models._ant_spec("paper")
+    models.capsules_as_cylinders(spec)
+    direct = models.compile_spec(spec, total)
+    for field in ("body_mass", "body_inertia", "body_ipos", "body_iquat", "body_subtreemass", "dof_M0",
+                  "dof_invweight0", "body_invweight0", "actuator_acc0"):
+        np.testing.assert_allclose(getattr(model, field), getattr(direct, field), rtol=1e-12, atol=1e-15, err_msg=field)
+    assert model.stat.meaninertia == direct.stat.meaninertia and model.stat.meanmass == direct.stat.meanmass
+
+
 def test_capsule_inertia_through_the_env_kwargs():
     base, _ = _rollout("metarl/HalfCheetahVel-v0", None)
     exact, _ = _rollout("metarl/HalfCheetahVel-v0", {"capsule_inertia": "exact"})
-    legacy, _ = _rollout("metarl/HalfCheetahVel-v0", {"capsule_inertia": "Cylinder", "solver": "pgs"})
+    legacy, _ = _rollout("metarl/HalfCheetahVel-v0", {"capsule_inertia": "Cylinder"})
     np.testing.assert_array_equal(base, exact)
     assert np.isfinite(legacy).all() and not np.array_equal(base, legacy)
+    vec = gymnasium.make_vec("metarl/AntDir-v0", num_envs=1, num_threads=1, physics={"capsule_inertia": "cylinder"})
+    np.testing.assert_array_equal(vec.unwrapped.model.body_mass, models.ant("paper", "cylinder").model.body_mass)
+    assert vec.unwrapped.model.body_mass.sum() < models.ant("paper").model.body_mass.sum()
+    vec.close()
     with pytest.raises(ValueError, match="physics.capsule_inertia: expected exact"):
         gymnasium.make_vec("metarl/AntVel-v0", num_envs=1, physics={"capsule_inertia": 1})
