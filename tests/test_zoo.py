@@ -32,6 +32,28 @@ def test_zoo_run_in_progress_can_be_resumed(name):
     assert len(rows) >= saved["iteration"]
 
 
+ABLATIONS = os.path.join(ROOT, "experiments", "ablations")
+ABLATION_RUNS = sorted(d for d in os.listdir(ABLATIONS) if os.path.isdir(os.path.join(ABLATIONS, d))) \
+    if os.path.isdir(ABLATIONS) else []
+
+
+@pytest.mark.parametrize("name", ABLATION_RUNS)
+def test_ablation_run_is_a_paper_config_with_its_change_and_can_be_resumed(name):
+    from metarl.trainer import saved_run
+
+    entry = os.path.join(ABLATIONS, name)
+    cfg, saved = saved_run(entry)
+    paper = [c for c in PAPER_CONFIGS if name.startswith(c)]  # named after the paper config it changes
+    assert paper, f"{name}: an ablation run is named <paper config>_<change>"
+    shipped = metarl.load_config(os.path.join(ROOT, "experiments", "configs", f"{paper[0]}.yaml"))
+    assert cfg.env.id == shipped.env.id and cfg.iterations == shipped.iterations
+    assert saved is not None and 0 < saved["iteration"] <= cfg.iterations
+    rows = open(os.path.join(entry, "progress.csv")).read().splitlines()[1:]
+    assert len(rows) >= saved["iteration"]
+    # the README's table says what each run changes
+    assert f"`{name}`" in open(os.path.join(ABLATIONS, "README.md")).read()
+
+
 @pytest.mark.parametrize("name", ENTRIES)
 def test_zoo_entry_is_a_small_run_directory_that_loads_and_evaluates(name):
     entry = os.path.join(ZOO, name)
