@@ -12,7 +12,9 @@ import importlib.util
 import numbers
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import mujoco
 import numpy as np
@@ -20,6 +22,7 @@ import numpy as np
 from .mujoco_env import add_contact_force_sensor, add_subtree_velocity_sensor
 
 DYNAMICS = ("paper", "gymnasium")
+T = TypeVar("T")
 
 # Ant as the authors simulated it (docs/paper.md): the contact softness of their model file's default geom
 # class, a 0.02 s RK4 step,
@@ -207,12 +210,13 @@ def capsules_as_cylinders(spec: mujoco.MjSpec) -> None:
 INERTIAL_FIELDS = ("body_mass", "body_inertia", "body_ipos", "body_iquat")
 
 
-def _build(build, capsule_inertia: str) -> tuple[mujoco.MjModel, str]:
+def _build(build: Callable[[Callable[[mujoco.MjSpec], None] | None], tuple[mujoco.MjModel, T]],
+           capsule_inertia: str) -> tuple[mujoco.MjModel, T]:
     """``build(edit)`` compiled as is; with ``capsule_inertia="cylinder"`` its bodies' masses and inertias are
-    taken from the same model built with :func:`capsules_as_cylinders` (the contact shapes stay capsules)."""
-    if not isinstance(capsule_inertia, str) or capsule_inertia.lower() not in CAPSULE_INERTIA:
-        raise ValueError(f"capsule_inertia: expected one of {', '.join(CAPSULE_INERTIA)}, got {capsule_inertia!r}")
-    model, vel = build(None)
+    taken from the same model built with :func:`capsules_as_cylinders` (the contact shapes stay capsules).
+    ``build`` returns the model and what else the robot needs from its spec; that of the first build is kept."""
+    check_physics({"capsule_inertia": capsule_inertia})
+    model, extra = build(None)
     if capsule_inertia.lower() == "cylinder":
         legacy, _ = build(capsules_as_cylinders)
         for field in INERTIAL_FIELDS:
@@ -221,7 +225,7 @@ def _build(build, capsule_inertia: str) -> tuple[mujoco.MjModel, str]:
         # the compiler's mass statistics (meaninertia scales the Newton and CG solvers' stopping test), which
         # mj_setConst leaves alone: the legacy build's, computed the same way as the default model's
         model.stat.meanmass, model.stat.meaninertia = legacy.stat.meanmass, legacy.stat.meaninertia
-    return model, vel
+    return model, extra
 
 
 def half_cheetah(dynamics: str = "paper", capsule_inertia: str = "exact") -> RobotModel:
@@ -249,18 +253,17 @@ def ant(dynamics: str = "paper", capsule_inertia: str = "exact") -> RobotModel:
 
     def build(edit):
         spec, total_mass = _ant_spec(dynamics)
+        init_qpos = np.array(spec.numeric("init_qpos").data, dtype=np.float64) if dynamics == "paper" else None
         if edit is not None:
             edit(spec)
         vel = add_subtree_velocity_sensor(spec, "torso")
         if dynamics == "paper":  # gymnasium's Ant-v5 calls mj_rnePostConstraint itself after the step
             add_contact_force_sensor(spec, "torso")
-        return compile_spec(spec, total_mass), vel
+        return compile_spec(spec, total_mass), (vel, init_qpos)
 
-    model, vel = _build(build, capsule_inertia)
-    init_qpos = model.qpos0.copy()
-    if dynamics == "paper":
-        spec, _ = _ant_spec(dynamics)  # held while its data is copied: the element does not keep the spec alive
-        init_qpos = np.array(spec.numeric("init_qpos").data, dtype=np.float64)
+    model, (vel, init_qpos) = _build(build, capsule_inertia)
+    if init_qpos is None:
+        init_qpos = model.qpos0.copy()
     return RobotModel(model, init_qpos, _sensor_slice(model, vel), model.body("torso").id)
 
 
