@@ -18,18 +18,24 @@ IN_PROGRESS = [d for d in FOLDERS if d not in ENTRIES]
 PAPER_CONFIGS = ("halfcheetah_vel", "halfcheetah_dir", "ant_vel", "ant_dir", "navigation2d")
 
 
-@pytest.mark.parametrize("name", IN_PROGRESS)
-def test_zoo_run_in_progress_can_be_resumed(name):
+def check_resumable(entry: str, config: str) -> tuple:
+    """A run directory committed in progress: its latest checkpoint resumes within ``config``'s env and
+    iterations, and its progress.csv has a row per iteration done.  Returns its config."""
     from metarl.trainer import saved_run
 
-    entry = os.path.join(ZOO, name)
-    assert name in PAPER_CONFIGS
     cfg, saved = saved_run(entry)
     assert saved is not None and 0 < saved["iteration"] <= cfg.iterations
-    shipped = metarl.load_config(os.path.join(ROOT, "experiments", "configs", f"{name}.yaml"))
+    shipped = metarl.load_config(os.path.join(ROOT, "experiments", "configs", f"{config}.yaml"))
     assert cfg.env.id == shipped.env.id
     rows = open(os.path.join(entry, "progress.csv")).read().splitlines()[1:]
     assert len(rows) >= saved["iteration"]
+    return cfg, shipped
+
+
+@pytest.mark.parametrize("name", IN_PROGRESS)
+def test_zoo_run_in_progress_can_be_resumed(name):
+    assert name in PAPER_CONFIGS
+    check_resumable(os.path.join(ZOO, name), name)
 
 
 ABLATIONS = os.path.join(ROOT, "experiments", "ablations")
@@ -39,17 +45,10 @@ ABLATION_RUNS = sorted(d for d in os.listdir(ABLATIONS) if os.path.isdir(os.path
 
 @pytest.mark.parametrize("name", ABLATION_RUNS)
 def test_ablation_run_is_a_paper_config_with_its_change_and_can_be_resumed(name):
-    from metarl.trainer import saved_run
-
-    entry = os.path.join(ABLATIONS, name)
-    cfg, saved = saved_run(entry)
     paper = [c for c in PAPER_CONFIGS if name.startswith(c)]  # named after the paper config it changes
     assert paper, f"{name}: an ablation run is named <paper config>_<change>"
-    shipped = metarl.load_config(os.path.join(ROOT, "experiments", "configs", f"{paper[0]}.yaml"))
-    assert cfg.env.id == shipped.env.id and cfg.iterations == shipped.iterations
-    assert saved is not None and 0 < saved["iteration"] <= cfg.iterations
-    rows = open(os.path.join(entry, "progress.csv")).read().splitlines()[1:]
-    assert len(rows) >= saved["iteration"]
+    cfg, shipped = check_resumable(os.path.join(ABLATIONS, name), paper[0])
+    assert cfg.iterations == shipped.iterations
     # the README's table says what each run changes
     assert f"`{name}`" in open(os.path.join(ABLATIONS, "README.md")).read()
 
