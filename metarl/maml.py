@@ -168,9 +168,10 @@ class MAMLTRPO:
         def fisher_vector(v: Tensor) -> Tensor:
             return hvp(v) + self.s.cg_damping * v
 
-        direction = trpo.conjugate_gradient(fisher_vector, -g.detach(), self.s.cg_iters,
-                                            guard=scale is trpo.max_step)
-        full_step = scale(direction, fisher_vector, self.s.max_kl)
+        direction, product = trpo.solve(fisher_vector, -g.detach(), self.s.cg_iters, guard=scale is trpo.max_step)
+        # exact products are linear, so the step's s.As comes from the products CG made; the released
+        # finite-difference products are not, and rllab took a fresh one
+        full_step = scale(direction, product if scale is trpo.max_step else fisher_vector, self.s.max_kl)
         loss_before = surrogate.item()
         stats = {"surrogate_before": loss_before, "kl_before": kl.item(), "grad_norm": g.norm().item()}
         if full_step is None or not torch.isfinite(full_step).all():

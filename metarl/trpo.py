@@ -18,12 +18,23 @@ def conjugate_gradient(avp: Callable[[Tensor], Tensor], b: Tensor, iters: int = 
     current iterate (guarding the division).  ``guard=False`` divides by ``p.Ap`` whatever its sign, as
     rllab's ``krylov.cg`` did (for ``algo.hvp: finite_difference``, whose products need not be positive).
     """
+    return solve(avp, b, iters, residual_tol, guard)[0]
+
+
+def solve(avp: Callable[[Tensor], Tensor], b: Tensor, iters: int = 10, residual_tol: float = 1e-10,
+          guard: bool = True) -> tuple[Tensor, Tensor]:
+    """:func:`conjugate_gradient`'s ``x`` and ``A x`` with it, from the products the iteration already made.
+
+    ``x`` is a sum ``sum_k alpha_k p_k`` of the search directions, so for a linear ``avp`` its product is
+    ``sum_k alpha_k A p_k``: the same vector as ``avp(x)`` up to float rounding, without another product.
+    """
     x = torch.zeros_like(b)
+    ax = torch.zeros_like(b)
     r = b.clone()
     p = b.clone()
     rr = torch.dot(r, r)
     if rr <= residual_tol:
-        return x
+        return x, ax
     for _ in range(iters):
         ap = avp(p)
         pap = torch.dot(p, ap)
@@ -31,18 +42,21 @@ def conjugate_gradient(avp: Callable[[Tensor], Tensor], b: Tensor, iters: int = 
             break
         alpha = rr / pap
         x = x + alpha * p
+        ax = ax + alpha * ap
         r = r - alpha * ap
         rr_new = torch.dot(r, r)
         if rr_new <= residual_tol:
             break
         p = r + (rr_new / rr) * p
         rr = rr_new
-    return x
+    return x, ax
 
 
-def max_step(direction: Tensor, avp: Callable[[Tensor], Tensor], max_kl: float) -> Tensor | None:
-    """Scale ``direction`` so that the quadratic KL model ``0.5 s.As`` equals ``max_kl``; None if impossible."""
-    shs = torch.dot(direction, avp(direction))
+def max_step(direction: Tensor, avp: Callable[[Tensor], Tensor] | Tensor, max_kl: float) -> Tensor | None:
+    """Scale ``direction`` so that the quadratic KL model ``0.5 s.As`` equals ``max_kl``; None if impossible.
+
+    ``avp`` is the product function, or the product ``A direction`` itself when it is known (:func:`solve`)."""
+    shs = torch.dot(direction, avp if isinstance(avp, Tensor) else avp(direction))
     if not torch.isfinite(shs) or shs <= 0:
         return None
     return direction * math.sqrt(2.0 * max_kl / float(shs))

@@ -35,7 +35,8 @@ def hvp_at(maml, params, inner, post, tasks=None):
 
 
 def exact_step_as_before(maml, params, inner, post):
-    """The TRPO step written out with the exact products over every task (the update before the option)."""
+    """The TRPO step written out with the exact products over every task (the update before the option; its
+    s.As from CG's own products, as the update takes it)."""
     theta = {k: v.detach().requires_grad_() for k, v in params.items()}
     old = maml.old_policy(theta, inner, post)
     surrogate, _, g, hvp = maml.meta_gradients(theta, inner, post, old)
@@ -43,7 +44,8 @@ def exact_step_as_before(maml, params, inner, post):
     def fvp(v):
         return hvp(v) + maml.s.cg_damping * v
 
-    full = trpo.max_step(trpo.conjugate_gradient(fvp, -g.detach(), maml.s.cg_iters), fvp, maml.s.max_kl)
+    direction, product = trpo.solve(fvp, -g.detach(), maml.s.cg_iters)
+    full = trpo.max_step(direction, product, maml.s.max_kl)
 
     def evaluate(x):
         with torch.no_grad():
@@ -64,6 +66,25 @@ def test_subsample_one_is_the_exact_step_bit_for_bit_and_draws_nothing():
     expected, ls = exact_step_as_before(maml, params, inner, post)
     assert ls.accepted and stats["accepted"] == 1.0
     assert torch.equal(flat(new), expected)
+
+
+def test_the_update_scales_its_step_from_the_conjugate_gradient_products():
+    """One product per CG iteration and none after: the step's s.As from CG's products equals the one a fresh
+    product gives (float64, to rounding), so the update is the step the released optimizer's scaling makes."""
+    _, params, maml, inner, post = four_task_problem(hvp_subsample=1.0)
+    theta = {k: v.detach().requires_grad_() for k, v in params.items()}
+    old = maml.old_policy(theta, inner, post)
+    _, _, g, hvp = maml.meta_gradients(theta, inner, post, old)
+    calls = []
+
+    def fvp(v):
+        calls.append(1)
+        return hvp(v) + maml.s.cg_damping * v
+
+    direction, product = trpo.solve(fvp, -g.detach(), maml.s.cg_iters, residual_tol=0.0)
+    assert len(calls) == maml.s.cg_iters
+    fresh = trpo.max_step(direction, fvp, maml.s.max_kl)
+    torch.testing.assert_close(trpo.max_step(direction, product, maml.s.max_kl), fresh, rtol=1e-10, atol=0.0)
 
 
 def test_subset_size_rounds_to_the_nearest_task_and_rejects_bad_fractions():

@@ -31,6 +31,21 @@ def test_conjugate_gradient_stops_on_non_positive_curvature():
     assert torch.isfinite(x).all() and torch.equal(x, torch.zeros(3, dtype=torch.float64))
 
 
+def test_solve_returns_the_product_of_its_solution_from_its_own_products():
+    A = spd(8, seed=5)
+    b = torch.randn(8, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    for iters in (1, 3, 8):  # stopped early too: the product is of the iterate returned
+        calls: list[int] = []
+        x, ax = trpo.solve(lambda v, calls=calls: calls.append(1) or A @ v, b, iters=iters, residual_tol=0.0)
+        assert len(calls) == iters
+        torch.testing.assert_close(ax, A @ x, rtol=1e-12, atol=1e-12)
+        assert torch.equal(x, trpo.conjugate_gradient(lambda v: A @ v, b, iters=iters, residual_tol=0.0))
+    x, ax = trpo.solve(lambda v: -v, torch.ones(3, dtype=torch.float64))  # stopped at once: x = 0, A x = 0
+    assert torch.equal(x, torch.zeros(3, dtype=torch.float64)) and torch.equal(ax, x)
+    s = trpo.max_step(*trpo.solve(lambda v: A @ v, b, iters=4), max_kl=0.01)
+    assert s is not None and float(0.5 * s @ (A @ s)) == pytest.approx(0.01, rel=1e-12)
+
+
 def test_max_step_meets_the_quadratic_kl_model():
     A = spd(6, seed=3)
     d = torch.randn(6, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
