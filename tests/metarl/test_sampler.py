@@ -8,13 +8,14 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
 from metarl.config import ConfigError, load_config
 from metarl.environment import make_env
 from metarl.policy import GaussianMLPPolicy
-from metarl.sampler import Sampler, rollout, task_noise_seeds
+from metarl.sampler import Sampler, rollout, task_noise, task_noise_seeds
 
 from .helpers import sampling_problem
 
@@ -59,6 +60,52 @@ def test_rollouts_of_task_blocks_equal_one_rollout_of_all_tasks(cfg_path, overri
     if overrides == ANT:
         ended = whole.mask.sum(-1)
         assert (ended < 60).any() and (ended == 60).any()  # some episodes ended early, others did not
+
+
+def plain_rollout(env, policy, params, tasks, E, seed, noise_seeds, dtype):
+    """The rollout written as plainly as possible: torch copies at every step, the loop stops when every slot
+    has ended, steps after a slot's end are zero."""
+    T, H = len(tasks), env.horizon
+    noise = task_noise(noise_seeds, E, H, env.single_action_space.shape[0], dtype)
+    env.set_tasks(np.repeat(tasks, E, axis=0))
+    obs, _ = env.reset(seed=seed)
+    alive = np.ones(T * E, dtype=bool)
+    steps = {"obs": [], "actions": [], "rewards": [], "mask": []}
+    with torch.no_grad():
+        for t in range(H):
+            o = torch.tensor(obs, dtype=dtype)
+            a = policy.sample(params, o.view(T, E, -1), noise[t]).reshape(T * E, -1)
+            obs, reward, terminated, _, _ = env.step(a.numpy().astype(np.float64))
+            live = torch.tensor(alive)
+            steps["obs"].append(torch.where(live.unsqueeze(-1), o, 0.0))
+            steps["actions"].append(torch.where(live.unsqueeze(-1), a, 0.0))
+            steps["rewards"].append(torch.where(live, torch.tensor(reward, dtype=torch.float64), 0.0).to(dtype))
+            steps["mask"].append(live.to(dtype))
+            alive &= ~terminated
+            if not alive.any():
+                break
+    out = {}
+    for k, v in steps.items():
+        x = torch.stack(v + [torch.zeros_like(v[0])] * (H - len(v)))  # [H, T*E, ...]
+        out[k] = x.transpose(0, 1).reshape(T, E, H, *x.shape[2:])
+    return out
+
+
+@pytest.mark.parametrize("cfg_path,overrides", [(SMOKE_NAV, []), (SMOKE_CHEETAH, []), (SMOKE_CHEETAH, ANT)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_rollout_equals_a_plain_loop_of_sample_and_step(cfg_path, overrides, dtype):
+    """The sampler's per-step bookkeeping (numpy views of its buffers, the mask kept as booleans) changes no
+    number: observations cast to the run's dtype, rewards, masks and ended episodes as the plain loop has them."""
+    cfg, env, policy, _, batched, tasks = sampling_problem(cfg_path, overrides, dtype)
+    E = cfg.algo.episodes_per_task
+    noise_seeds = task_noise_seeds(torch.Generator().manual_seed(3), len(tasks))
+    out, timings = rollout(env, policy, batched, tasks, E, 9, noise_seeds, dtype)
+    expected = plain_rollout(env, policy, batched, tasks, E, 9, noise_seeds, dtype)
+    for k in ("obs", "actions", "rewards", "mask"):
+        assert out[k].dtype == dtype and torch.equal(out[k], expected[k]), k
+    assert timings["env"] > 0 and timings["policy"] > 0
+    if overrides == ANT:
+        assert (out["mask"].sum(-1) < env.horizon).any()  # some episodes ended early
 
 
 def test_policy_on_a_subset_of_tasks_computes_the_same_actions():
