@@ -352,7 +352,7 @@ def main() -> None:
         def fvp(v):
             return hvp(v) + maml.s.cg_damping * v
 
-        step_ours = trpo.max_step(trpo.conjugate_gradient(fvp, -g.detach(), maml.s.cg_iters), fvp, maml.s.max_kl)
+        step_ours = trpo.max_step(*trpo.solve(fvp, -g.detach(), maml.s.cg_iters), maml.s.max_kl)
     loop = Clock(device)
     with loop("direction"):
         step_loop = looped_meta_update_direction(maml, params, [d_pre], d_post, maml.s.cg_iters)

@@ -162,6 +162,9 @@ def rollout(
     On a CUDA device the per-step policy call is replayed from a CUDA graph (:class:`GraphedSample`) unless
     ``cuda_graph`` is false; the actions are the same either way.
     """
+    if dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"rollout: dtype {dtype} is not supported; use torch.float32 or torch.float64 (the "
+                         "config's dtype: float32 | float64)")
     t_count, E, H = tasks.shape[0], episodes_per_task, env.horizon
     n = t_count * E
     obs_dim = env.single_observation_space.shape[0]
@@ -193,10 +196,11 @@ def rollout(
         def act(obs: torch.Tensor, noise_t: torch.Tensor) -> torch.Tensor:
             return step(obs.to(device), noise_t)
     policy_time += time.perf_counter() - t0
-    with torch.no_grad(), np.errstate(over="ignore"):  # a float32 run's observation beyond its range: inf, as torch casts
+    with torch.no_grad():
         for t in range(H):
             t0 = time.perf_counter()
-            obs_np_buf[t] = obs_np  # cast to the run's dtype as torch's copy casts (round to nearest)
+            with np.errstate(over="ignore", invalid="ignore"):  # beyond float32's range: inf; NaN: NaN, as torch casts
+                obs_np_buf[t] = obs_np  # cast to the run's dtype as torch's copy casts (round to nearest)
             actions = act(obs_steps[t], noise[t]).reshape(n, act_dim).cpu()
             act_buf[t] = actions
             t1 = time.perf_counter()

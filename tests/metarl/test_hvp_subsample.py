@@ -86,6 +86,18 @@ def test_the_update_scales_its_step_from_the_conjugate_gradient_products():
     fresh = trpo.max_step(direction, fvp, maml.s.max_kl)
     torch.testing.assert_close(trpo.max_step(direction, product, maml.s.max_kl), fresh, rtol=1e-10, atol=0.0)
 
+    # and the update itself makes no product beyond CG's own
+    made = []
+    gradients = maml.meta_gradients
+
+    def counting(*args, **kwargs):
+        surrogate, kl, g, product_fn = gradients(*args, **kwargs)
+        return surrogate, kl, g, lambda v: made.append(1) or product_fn(v)
+
+    maml.meta_gradients = counting
+    _, stats = maml.meta_update(params, inner, post)
+    assert stats["accepted"] == 1.0 and len(made) == maml.s.cg_iters
+
 
 def test_subset_size_rounds_to_the_nearest_task_and_rejects_bad_fractions():
     assert subsample_size(40, 0.2) == 8 and subsample_size(20, 0.2) == 4 and subsample_size(3, 0.01) == 1

@@ -106,6 +106,8 @@ def test_rollout_equals_a_plain_loop_of_sample_and_step(cfg_path, overrides, dty
     assert timings["env"] > 0 and timings["policy"] > 0
     if overrides == ANT:
         assert (out["mask"].sum(-1) < env.horizon).any()  # some episodes ended early
+    with pytest.raises(ValueError, match=r"dtype torch.bfloat16 is not supported; use torch.float32 or torch.float64"):
+        rollout(env, policy, batched, tasks, E, 9, noise_seeds, torch.bfloat16)
 
 
 def test_policy_on_a_subset_of_tasks_computes_the_same_actions():

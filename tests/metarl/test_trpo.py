@@ -40,6 +40,14 @@ def test_solve_returns_the_product_of_its_solution_from_its_own_products():
         assert len(calls) == iters
         torch.testing.assert_close(ax, A @ x, rtol=1e-12, atol=1e-12)
         assert torch.equal(x, trpo.conjugate_gradient(lambda v: A @ v, b, iters=iters, residual_tol=0.0))
+    x, ax = trpo.solve(lambda v: A @ v, b, iters=50, residual_tol=1e-6)  # stopped by the residual tolerance
+    assert float((b - A @ x).square().sum()) <= 1e-5
+    torch.testing.assert_close(ax, A @ x, rtol=1e-12, atol=1e-12)
+    indefinite = torch.diag(torch.tensor([3.0, 2.0, 1.0, -1.0], dtype=torch.float64))
+    calls.clear()
+    x, ax = trpo.solve(lambda v: calls.append(1) or indefinite @ v, torch.tensor([1.0, 1.0, 1.0, 1.0], dtype=torch.float64))
+    assert len(calls) == 2 and x.abs().sum() > 0  # the second direction has non-positive curvature: stopped there
+    torch.testing.assert_close(ax, indefinite @ x, rtol=1e-12, atol=1e-12)
     x, ax = trpo.solve(lambda v: -v, torch.ones(3, dtype=torch.float64))  # stopped at once: x = 0, A x = 0
     assert torch.equal(x, torch.zeros(3, dtype=torch.float64)) and torch.equal(ax, x)
     s = trpo.max_step(*trpo.solve(lambda v: A @ v, b, iters=4), max_kl=0.01)
