@@ -43,14 +43,40 @@ ABLATION_RUNS = sorted(d for d in os.listdir(ABLATIONS) if os.path.isdir(os.path
     if os.path.isdir(ABLATIONS) else []
 
 
+def ablation_change(name: str) -> list[str]:
+    """The README table's change of run ``name`` as ``--set`` arguments: `FIELD: VALUE` items in its last column."""
+    for line in open(os.path.join(ABLATIONS, "README.md")).read().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[0] == f"`{name}`":
+            items = [item.split(": ", 1) for item in cells[2].split("`")[1::2]]
+            return [f"{field}={value}" for field, value in items]
+    raise AssertionError(f"{name}: not in experiments/ablations/README.md's table")
+
+
 @pytest.mark.parametrize("name", ABLATION_RUNS)
 def test_ablation_run_is_a_paper_config_with_its_change_and_can_be_resumed(name):
+    import dataclasses
+
     paper = [c for c in PAPER_CONFIGS if name.startswith(c)]  # named after the paper config it changes
     assert paper, f"{name}: an ablation run is named <paper config>_<change>"
-    cfg, shipped = check_resumable(os.path.join(ABLATIONS, name), paper[0])
-    assert cfg.iterations == shipped.iterations
-    # the README's table says what each run changes
-    assert f"`{name}`" in open(os.path.join(ABLATIONS, "README.md")).read()
+    run_dir = os.path.join(ABLATIONS, name)
+    change = ablation_change(name)
+    assert change, f"{name}: the README's table names no change"
+    # the run's resolved config is the paper config with the README's change and nothing else
+    cfg = metarl.load_config(os.path.join(run_dir, "config.yaml"))
+    expected = metarl.load_config(os.path.join(ROOT, "experiments", "configs", f"{paper[0]}.yaml"), change)
+    assert dataclasses.asdict(cfg) == dataclasses.asdict(expected)
+    if os.path.isdir(os.path.join(run_dir, "evaluation")):  # finished: what its measurement needs, small
+        files = {os.path.relpath(os.path.join(d, f), run_dir) for d, _, fs in os.walk(run_dir) for f in fs}
+        assert {"config.yaml", "progress.csv", "checkpoints/best.pt", "evaluation/summary.csv",
+                "evaluation/per_goal.csv", "evaluation/results.json"} <= files
+        assert "checkpoints/latest.pt" not in files
+        assert sum(os.path.getsize(os.path.join(run_dir, f)) for f in files) < 1_000_000
+        rows = open(os.path.join(run_dir, "progress.csv")).read().splitlines()[1:]
+        assert len(rows) == cfg.iterations
+        assert metarl.load_run(run_dir).config == cfg
+    else:
+        check_resumable(run_dir, paper[0])
 
 
 @pytest.mark.parametrize("name", ENTRIES)
