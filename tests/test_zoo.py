@@ -44,10 +44,10 @@ ABLATION_RUNS = sorted(d for d in os.listdir(ABLATIONS) if os.path.isdir(os.path
 
 
 def ablation_change(name: str) -> list[str]:
-    """The README table's change of run ``name`` as ``--set`` arguments: `FIELD: VALUE` items in its last column."""
+    """The README table's change of run ``name`` as ``--set`` arguments: the `FIELD: VALUE` items of its third column."""
     for line in open(os.path.join(ABLATIONS, "README.md")).read().splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) == 3 and cells[0] == f"`{name}`":
+        if len(cells) >= 3 and cells[0] == f"`{name}`":
             items = [item.split(": ", 1) for item in cells[2].split("`")[1::2]]
             return [f"{field}={value}" for field, value in items]
     raise AssertionError(f"{name}: not in experiments/ablations/README.md's table")
