@@ -45,11 +45,17 @@ ABLATION_RUNS = sorted(d for d in os.listdir(ABLATIONS) if os.path.isdir(os.path
 
 def ablation_change(name: str) -> list[str]:
     """The README table's change of run ``name`` as ``--set`` arguments: the `FIELD: VALUE` items of its third column."""
+    import re
+
     for line in open(os.path.join(ABLATIONS, "README.md")).read().splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) >= 3 and cells[0] == f"`{name}`":
-            items = [item.split(": ", 1) for item in cells[2].split("`")[1::2]]
-            return [f"{field}={value}" for field, value in items]
+        cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip().strip("|"))]  # an escaped \| stays in its cell
+        if cells[0] != f"`{name}`":
+            continue
+        assert len(cells) >= 3, f"{name}: its README row needs the columns run | question | change"
+        items = cells[2].split("`")[1::2]
+        parsed = [re.fullmatch(r"([\w.]+):\s*(.+)", item) for item in items]
+        assert items and all(parsed), f"{name}: the change column should hold `FIELD: VALUE` items, got {cells[2]!r}"
+        return [f"{m.group(1)}={m.group(2)}" for m in parsed if m]
     raise AssertionError(f"{name}: not in experiments/ablations/README.md's table")
 
 
@@ -64,7 +70,9 @@ def test_ablation_run_is_a_paper_config_with_its_change_and_can_be_resumed(name)
     assert change, f"{name}: the README's table names no change"
     # the run's resolved config is the paper config with the README's change and nothing else
     cfg = metarl.load_config(os.path.join(run_dir, "config.yaml"))
+    paper_cfg = metarl.load_config(os.path.join(ROOT, "experiments", "configs", f"{paper[0]}.yaml"))
     expected = metarl.load_config(os.path.join(ROOT, "experiments", "configs", f"{paper[0]}.yaml"), change)
+    assert dataclasses.asdict(expected) != dataclasses.asdict(paper_cfg), f"{name}: the change changes nothing"
     assert dataclasses.asdict(cfg) == dataclasses.asdict(expected)
     if os.path.isdir(os.path.join(run_dir, "evaluation")):  # finished: what its measurement needs, small
         files = {os.path.relpath(os.path.join(d, f), run_dir) for d, _, fs in os.walk(run_dir) for f in fs}
@@ -75,6 +83,9 @@ def test_ablation_run_is_a_paper_config_with_its_change_and_can_be_resumed(name)
         rows = open(os.path.join(run_dir, "progress.csv")).read().splitlines()[1:]
         assert len(rows) == cfg.iterations
         assert metarl.load_run(run_dir).config == cfg
+        # evaluated on the run's own (changed) env, as `metarl evaluate RUN` does
+        from metarl import evaluation as ev
+        assert ev.load_results(os.path.join(run_dir, "evaluation"))["settings"]["env"] == dataclasses.asdict(cfg.env)
     else:
         check_resumable(run_dir, paper[0])
 
