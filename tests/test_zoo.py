@@ -127,3 +127,50 @@ def test_zoo_entry_summary_is_reproduced_exactly(name, tmp_path):
                    check=True, env=env, capture_output=True)
     with open(os.path.join(entry, "evaluation", "summary.csv")) as a, open(tmp_path / "again" / "summary.csv") as b:
         assert list(csv.reader(a)) == list(csv.reader(b))
+
+
+SEED_RUNS = sorted(os.path.relpath(os.path.join(ZOO, e, "seeds", s), ZOO) for e in ENTRIES
+                   if os.path.isdir(os.path.join(ZOO, e, "seeds")) for s in os.listdir(os.path.join(ZOO, e, "seeds")))
+# where and how a run computed, not what it learns: a seed may have trained on a GPU or with its own threads
+PLACEMENT = {"progress_bar", "device", "env.num_threads"}
+
+
+def flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+@pytest.mark.parametrize("path", SEED_RUNS)
+def test_entry_seed_is_its_paper_config_with_that_seed_trimmed_or_resumable(path):
+    """``ENTRY/seeds/seedN``: the entry's paper config with ``seed: N`` (the spread the docs report is over that
+    config alone), either finished and trimmed with its paper-protocol evaluation, or committed in progress."""
+    import dataclasses
+    import re
+
+    name, _, seed_dir = path.split(os.sep)
+    match = re.fullmatch(r"seed(\d+)", seed_dir)
+    assert match, f"{path}: a seed run's folder is named seedN"
+    run_dir = os.path.join(ZOO, path)
+    cfg = metarl.load_config(os.path.join(run_dir, "config.yaml"))
+    expected = metarl.load_config(os.path.join(ROOT, "experiments", "configs", f"{name}.yaml"),
+                                  [f"seed={match.group(1)}"])
+    got, want = flat(dataclasses.asdict(cfg)), flat(dataclasses.asdict(expected))
+    differ = {k for k in set(got) | set(want) if got.get(k) != want.get(k)}
+    assert differ <= PLACEMENT, f"{path}: differs from {name}.yaml in {sorted(differ - PLACEMENT)}"
+    if os.path.isdir(os.path.join(run_dir, "evaluation")):
+        files = {os.path.relpath(os.path.join(d, f), run_dir) for d, _, fs in os.walk(run_dir) for f in fs}
+        assert {"config.yaml", "progress.csv", "checkpoints/best.pt", "evaluation/summary.csv",
+                "evaluation/per_goal.csv", "evaluation/results.json"} <= files
+        assert "checkpoints/latest.pt" not in files
+        assert sum(os.path.getsize(os.path.join(run_dir, f)) for f in files) < 1_000_000
+        rows = open(os.path.join(run_dir, "progress.csv")).read().splitlines()[1:]
+        assert len(rows) == cfg.iterations
+        from metarl import evaluation as ev
+
+        assert ev.protocol_differences(ev.load_results(os.path.join(run_dir, "evaluation"))["settings"]) == []
+    elif os.path.exists(os.path.join(run_dir, "checkpoints", "latest.pt")):
+        check_resumable(run_dir, name)
+    else:
+        pytest.skip(f"{path}: started here, no checkpoint yet (not in the repository until it has one)")
