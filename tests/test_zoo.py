@@ -32,6 +32,17 @@ def check_resumable(entry: str, config: str) -> tuple:
     return cfg, shipped
 
 
+def check_trimmed(run_dir: str, cfg) -> None:
+    """A finished run kept as what its measurement needs: config, progress, best checkpoint, evaluation; small."""
+    files = {os.path.relpath(os.path.join(d, f), run_dir) for d, _, fs in os.walk(run_dir) for f in fs}
+    assert {"config.yaml", "progress.csv", "checkpoints/best.pt", "evaluation/summary.csv",
+            "evaluation/per_goal.csv", "evaluation/results.json"} <= files
+    assert "checkpoints/latest.pt" not in files
+    assert sum(os.path.getsize(os.path.join(run_dir, f)) for f in files) < 1_000_000
+    rows = open(os.path.join(run_dir, "progress.csv")).read().splitlines()[1:]
+    assert len(rows) == cfg.iterations
+
+
 @pytest.mark.parametrize("name", IN_PROGRESS)
 def test_zoo_run_in_progress_can_be_resumed(name):
     assert name in PAPER_CONFIGS
@@ -75,13 +86,7 @@ def test_ablation_run_is_a_paper_config_with_its_change_and_can_be_resumed(name)
     assert dataclasses.asdict(expected) != dataclasses.asdict(paper_cfg), f"{name}: the change changes nothing"
     assert dataclasses.asdict(cfg) == dataclasses.asdict(expected)
     if os.path.isdir(os.path.join(run_dir, "evaluation")):  # finished: what its measurement needs, small
-        files = {os.path.relpath(os.path.join(d, f), run_dir) for d, _, fs in os.walk(run_dir) for f in fs}
-        assert {"config.yaml", "progress.csv", "checkpoints/best.pt", "evaluation/summary.csv",
-                "evaluation/per_goal.csv", "evaluation/results.json"} <= files
-        assert "checkpoints/latest.pt" not in files
-        assert sum(os.path.getsize(os.path.join(run_dir, f)) for f in files) < 1_000_000
-        rows = open(os.path.join(run_dir, "progress.csv")).read().splitlines()[1:]
-        assert len(rows) == cfg.iterations
+        check_trimmed(run_dir, cfg)
         assert metarl.load_run(run_dir).config == cfg
         # evaluated on the run's own (changed) env, as `metarl evaluate RUN` does
         from metarl import evaluation as ev
@@ -160,13 +165,7 @@ def test_entry_seed_is_its_paper_config_with_that_seed_trimmed_or_resumable(path
     differ = {k for k in set(got) | set(want) if got.get(k) != want.get(k)}
     assert differ <= PLACEMENT, f"{path}: differs from {name}.yaml in {sorted(differ - PLACEMENT)}"
     if os.path.isdir(os.path.join(run_dir, "evaluation")):
-        files = {os.path.relpath(os.path.join(d, f), run_dir) for d, _, fs in os.walk(run_dir) for f in fs}
-        assert {"config.yaml", "progress.csv", "checkpoints/best.pt", "evaluation/summary.csv",
-                "evaluation/per_goal.csv", "evaluation/results.json"} <= files
-        assert "checkpoints/latest.pt" not in files
-        assert sum(os.path.getsize(os.path.join(run_dir, f)) for f in files) < 1_000_000
-        rows = open(os.path.join(run_dir, "progress.csv")).read().splitlines()[1:]
-        assert len(rows) == cfg.iterations
+        check_trimmed(run_dir, cfg)
         from metarl import evaluation as ev
 
         assert ev.protocol_differences(ev.load_results(os.path.join(run_dir, "evaluation"))["settings"]) == []
