@@ -40,7 +40,14 @@ def check_trimmed(run_dir: str, cfg) -> None:
     assert "checkpoints/latest.pt" not in files
     assert sum(os.path.getsize(os.path.join(run_dir, f)) for f in files) < 1_000_000
     rows = open(os.path.join(run_dir, "progress.csv")).read().splitlines()[1:]
-    assert len(rows) == cfg.iterations
+    assert len(rows) == cfg.iterations, f"{run_dir}: {len(rows)} progress rows for {cfg.iterations} iterations"
+    assert metarl.load_run(run_dir).config == cfg
+    # the evaluation is of this run's shipped checkpoint, not one copied from another run
+    from metarl import evaluation as ev
+
+    src = ev.load_results(os.path.join(run_dir, "evaluation"))["settings"]["source"]
+    assert os.path.realpath(os.path.join(ROOT, src)) == os.path.realpath(os.path.join(run_dir, "checkpoints", "best.pt")), \
+        f"{run_dir}: its evaluation is of {src}, not of its own checkpoints/best.pt"
 
 
 @pytest.mark.parametrize("name", IN_PROGRESS)
@@ -87,7 +94,6 @@ def test_ablation_run_is_a_paper_config_with_its_change_and_can_be_resumed(name)
     assert dataclasses.asdict(cfg) == dataclasses.asdict(expected)
     if os.path.isdir(os.path.join(run_dir, "evaluation")):  # finished: what its measurement needs, small
         check_trimmed(run_dir, cfg)
-        assert metarl.load_run(run_dir).config == cfg
         # evaluated on the run's own (changed) env, as `metarl evaluate RUN` does
         from metarl import evaluation as ev
         assert ev.load_results(os.path.join(run_dir, "evaluation"))["settings"]["env"] == dataclasses.asdict(cfg.env)
@@ -172,4 +178,6 @@ def test_entry_seed_is_its_paper_config_with_that_seed_trimmed_or_resumable(path
     elif os.path.exists(os.path.join(run_dir, "checkpoints", "latest.pt")):
         check_resumable(run_dir, name)
     else:
+        assert not os.path.isdir(os.path.join(run_dir, "checkpoints")), \
+            f"{path}: has checkpoints but neither evaluation/ nor checkpoints/latest.pt"
         pytest.skip(f"{path}: started here, no checkpoint yet (not in the repository until it has one)")
