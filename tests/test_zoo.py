@@ -32,8 +32,9 @@ def check_resumable(entry: str, config: str) -> tuple:
     return cfg, shipped
 
 
-def check_trimmed(run_dir: str, cfg) -> None:
-    """A finished run kept as what its measurement needs: config, progress, best checkpoint, evaluation; small."""
+def check_trimmed(run_dir: str, cfg) -> dict:
+    """A finished run kept as what its measurement needs: config, progress, best checkpoint, evaluation; small.
+    Returns its evaluation's settings."""
     files = {os.path.relpath(os.path.join(d, f), run_dir) for d, _, fs in os.walk(run_dir) for f in fs}
     assert {"config.yaml", "progress.csv", "checkpoints/best.pt", "evaluation/summary.csv",
             "evaluation/per_goal.csv", "evaluation/results.json"} <= files
@@ -45,9 +46,11 @@ def check_trimmed(run_dir: str, cfg) -> None:
     # the evaluation is of this run's shipped checkpoint, not one copied from another run
     from metarl import evaluation as ev
 
-    src = ev.load_results(os.path.join(run_dir, "evaluation"))["settings"]["source"]
+    settings = ev.load_results(os.path.join(run_dir, "evaluation"))["settings"]
+    src = settings["source"]
     assert os.path.realpath(os.path.join(ROOT, src)) == os.path.realpath(os.path.join(run_dir, "checkpoints", "best.pt")), \
         f"{run_dir}: its evaluation is of {src}, not of its own checkpoints/best.pt"
+    return settings
 
 
 @pytest.mark.parametrize("name", IN_PROGRESS)
@@ -93,10 +96,9 @@ def test_ablation_run_is_a_paper_config_with_its_change_and_can_be_resumed(name)
     assert dataclasses.asdict(expected) != dataclasses.asdict(paper_cfg), f"{name}: the change changes nothing"
     assert dataclasses.asdict(cfg) == dataclasses.asdict(expected)
     if os.path.isdir(os.path.join(run_dir, "evaluation")):  # finished: what its measurement needs, small
-        check_trimmed(run_dir, cfg)
+        settings = check_trimmed(run_dir, cfg)
         # evaluated on the run's own (changed) env, as `metarl evaluate RUN` does
-        from metarl import evaluation as ev
-        assert ev.load_results(os.path.join(run_dir, "evaluation"))["settings"]["env"] == dataclasses.asdict(cfg.env)
+        assert settings["env"] == dataclasses.asdict(cfg.env)
     else:
         check_resumable(run_dir, paper[0])
 
@@ -146,13 +148,6 @@ SEED_RUNS = sorted(os.path.relpath(os.path.join(ZOO, e, "seeds", s), ZOO) for e 
 PLACEMENT = {"progress_bar", "device", "env.num_threads"}
 
 
-def flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
-    return out
-
-
 @pytest.mark.parametrize("path", SEED_RUNS)
 def test_entry_seed_is_its_paper_config_with_that_seed_trimmed_or_resumable(path):
     """``ENTRY/seeds/seedN``: the entry's paper config with ``seed: N`` (the spread the docs report is over that
@@ -167,14 +162,15 @@ def test_entry_seed_is_its_paper_config_with_that_seed_trimmed_or_resumable(path
     cfg = metarl.load_config(os.path.join(run_dir, "config.yaml"))
     expected = metarl.load_config(os.path.join(ROOT, "experiments", "configs", f"{name}.yaml"),
                                   [f"seed={match.group(1)}"])
-    got, want = flat(dataclasses.asdict(cfg)), flat(dataclasses.asdict(expected))
-    differ = {k for k in set(got) | set(want) if got.get(k) != want.get(k)}
+    from metarl.trainer import _flat_keys, _get  # the fields --resume compares, env kwargs as one field
+
+    got, want = dataclasses.asdict(cfg), dataclasses.asdict(expected)
+    differ = {k for k in _flat_keys(want) if _get(got, k) != _get(want, k)}
     assert differ <= PLACEMENT, f"{path}: differs from {name}.yaml in {sorted(differ - PLACEMENT)}"
     if os.path.isdir(os.path.join(run_dir, "evaluation")):
-        check_trimmed(run_dir, cfg)
         from metarl import evaluation as ev
 
-        assert ev.protocol_differences(ev.load_results(os.path.join(run_dir, "evaluation"))["settings"]) == []
+        assert ev.protocol_differences(check_trimmed(run_dir, cfg)) == []
     elif os.path.exists(os.path.join(run_dir, "checkpoints", "latest.pt")):
         check_resumable(run_dir, name)
     else:
