@@ -46,11 +46,6 @@ def one_line_error(err: str, *needles: str) -> None:
         assert needle in lines[0], (needle, lines[0])
 
 
-def subprocess_cli(*argv, **kw):
-    return subprocess.run([sys.executable, "-m", "metarl.cli", *map(str, argv)], capture_output=True, text=True,
-                          timeout=300, **kw)
-
-
 @pytest.fixture
 def trained(tmp_path, capsys):
     """A finished 3-iteration run directory."""
@@ -101,7 +96,7 @@ def test_overwrite_replaces_an_earlier_metarl_run(trained, capsys):
     assert len((trained / "progress.csv").read_text().splitlines()) == 2
 
 
-def test_a_second_writer_is_refused_while_a_run_trains(tmp_path):
+def test_a_second_writer_is_refused_while_a_run_trains(tmp_path, capsys):
     out = tmp_path / "busy"
     first = subprocess.Popen([sys.executable, "-m", "metarl.cli", "train", "--config", SMOKE, "--output", str(out),
                               "--iterations", "400", "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -111,9 +106,9 @@ def test_a_second_writer_is_refused_while_a_run_trains(tmp_path):
         while time.time() < deadline and not (out / "checkpoints" / "latest.pt").exists():
             time.sleep(0.1)
         for argv in (["--config", SMOKE], ["--resume"], ["--config", SMOKE, "--overwrite"]):
-            res = subprocess_cli("train", "--output", out, "--no-progress", *argv)
-            assert res.returncode == 1, (argv, res.stderr)
-            one_line_error(res.stderr, "being written by another metarl process", f"pid {first.pid}")
+            code, err = run_cli(capsys, "train", "--output", out, "--no-progress", *argv)  # here, beside `first`
+            assert code == 1, (argv, err)
+            one_line_error(err, "being written by another metarl process", f"pid {first.pid}")
     finally:
         first.send_signal(signal.SIGINT)
         first.communicate(timeout=120)
@@ -146,7 +141,7 @@ def test_resume_with_fewer_iterations_than_done_changes_nothing(trained, capsys)
     assert snapshot(trained) == before
 
 
-def test_a_run_killed_before_its_first_checkpoint_can_be_resumed(tmp_path):
+def test_a_run_killed_before_its_first_checkpoint_can_be_resumed(tmp_path, capsys):
     out = tmp_path / "early"
     slow = ["--set", "algo.num_tasks=20", "--set", "algo.episodes_per_task=20", "--set", "env.kwargs={horizon: 100}",
             "--set", "policy.hidden_sizes=[64, 64]"]
@@ -158,8 +153,8 @@ def test_a_run_killed_before_its_first_checkpoint_can_be_resumed(tmp_path):
     proc.kill()
     proc.wait()
     assert (out / "config.yaml").exists() and not (out / "checkpoints" / "latest.pt").exists()
-    res = subprocess_cli("train", "--output", out, "--resume", "--no-progress")
-    assert res.returncode == 0, res.stderr
+    code, err = run_cli(capsys, "train", "--output", out, "--resume", "--no-progress")
+    assert code == 0, err
     assert load_checkpoint(out / "checkpoints" / "latest.pt")["iteration"] == 2
     assert [r.split(",")[0] for r in (out / "progress.csv").read_text().splitlines()[1:]] == ["0", "1"]
 
@@ -303,9 +298,9 @@ def test_output_that_cannot_be_written(tmp_path, capsys):
     one_line_error(err, "/sys")
 
 
-def test_a_full_disk_keeps_the_run_resumable(tmp_path):
+def test_a_full_disk_keeps_the_run_resumable(tmp_path, capsys):
     out = tmp_path / "full"
-    assert subprocess_cli("train", "--config", SMOKE, "--output", out, "--iterations", "1").returncode == 0
+    assert run_cli(capsys, "train", "--config", SMOKE, "--output", out, "--iterations", "1", "--no-progress")[0] == 0
     good = (out / "checkpoints" / "latest.pt").read_bytes()
     limit = 8_000  # bytes per file: every checkpoint write now fails like a full disk (EFBIG)
 
@@ -317,8 +312,8 @@ def test_a_full_disk_keeps_the_run_resumable(tmp_path):
     assert res.returncode == 1, res.stderr
     one_line_error(res.stderr, "could not write", "free some disk space or fix the permissions", "--resume")
     assert (out / "checkpoints" / "latest.pt").read_bytes() == good
-    res = subprocess_cli("train", "--output", out, "--resume", "--iterations", "3", "--no-progress")
-    assert res.returncode == 0, res.stderr
+    code, err = run_cli(capsys, "train", "--output", out, "--resume", "--iterations", "3", "--no-progress")
+    assert code == 0, err
     assert load_checkpoint(out / "checkpoints" / "latest.pt")["iteration"] == 3
 
 

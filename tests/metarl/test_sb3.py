@@ -1,5 +1,8 @@
 """stable-baselines3 on metarl's envs; pretrained policies convert and adapt."""
 
+import sys
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -114,31 +117,51 @@ PLOT_SCRIPT = ev.os.path.join(ev.os.path.dirname(__file__), "..", "..", "experim
 def plot_curves(*args):
     """experiments/plot_baseline_curves.py in its own process, as a user runs it."""
     import subprocess
-    import sys
 
     return subprocess.run([sys.executable, PLOT_SCRIPT, *map(str, args)], capture_output=True, text=True, timeout=300,
                           cwd=ev.os.path.dirname(PLOT_SCRIPT))
 
 
-def test_plot_baseline_curves_reads_real_baseline_runs(tmp_path):
+def plot_here(monkeypatch, capsys, *args):
+    """experiments/plot_baseline_curves.py's ``main`` in this process: (exit status, stdout, stderr) as the
+    script's own process would end (``sys.exit(message)`` prints the message alone and exits with 1; the
+    real process is run at the end of the test below)."""
+    from experiments import plot_baseline_curves
+
+    monkeypatch.setattr(sys, "argv", ["plot_baseline_curves.py", *map(str, args)])
+    try:
+        plot_baseline_curves.main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    if isinstance(code, str):
+        err, code = err + code + "\n", 1
+    return code, out, err
+
+
+def test_plot_baseline_curves_reads_real_baseline_runs(tmp_path, monkeypatch, capsys):
     cfg = load_config(ev.os.path.join(ev.os.path.dirname(__file__), "..", "..", "experiments", "configs",
                                       "smoke_navigation2d.yaml"))
     for kind in ("oracle", "pretrained"):
         train_baseline(kind, cfg, str(tmp_path / kind), timesteps=800, seed=0, num_slots=4, progress=lambda m: None)
-    out = plot_curves(tmp_path / "oracle", tmp_path / "pretrained", "--output", tmp_path / "c.png", "--window", "2")
-    assert out.returncode == 0, out.stderr
+    code, out, err = plot_here(monkeypatch, capsys, tmp_path / "oracle", tmp_path / "pretrained", "--output",
+                               tmp_path / "c.png", "--window", "2")
+    assert code == 0, err
     assert (tmp_path / "c.png").stat().st_size > 0
-    rows = [r for r in out.stdout.splitlines() if r.startswith("| oracle") or r.startswith("| pretrained")]
+    rows = [r for r in out.splitlines() if r.startswith("| oracle") or r.startswith("| pretrained")]
     assert len(rows) == 2 and all("| 800 |" in r for r in rows)
     # the tenths are means of the recorded curve: recompute the last one from the file
     steps, y = np.loadtxt(tmp_path / "oracle" / "training_curve.csv", delimiter=",", skiprows=1, usecols=(0, 1)).T
     last = y[steps > 0.9 * steps[-1]].mean()
     assert f"{last:.2f} |" in rows[0]
+    # the script in its own process, as a user runs it: a bad directory is one line, no traceback
     bad = plot_curves(tmp_path, "--output", tmp_path / "d.png")
-    assert bad.returncode != 0 and "no training_curve.csv" in bad.stderr and "Traceback" not in bad.stderr
+    assert bad.returncode == 1 and "no training_curve.csv" in bad.stderr and "Traceback" not in bad.stderr
+    assert not (tmp_path / "d.png").exists()
 
 
-def test_plot_baseline_curves_bad_input_is_one_line(tmp_path):
+def test_plot_baseline_curves_bad_input_is_one_line(tmp_path, monkeypatch, capsys):
     run = tmp_path / "run"
     run.mkdir()
     (run / "training_curve.csv").write_text("env_steps,mean_episode_return,episodes\n80,-3.5,4\n160,-2.5,4\n")
@@ -149,20 +172,22 @@ def test_plot_baseline_curves_bad_input_is_one_line(tmp_path):
         ([run, "--window", "0"], "--window: expected a positive integer, got 0"),
     ]
     for args, needle in cases:
-        out = plot_curves(*args, "--output", png)
-        assert out.returncode != 0 and needle in out.stderr and "Traceback" not in out.stderr, (args, out.stderr)
+        code, _, err = plot_here(monkeypatch, capsys, *args, "--output", png)
+        assert code != 0 and needle in err and "Traceback" not in err, (args, err)
     (run / "config.yaml").write_text("env: {id: metarl/Navigation2D-v0}\n")
     (run / "training_curve.csv").write_text("steps,return\n1,2\n")
-    out = plot_curves(run, "--output", png)
-    assert out.returncode != 0 and "no column" in out.stderr and "Traceback" not in out.stderr, out.stderr
+    code, _, err = plot_here(monkeypatch, capsys, run, "--output", png)
+    assert code != 0 and "no column" in err and "Traceback" not in err, err
     (run / "training_curve.csv").write_text("env_steps,mean_episode_return,episodes\n80,-3.5,4\n160,-2.5,4\n")
     for output, needle in ((tmp_path / "c.txt2", "--output"), ("/proc/no/c.png", "--output: cannot write")):
-        out = plot_curves(run, "--output", output)
-        assert out.returncode != 0 and needle in out.stderr and "Traceback" not in out.stderr, out.stderr
+        code, _, err = plot_here(monkeypatch, capsys, run, "--output", output)
+        assert code != 0 and needle in err and "Traceback" not in err, err
     # a curve too short for tenths prints '-' for the empty ones instead of a NaN warning
-    out = plot_curves(run, "--output", png)
-    assert out.returncode == 0, out.stderr
-    assert "| run | 160 | -, -, -2.50 | - |" in out.stdout and "Mean of empty slice" not in out.stderr
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # numpy's "Mean of empty slice" fails the call here
+        code, out, err = plot_here(monkeypatch, capsys, run, "--output", png)
+    assert code == 0, err
+    assert "| run | 160 | -, -, -2.50 | - |" in out and png.stat().st_size > 0
 
 
 @pytest.mark.parametrize("name,slots", [("ant_dir", 100), ("halfcheetah_vel", 16)])

@@ -32,15 +32,30 @@ print(json.dumps({"spin": os.environ.get("GOMP_SPINCOUNT"), "wait": os.environ.g
 """
 
 
+# What importing metarl leaves in the environment, without loading torch (metarl's import does not either).
+SETTINGS_PROBE = """
+import json, os, sys
+if sys.argv[1] == "metarl":
+    import metarl
+print(json.dumps({"spin": os.environ.get("GOMP_SPINCOUNT"), "wait": os.environ.get("OMP_WAIT_POLICY"),
+                  "torch": "torch" in sys.modules}))
+"""
+
+
 def _clean_env() -> dict[str, str]:
     """The environment without the caller's OpenMP settings (they would change what is measured)."""
     return {k: v for k, v in os.environ.items() if k != threads.ENV_VAR and not k.startswith(("OMP_", "GOMP_", "KMP_"))}
 
 
-def _probe(mode: str, **env: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", PROBE, mode], env={**_clean_env(), **env}, capture_output=True,
+def _probe(mode: str, probe: str = PROBE, **env: str) -> dict:
+    out = subprocess.run([sys.executable, "-c", probe, mode], env={**_clean_env(), **env}, capture_output=True,
                          text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _settings(mode: str, **env: str) -> dict:
+    """The OpenMP variables of a fresh process after ``import metarl`` (mode "metarl") or without it."""
+    return _probe(mode, SETTINGS_PROBE, **env)
 
 
 def _usable_cpus() -> int:
@@ -72,12 +87,13 @@ def test_sets_the_spin_count_only_when_unset_wanted_and_still_possible():
 
 
 def test_importing_metarl_sets_it_for_the_process_and_its_children():
-    assert _probe("metarl")["spin"] == "10000"
-    mine = _probe("metarl", OMP_WAIT_POLICY="PASSIVE")
+    mine = _settings("metarl")
+    assert mine["spin"] == "10000" and not mine["torch"]  # set while torch is not loaded yet
+    mine = _settings("metarl", OMP_WAIT_POLICY="PASSIVE")
     assert mine["spin"] is None and mine["wait"] == "PASSIVE"  # the user's choice, alone
-    assert _probe("metarl", GOMP_SPINCOUNT="42")["spin"] == "42"
-    assert _probe("metarl", METARL_SET_OPENMP="0")["spin"] is None
-    assert _probe("torch-only")["spin"] is None  # nothing changes a process that does not import metarl
+    assert _settings("metarl", GOMP_SPINCOUNT="42")["spin"] == "42"
+    assert _settings("metarl", METARL_SET_OPENMP="0")["spin"] is None
+    assert _settings("plain")["spin"] is None  # nothing changes a process that does not import metarl
     child = subprocess.run([sys.executable, "-c", "import subprocess, sys, metarl; print(subprocess.run([sys.executable, "
                             "'-c', 'import os; print(os.environ.get(\"GOMP_SPINCOUNT\"))'], capture_output=True, "
                             "text=True, check=True).stdout.strip())"],
