@@ -231,10 +231,11 @@ def test_end_to_end_train_evaluate_plot(tmp_path, capsys):
     res = json.loads((run / "evaluation" / "results.json").read_text())
     assert res["settings"]["step_size"] == 0.5 and res["step_sizes"] == [0.5, 0.25]
     assert np.array(res["returns"]).shape == (4, 3)
-    r = cli_here(capsys, "evaluate", "--random", "--config", SMOKE_NAV, "--output", str(tmp_path / "random"), "--tasks", "4",
-            "--episodes", "3", "--steps", "2")
+    r = cli_here(capsys, "evaluate", "--random", "--config", SMOKE_NAV, "--output", str(tmp_path / "random"),
+                 "--tasks", "4", "--episodes", "3", "--steps", "2")
     assert r.returncode == 0, r.stderr
-    r = cli_here(capsys, "plot", f"maml={run / 'evaluation'}", f"random={tmp_path / 'random'}", "--output", str(tmp_path / "fig.png"))
+    r = cli_here(capsys, "plot", f"maml={run / 'evaluation'}", f"random={tmp_path / 'random'}", "--output",
+                 str(tmp_path / "fig.png"))
     assert r.returncode == 0, r.stderr
     assert "maml" in r.stdout and (tmp_path / "fig.png").exists()
     # again into the same place: refused, nothing overwritten
@@ -325,20 +326,23 @@ def test_evaluate_set_changes_the_runs_physics_only_and_records_it(tmp_path, cap
     small = ["--tasks", "2", "--episodes", "2", "--steps", "1", "--batch-steps", "0"]
     r = cli_here(capsys, "evaluate", zoo, *small, "--output", str(tmp_path / "default"))
     assert r.returncode == 0, r.stderr
-    r = cli_here(capsys, "evaluate", zoo, *small, "--output", str(tmp_path / "pgs"), "--set", "env.kwargs.physics.solver=pgs",
-            "--set", "env.kwargs.physics.disable=[eulerdamp]")
+    r = cli_here(capsys, "evaluate", zoo, *small, "--output", str(tmp_path / "pgs"), "--set",
+                 "env.kwargs.physics.solver=pgs", "--set", "env.kwargs.physics.disable=[eulerdamp]")
     assert r.returncode == 0, r.stderr
     settings = json.loads((tmp_path / "pgs" / "results.json").read_text())["settings"]
     assert settings["env"]["kwargs"] == {"physics": {"solver": "pgs", "disable": ["eulerdamp"]}}
     default = (tmp_path / "default" / "per_goal.csv").read_text()
     assert default != (tmp_path / "pgs" / "per_goal.csv").read_text()  # the same episodes' seeds, other physics
     # the network and training fields stay the run's; a bad option is named; nothing is written either way
-    r = cli_here(capsys, "evaluate", zoo, *small, "--output", str(tmp_path / "bad1"), "--set", "policy.hidden_sizes=[8]")
+    r = cli_here(capsys, "evaluate", zoo, *small, "--output", str(tmp_path / "bad1"), "--set",
+                 "policy.hidden_sizes=[8]")
     assert r.returncode == 2 and "changes only the env's kwargs" in r.stderr and "Traceback" not in r.stderr
-    r = cli_here(capsys, "evaluate", zoo, *small, "--output", str(tmp_path / "bad2"), "--set", "env.kwargs.physics.solver=lcp")
+    r = cli_here(capsys, "evaluate", zoo, *small, "--output", str(tmp_path / "bad2"), "--set",
+                 "env.kwargs.physics.solver=lcp")
     assert r.returncode == 2 and "physics.solver" in r.stderr and "lcp" in r.stderr and "Traceback" not in r.stderr
     # the task and its imports stay the run's; a changed env never goes into the run's own evaluation/
-    r = cli_here(capsys, "evaluate", zoo, *small, "--output", str(tmp_path / "bad3"), "--set", "env.id=metarl/HalfCheetahDir-v0")
+    r = cli_here(capsys, "evaluate", zoo, *small, "--output", str(tmp_path / "bad3"), "--set",
+                 "env.id=metarl/HalfCheetahDir-v0")
     assert r.returncode == 2 and "env.id" in r.stderr and "Traceback" not in r.stderr
     r = cli_here(capsys, "evaluate", zoo, *small, "--set", "env.kwargs.physics.solver=pgs")
     assert r.returncode == 2 and "--output" in r.stderr and "Traceback" not in r.stderr
