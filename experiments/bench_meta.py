@@ -16,12 +16,16 @@ Everything that is compared is measured in the same run, on the same data:
   alternating order (medians), so that a change of the machine's load hits every variant alike; with
   ``--threads N`` also the exact update on N torch threads; ``--layouts`` times the layers' batched products
   in both storage orders (the choice ``metarl.curvature`` makes);
-* optionally (``--loops``) the update direction as the older ports computed it (Python loops over tasks).
+* optionally (``--loops``) the update direction as the older ports computed it (Python loops over tasks);
+* optionally (``--compile``) one KL Hessian-vector product of the exact update, as the conjugate gradient
+  calls it, run as written and through ``torch.compile`` (TorchInductor), alternating on the same vector:
+  the compile time, the largest difference of the two results, and each one's median time.
 
     python -m experiments.bench_meta --config halfcheetah_vel              # released config: 40 x 10 x 200
     python -m experiments.bench_meta --config halfcheetah_vel --subsample 0.2 --repeat 3
     python -m experiments.bench_meta --config ant_vel --subsample 0.2
     python -m experiments.bench_meta --config halfcheetah_vel --device cuda  # learner on the GPU
+    python -m experiments.bench_meta --config halfcheetah_vel --no-autograd --compile --repeat 3
 """
 
 from __future__ import annotations
@@ -119,6 +123,40 @@ def timed(fn: Callable[[], object], device: torch.device) -> float:
     fn()
     sync(device)
     return time.perf_counter() - t
+
+
+def compiled_product(maml: MAMLTRPO, params, inner, post, repeat: int, device: torch.device) -> dict[str, float]:
+    """One KL Hessian-vector product of the exact update (the function the conjugate gradient calls), as
+    written and through ``torch.compile``, timed in alternating order on the same vector (the meta-gradient)."""
+    theta = {k: v.detach().requires_grad_() for k, v in params.items()}
+    old = maml.old_policy(theta, inner, post)
+    _, _, g, hvp = maml.meta_gradients(theta, inner, post, old)
+    v = g.detach().clone()
+    compiled = torch.compile(hvp)
+    sync(device)
+    t = time.perf_counter()
+    out = compiled(v)  # compiles on the first call
+    sync(device)
+    compile_s = time.perf_counter() - t
+    ref = hvp(v)
+    rel = float((out - ref).abs().max() / ref.abs().max())
+    eager_t: list[float] = []
+    compiled_t: list[float] = []
+    pair = [(eager_t, lambda: hvp(v)), (compiled_t, lambda: compiled(v))]
+    for rep in range(repeat):
+        for times, fn in (pair if rep % 2 == 0 else pair[::-1]):
+            times.append(timed(fn, device))
+    result = {"compile_s": compile_s, "max_rel_diff": rel, "eager_s": statistics.median(eager_t),
+              "compiled_s": statistics.median(compiled_t)}
+    print(f"\none KL Hessian-vector product of the exact update, as written and through torch.compile "
+          f"(TorchInductor), alternating, median of {repeat}:")
+    print(f"  first compiled call (compiling)  {compile_s:8.2f} s")
+    print(f"  as written                       {result['eager_s']:8.3f} s  (times {', '.join(f'{x:.3f}' for x in eager_t)})")
+    print(f"  torch.compile                    {result['compiled_s']:8.3f} s  (times "
+          f"{', '.join(f'{x:.3f}' for x in compiled_t)})")
+    print(f"  compiled / as written            {result['compiled_s'] / result['eager_s']:8.2f}x the time; largest "
+          f"difference {rel:.1e} of the product's largest entry")
+    return result
 
 
 def bmm_rate(T: int, N: int, width: int, device: torch.device, dtype: torch.dtype, reps: int = 3) -> float:
@@ -242,6 +280,8 @@ def main() -> None:
     p.add_argument("--layouts", action="store_true",
                    help="also time the layers' batched products in both storage orders (what metarl.curvature chooses)")
     p.add_argument("--loops", action="store_true", help="also time the older ports' per-task loops (slow)")
+    p.add_argument("--compile", action="store_true",
+                   help="also time one Hessian-vector product as written and through torch.compile (compiles first)")
     p.add_argument("--repeat", type=int, default=1, help="time each update this many times, in alternating order; "
                    "medians are reported")
     args = p.parse_args()
@@ -341,6 +381,8 @@ def main() -> None:
 
     if args.layouts:
         layouts(T, N, sizes, device, dtype)
+    if args.compile:
+        compiled_product(maml, params, [d_pre], d_post, max(args.repeat, 3), device)
     if not args.loops:
         return
     theta = {k: v.detach().requires_grad_() for k, v in params.items()}

@@ -52,6 +52,22 @@ def test_bench_meta_times_the_layer_layouts(monkeypatch, capsys):
     assert all("row-major" in r and "column-major" in r for r in rows[::2])
 
 
+@pytest.mark.slow  # TorchInductor compiles C++ kernels first: tens of seconds on 2 cores
+def test_bench_meta_compiles_the_product_and_times_both(monkeypatch, capsys):
+    import re
+
+    monkeypatch.setattr(sys, "argv", ["bench_meta", "--config", "smoke_halfcheetah_vel", "--no-autograd", "--compile"])
+    bench_meta.main()
+    out = capsys.readouterr().out
+    assert "through torch.compile (TorchInductor), alternating, median of 3" in out
+    assert "first compiled call (compiling)" in out
+    for name in ("as written", "torch.compile"):
+        row = next(r for r in out.splitlines() if r.strip().startswith(name) and "(times" in r)
+        assert len(re.search(r"\(times ([^)]*)\)", row).group(1).split(", ")) == 3
+    diff = float(re.search(r"largest difference (\S+) of the product", out).group(1))
+    assert diff < 1e-4  # the same product: float32 round-off apart
+
+
 def test_bench_memory_runs_both_settings_in_their_own_processes(monkeypatch, capsys):
     from experiments import bench_memory
 
