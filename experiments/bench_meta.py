@@ -17,8 +17,8 @@ Everything that is compared is measured in the same run, on the same data:
   ``--threads N`` also the exact update on N torch threads; ``--layouts`` times the layers' batched products
   in both storage orders (the choice ``metarl.curvature`` makes);
 * optionally (``--loops``) the update direction as the older ports computed it (Python loops over tasks);
-* optionally (``--compile``) one KL Hessian-vector product of the exact update, as the conjugate gradient
-  calls it, run as written and through ``torch.compile`` (TorchInductor), alternating on the same vector:
+* optionally (``--compile``) one KL Hessian-vector product of the exact update (to which the conjugate
+  gradient adds its damping), run as written and through ``torch.compile`` (TorchInductor), alternating on the same vector:
   the compile time, the largest difference of the two results, and each one's median time.
 
     python -m experiments.bench_meta --config halfcheetah_vel              # released config: 40 x 10 x 200
@@ -126,7 +126,7 @@ def timed(fn: Callable[[], object], device: torch.device) -> float:
 
 
 def compiled_product(maml: MAMLTRPO, params, inner, post, repeat: int, device: torch.device) -> dict[str, float]:
-    """One KL Hessian-vector product of the exact update (the function the conjugate gradient calls), as
+    """One KL Hessian-vector product of the exact update (the conjugate gradient adds its damping to it), as
     written and through ``torch.compile``, timed in alternating order on the same vector (the meta-gradient)."""
     theta = {k: v.detach().requires_grad_() for k, v in params.items()}
     old = maml.old_policy(theta, inner, post)

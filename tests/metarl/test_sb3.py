@@ -133,7 +133,7 @@ def plot_here(monkeypatch, capsys, *args):
         plot_baseline_curves.main()
         code = 0
     except SystemExit as exc:
-        code = exc.code
+        code = 0 if exc.code is None else exc.code
     out, err = capsys.readouterr()
     if isinstance(code, str):
         err, code = err + code + "\n", 1

@@ -32,11 +32,13 @@ print(json.dumps({"spin": os.environ.get("GOMP_SPINCOUNT"), "wait": os.environ.g
 """
 
 
-# What importing metarl leaves in the environment, without loading torch (metarl's import does not either).
+# What importing metarl (which does not load torch) or torch alone leaves in the environment.
 SETTINGS_PROBE = """
 import json, os, sys
 if sys.argv[1] == "metarl":
     import metarl
+elif sys.argv[1] == "torch-only":
+    import torch
 print(json.dumps({"spin": os.environ.get("GOMP_SPINCOUNT"), "wait": os.environ.get("OMP_WAIT_POLICY"),
                   "torch": "torch" in sys.modules}))
 """
@@ -54,7 +56,7 @@ def _probe(mode: str, probe: str = PROBE, **env: str) -> dict:
 
 
 def _settings(mode: str, **env: str) -> dict:
-    """The OpenMP variables of a fresh process after ``import metarl`` (mode "metarl") or without it."""
+    """The OpenMP variables of a fresh process after ``import metarl`` (mode "metarl") or ``import torch`` alone."""
     return _probe(mode, SETTINGS_PROBE, **env)
 
 
@@ -93,7 +95,7 @@ def test_importing_metarl_sets_it_for_the_process_and_its_children():
     assert mine["spin"] is None and mine["wait"] == "PASSIVE"  # the user's choice, alone
     assert _settings("metarl", GOMP_SPINCOUNT="42")["spin"] == "42"
     assert _settings("metarl", METARL_SET_OPENMP="0")["spin"] is None
-    assert _settings("plain")["spin"] is None  # nothing changes a process that does not import metarl
+    assert _settings("torch-only")["spin"] is None  # nothing changes a process that does not import metarl
     child = subprocess.run([sys.executable, "-c", "import subprocess, sys, metarl; print(subprocess.run([sys.executable, "
                             "'-c', 'import os; print(os.environ.get(\"GOMP_SPINCOUNT\"))'], capture_output=True, "
                             "text=True, check=True).stdout.strip())"],
