@@ -125,7 +125,7 @@ def timed(fn: Callable[[], object], device: torch.device) -> float:
     return time.perf_counter() - t
 
 
-def compiled_product(maml: MAMLTRPO, params, inner, post, repeat: int, device: torch.device) -> dict[str, float]:
+def compiled_product(maml: MAMLTRPO, params, inner, post, repeat: int, device: torch.device) -> None:
     """One KL Hessian-vector product of the exact update (the conjugate gradient adds its damping to it), as
     written and through ``torch.compile``, timed in alternating order on the same vector (the meta-gradient)."""
     theta = {k: v.detach().requires_grad_() for k, v in params.items()}
@@ -146,17 +146,15 @@ def compiled_product(maml: MAMLTRPO, params, inner, post, repeat: int, device: t
     for rep in range(repeat):
         for times, fn in (pair if rep % 2 == 0 else pair[::-1]):
             times.append(timed(fn, device))
-    result = {"compile_s": compile_s, "max_rel_diff": rel, "eager_s": statistics.median(eager_t),
-              "compiled_s": statistics.median(compiled_t)}
+    eager_s, compiled_s = statistics.median(eager_t), statistics.median(compiled_t)
     print(f"\none KL Hessian-vector product of the exact update, as written and through torch.compile "
           f"(TorchInductor), alternating, median of {repeat}:")
     print(f"  first compiled call (compiling)  {compile_s:8.2f} s")
-    print(f"  as written                       {result['eager_s']:8.3f} s  (times {', '.join(f'{x:.3f}' for x in eager_t)})")
-    print(f"  torch.compile                    {result['compiled_s']:8.3f} s  (times "
+    print(f"  as written                       {eager_s:8.3f} s  (times {', '.join(f'{x:.3f}' for x in eager_t)})")
+    print(f"  torch.compile                    {compiled_s:8.3f} s  (times "
           f"{', '.join(f'{x:.3f}' for x in compiled_t)})")
-    print(f"  compiled / as written            {result['compiled_s'] / result['eager_s']:8.2f}x the time; largest "
+    print(f"  compiled / as written            {compiled_s / eager_s:8.2f}x the time; largest "
           f"difference {rel:.1e} of the product's largest entry")
-    return result
 
 
 def bmm_rate(T: int, N: int, width: int, device: torch.device, dtype: torch.dtype, reps: int = 3) -> float:

@@ -23,6 +23,8 @@ import torch
 from metarl import cli
 from metarl.checkpoint import load_checkpoint, save_checkpoint
 
+from .metarl.helpers import run_main
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 SMOKE = os.path.join(ROOT, "experiments", "configs", "smoke_navigation2d.yaml")
 SMOKE_CHEETAH = os.path.join(ROOT, "experiments", "configs", "smoke_halfcheetah_vel.yaml")
@@ -30,12 +32,8 @@ SMOKE_CHEETAH = os.path.join(ROOT, "experiments", "configs", "smoke_halfcheetah_
 
 def run_cli(capsys, *argv):
     """``metarl ARGV`` in this process: (exit status, stderr); argparse usage errors count as status 2."""
-    try:
-        code = cli.main([str(a) for a in argv])
-    except SystemExit as exc:  # argparse
-        code = exc.code
-    err = capsys.readouterr().err
-    return code, err
+    res = run_main(capsys, *argv)
+    return res.returncode, res.stderr
 
 
 def one_line_error(err: str, *needles: str) -> None:

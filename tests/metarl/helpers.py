@@ -1,8 +1,12 @@
-"""Tiny float64 problems with known structure, shared by the math tests."""
+"""Tiny float64 problems with known structure, shared by the math tests; the ``metarl`` command run in the
+test process, shared by the command-line tests."""
+
+import subprocess
 
 import numpy as np
 import torch
 
+from metarl import cli
 from metarl.adaptation import AdaptationData
 from metarl.baseline import LinearFeatureBaseline
 from metarl.config import load_config
@@ -50,3 +54,15 @@ def sampling_problem(cfg_path, overrides=(), dtype=torch.float32):
                for k, v in params.items()}
     tasks = env.sample_tasks(a.num_tasks, np.random.default_rng(5))
     return cfg, env, policy, params, batched, tasks
+
+
+def run_main(capsys, *argv) -> subprocess.CompletedProcess:
+    """``metarl ARGV`` through ``metarl.cli.main`` in this process (no interpreter start-up and torch import
+    per call): its exit status (argparse's usage errors included, status 2) and what it printed since the
+    last ``capsys.readouterr()``."""
+    try:
+        code = cli.main([str(a) for a in argv])
+    except SystemExit as exc:  # argparse
+        code = exc.code
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(["metarl", *map(str, argv)], code, out, err)

@@ -17,6 +17,8 @@ from metarl.config import ConfigError, EnvConfig, load_config
 from metarl.errors import UsageError
 from metarl.policy import GaussianMLPPolicy
 
+from .helpers import run_main
+
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 SMOKE_NAV = os.path.join(ROOT, "experiments", "configs", "smoke_navigation2d.yaml")
 
@@ -207,51 +209,37 @@ def cli(*args, **kw):
     return subprocess.run([sys.executable, "-m", "metarl.cli", *args], capture_output=True, text=True, timeout=600, **kw)
 
 
-def cli_here(capsys, *args):
-    """``metarl ARGS`` through ``metarl.cli.main`` in this process (no interpreter start-up and torch import per
-    call): the same exit status and output as :func:`cli`, argparse's usage errors included."""
-    from metarl import cli as metarl_cli
-
-    capsys.readouterr()
-    try:
-        code = metarl_cli.main([str(a) for a in args])
-    except SystemExit as exc:  # argparse
-        code = exc.code
-    out, err = capsys.readouterr()
-    return subprocess.CompletedProcess(["metarl", *args], code, out, err)
-
-
 def test_end_to_end_train_evaluate_plot(tmp_path, capsys):
     run = tmp_path / "run"
     r = cli("train", "--config", SMOKE_NAV, "--output", str(run), "--iterations", "2", "--no-progress")
     assert r.returncode == 0, r.stderr  # training in its own process, the later commands through main()
-    r = cli_here(capsys, "evaluate", str(run), "--tasks", "4", "--episodes", "3", "--steps", "2")
+    r = run_main(capsys, "evaluate", str(run), "--tasks", "4", "--episodes", "3", "--steps", "2")
     assert r.returncode == 0, r.stderr
     assert "step 2:" in r.stdout
     res = json.loads((run / "evaluation" / "results.json").read_text())
     assert res["settings"]["step_size"] == 0.5 and res["step_sizes"] == [0.5, 0.25]
     assert np.array(res["returns"]).shape == (4, 3)
-    r = cli_here(capsys, "evaluate", "--random", "--config", SMOKE_NAV, "--output", str(tmp_path / "random"),
+    r = run_main(capsys, "evaluate", "--random", "--config", SMOKE_NAV, "--output", str(tmp_path / "random"),
                  "--tasks", "4", "--episodes", "3", "--steps", "2")
     assert r.returncode == 0, r.stderr
-    r = cli_here(capsys, "plot", f"maml={run / 'evaluation'}", f"random={tmp_path / 'random'}", "--output",
+    r = run_main(capsys, "plot", f"maml={run / 'evaluation'}", f"random={tmp_path / 'random'}", "--output",
                  str(tmp_path / "fig.png"))
     assert r.returncode == 0, r.stderr
     assert "maml" in r.stdout and (tmp_path / "fig.png").exists()
     # again into the same place: refused, nothing overwritten
     before = (run / "evaluation" / "results.json").read_bytes()
-    r = cli_here(capsys, "evaluate", str(run), "--tasks", "4", "--episodes", "3", "--steps", "2")
+    r = run_main(capsys, "evaluate", str(run), "--tasks", "4", "--episodes", "3", "--steps", "2")
     assert r.returncode == 2 and "--overwrite" in r.stderr
     assert (run / "evaluation" / "results.json").read_bytes() == before
-    r = cli_here(capsys, "evaluate", str(run), "--steps", "-1", "--output", str(tmp_path / "neg"))
+    r = run_main(capsys, "evaluate", str(run), "--steps", "-1", "--output", str(tmp_path / "neg"))
     assert r.returncode == 2 and "--steps" in r.stderr and not (tmp_path / "neg").exists()
-    r = cli_here(capsys, "evaluate", str(tmp_path / "missing"))
+    r = run_main(capsys, "evaluate", str(tmp_path / "missing"))
     assert r.returncode == 2 and "does not exist" in r.stderr
 
 
 def test_checkpoint_of_another_observation_space_is_refused(tmp_path, capsys):
     run = tmp_path / "run"
-    r = cli_here(capsys, "train", "--config", SMOKE_NAV, "--output", str(run), "--iterations", "1", "--no-progress")
+    r = run_main(capsys, "train", "--config", SMOKE_NAV, "--output", str(run), "--iterations", "1", "--no-progress")
     assert r.returncode == 0, r.stderr
     from metarl.checkpoint import CheckpointError
 
@@ -324,9 +312,9 @@ def test_evaluate_set_changes_the_runs_physics_only_and_records_it(tmp_path, cap
     """``metarl evaluate RUN --set env....``: the shipped HalfCheetahVel meta-policy under another MuJoCo solver."""
     zoo = os.path.join(ROOT, "experiments", "zoo", "halfcheetah_vel")
     small = ["--tasks", "2", "--episodes", "2", "--steps", "1", "--batch-steps", "0"]
-    r = cli_here(capsys, "evaluate", zoo, *small, "--output", str(tmp_path / "default"))
+    r = run_main(capsys, "evaluate", zoo, *small, "--output", str(tmp_path / "default"))
     assert r.returncode == 0, r.stderr
-    r = cli_here(capsys, "evaluate", zoo, *small, "--output", str(tmp_path / "pgs"), "--set",
+    r = run_main(capsys, "evaluate", zoo, *small, "--output", str(tmp_path / "pgs"), "--set",
                  "env.kwargs.physics.solver=pgs", "--set", "env.kwargs.physics.disable=[eulerdamp]")
     assert r.returncode == 0, r.stderr
     settings = json.loads((tmp_path / "pgs" / "results.json").read_text())["settings"]
@@ -334,17 +322,17 @@ def test_evaluate_set_changes_the_runs_physics_only_and_records_it(tmp_path, cap
     default = (tmp_path / "default" / "per_goal.csv").read_text()
     assert default != (tmp_path / "pgs" / "per_goal.csv").read_text()  # the same episodes' seeds, other physics
     # the network and training fields stay the run's; a bad option is named; nothing is written either way
-    r = cli_here(capsys, "evaluate", zoo, *small, "--output", str(tmp_path / "bad1"), "--set",
+    r = run_main(capsys, "evaluate", zoo, *small, "--output", str(tmp_path / "bad1"), "--set",
                  "policy.hidden_sizes=[8]")
     assert r.returncode == 2 and "changes only the env's kwargs" in r.stderr and "Traceback" not in r.stderr
-    r = cli_here(capsys, "evaluate", zoo, *small, "--output", str(tmp_path / "bad2"), "--set",
+    r = run_main(capsys, "evaluate", zoo, *small, "--output", str(tmp_path / "bad2"), "--set",
                  "env.kwargs.physics.solver=lcp")
     assert r.returncode == 2 and "physics.solver" in r.stderr and "lcp" in r.stderr and "Traceback" not in r.stderr
     # the task and its imports stay the run's; a changed env never goes into the run's own evaluation/
-    r = cli_here(capsys, "evaluate", zoo, *small, "--output", str(tmp_path / "bad3"), "--set",
+    r = run_main(capsys, "evaluate", zoo, *small, "--output", str(tmp_path / "bad3"), "--set",
                  "env.id=metarl/HalfCheetahDir-v0")
     assert r.returncode == 2 and "env.id" in r.stderr and "Traceback" not in r.stderr
-    r = cli_here(capsys, "evaluate", zoo, *small, "--set", "env.kwargs.physics.solver=pgs")
+    r = run_main(capsys, "evaluate", zoo, *small, "--set", "env.kwargs.physics.solver=pgs")
     assert r.returncode == 2 and "--output" in r.stderr and "Traceback" not in r.stderr
     assert not any((tmp_path / d).exists() for d in ("bad1", "bad2", "bad3"))
     # physics: {} is the paper's simulation, not a departure from its protocol
