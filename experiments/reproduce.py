@@ -3,7 +3,7 @@
     python experiments/reproduce.py navigation2d --output runs/fig-nav
     python experiments/reproduce.py halfcheetah_vel --output runs/fig-hcvel --iterations 100 --baseline-steps 2000000
 
-The baselines train with TRPO (sb3-contrib's; the paper also used TRPO).  Their default budget is per task,
+The baselines train with TRPO (sb3-contrib's; the paper also used TRPO), or PPO with --baseline-algo ppo.  Their default budget is per task,
 the same for the pretrained policy and the oracle: the env steps after which the oracle's training curve was
 measured flat (docs/evaluation.md, "Measured: TRPO baselines"): 1,000,000 for navigation2d, 5,000,000 for
 halfcheetah_vel, 20,000,000 for halfcheetah_dir (the pretrained policy was measured at 5,000,000 only); the
@@ -44,6 +44,8 @@ def main() -> None:
     p.add_argument("--iterations", type=int, help="meta-iterations (default: the config's)")
     p.add_argument("--baseline-steps", type=int,
                    help="TRPO env steps for pretrained and oracle (default: per task, see above; 5,000,000 otherwise)")
+    p.add_argument("--baseline-algo", choices=["trpo", "ppo"], default="trpo",
+                   help="the RL algorithm of the pretrained and oracle baselines (default trpo, the paper's)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     if args.baseline_steps is None:
@@ -64,7 +66,7 @@ def main() -> None:
     for kind in ("pretrained", "oracle"):
         if not os.path.exists(os.path.join(out, kind, "checkpoints", "best.pt")):
             metarl("baseline", kind, "--config", config, "--output", os.path.join(out, kind),
-                   "--timesteps", str(args.baseline_steps), "--seed", str(args.seed))
+                   "--timesteps", str(args.baseline_steps), "--algo", args.baseline_algo, "--seed", str(args.seed))
     sources = {"maml": maml, "pretrained": os.path.join(out, "pretrained"), "oracle": os.path.join(out, "oracle")}
     for src in sources.values():
         if not os.path.exists(os.path.join(src, "evaluation", "results.json")):

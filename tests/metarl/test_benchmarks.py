@@ -217,3 +217,42 @@ def test_zoo_seeds_reproduce_the_seed_spread_tables():
             assert ev.protocol_differences(results["settings"]) == []
             finished += 1
     assert finished >= 7  # two HalfCheetahVel seeds, five HalfCheetahDir seeds
+
+
+def _reproduce_commands(monkeypatch, tmp_path, *flags):
+    """The ``metarl`` commands experiments/reproduce.py runs for ``flags`` (recorded, not run)."""
+    from experiments import reproduce
+
+    calls = []
+    monkeypatch.setattr(reproduce, "metarl", lambda *args, capture=False: calls.append(args) or "")
+    monkeypatch.setattr(sys, "argv", ["reproduce", "smoke_navigation2d", "--output", str(tmp_path / "fig"), *flags])
+    reproduce.main()
+    return calls
+
+
+def test_reproduce_trains_the_baselines_with_the_chosen_algorithm(monkeypatch, tmp_path):
+    for flags, algo in (((), "trpo"), (("--baseline-algo", "ppo"), "ppo")):
+        baselines = [c for c in _reproduce_commands(monkeypatch, tmp_path, *flags) if c[0] == "baseline"]
+        assert [c[1] for c in baselines] == ["pretrained", "oracle"]
+        assert all(c[c.index("--algo") + 1] == algo for c in baselines)
+    with pytest.raises(SystemExit):
+        _reproduce_commands(monkeypatch, tmp_path, "--baseline-algo", "a2c")
+
+
+@pytest.mark.slow
+def test_reproduce_runs_the_whole_chain_with_ppo_baselines(tmp_path):
+    # as a user runs it, tiny budgets: train, both baselines, four evaluations, the figure and the table
+    import subprocess
+
+    from metarl.checkpoint import load_checkpoint
+
+    out = tmp_path / "fig"
+    from experiments import reproduce
+
+    subprocess.run([sys.executable, reproduce.__file__, "smoke_navigation2d", "--output", str(out),
+                    "--iterations", "2", "--baseline-steps", "2048", "--baseline-algo", "ppo"],
+                   check=True, capture_output=True)
+    for kind in ("pretrained", "oracle"):
+        assert load_checkpoint(str(out / kind / "checkpoints" / "best.pt"))["sb3_algo"] == "ppo"
+    table = (out / "table.txt").read_text()
+    assert all(f"{m} " in table for m in ("maml", "pretrained", "oracle", "random")) and (out / "figure.png").exists()
