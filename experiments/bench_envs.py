@@ -10,7 +10,7 @@ Ratios are what to read: ``ours / C ref`` (goal >= 0.90) and, for ``dynamics=gym
 ``ours / gym sync`` (goal >= 3 for the half-cheetah).  Slot-steps of terminated ant slots are not
 simulated by our envs, so only simulated slot-steps are counted.
 
-    python experiments/bench_envs.py            # the full table (a few minutes on 2 cores)
+    python experiments/bench_envs.py            # the full table (about 8 minutes on the 2-core development machine)
     python experiments/bench_envs.py --quick    # one small configuration per env
 """
 

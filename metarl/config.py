@@ -136,11 +136,11 @@ class SamplerConfig:
 class TrainConfig:
     env: EnvConfig = field(default_factory=EnvConfig, metadata={"help": "the task environment"})
     policy: PolicyConfig = field(default_factory=PolicyConfig, metadata={"help": "the policy network"})
-    algo: AlgoConfig = field(default_factory=AlgoConfig, metadata={"help": "MAML-TRPO hyperparameters"})
+    algo: AlgoConfig = field(default_factory=AlgoConfig, metadata={"help": "the meta-learning algorithm and its hyperparameters (MAML-TRPO by default)"})
     sampler: SamplerConfig = field(default_factory=SamplerConfig, metadata={"help": "where episodes are sampled (local or Ray)"})
     iterations: int = doc(500, "meta-iterations to run in total")
     seed: int = doc(0, "seed of every random stream (tasks, env resets, action noise, initial policy)")
-    device: str = doc("cpu", "where the learner runs: cpu or cuda")
+    device: str = doc("cpu", "where the learner runs: cpu, cuda or cuda:N")
     dtype: str = doc("float32", "learner precision: float32 or float64")
     checkpoint_every: int = doc(10, "write checkpoints/iter_NNNNNN.pt every this many iterations")
     eval_every: int = doc(0, "every this many iterations, log a cheap adaptation curve on fixed test tasks (0: never)")
