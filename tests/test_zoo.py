@@ -127,7 +127,7 @@ def test_zoo_entry_is_a_small_run_directory_that_loads_and_evaluates(name):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ENTRIES[:1])
+@pytest.mark.parametrize("name", ENTRIES)
 def test_zoo_entry_summary_is_reproduced_exactly(name, tmp_path):
     # as a user runs it: the `metarl` command with torch's default threads (the test suite pins one thread,
     # and the number of threads changes the order of float additions in the products and the baseline's fit)
