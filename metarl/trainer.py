@@ -78,6 +78,22 @@ class RunState:
 RESUMABLE_FIELDS = ("iterations", "device", "progress_bar")
 
 
+def _refuse_restart_over_saved_work(run_dir: str) -> None:
+    """A run without ``latest.pt`` resumes from iteration 0 only when it saved no checkpoint yet (killed before
+    its first one): with other checkpoints, starting over would overwrite them, so that is refused with the way back."""
+    ckpt_dir = os.path.join(run_dir, "checkpoints")
+    kept = sorted(f for f in os.listdir(ckpt_dir) if f.endswith(".pt")) if os.path.isdir(ckpt_dir) else []
+    if not kept:
+        return
+    newest = [f for f in kept if f.startswith("iter_")]
+    fix = (f"copy its newest checkpoint to it (cp {os.path.join(ckpt_dir, newest[-1])} {os.path.join(ckpt_dir, 'latest.pt')}) "
+           "and resume again" if newest else "start a new --output")
+    raise CheckpointError(
+        f"--resume: {run_dir!r} has no checkpoints/latest.pt but holds other checkpoints ({', '.join(kept)}); "
+        f"resuming would start the run over and overwrite them: {fix}"
+    )
+
+
 def saved_run(run_dir: str, run_id: str = "") -> tuple[TrainConfig, dict | None]:
     """The saved config of a run directory and its ``latest.pt`` state (None if the run has none yet).
 
@@ -95,6 +111,7 @@ def saved_run(run_dir: str, run_id: str = "") -> tuple[TrainConfig, dict | None]
             f"--resume: {run_dir!r} holds neither config.yaml nor checkpoints/latest.pt; there is nothing to resume"
         )
     if saved is None:
+        _refuse_restart_over_saved_work(run_dir)
         return cfg, None
     if run_id and saved.get("run_id") and saved["run_id"] != run_id:
         raise CheckpointError(

@@ -391,3 +391,19 @@ def test_results_json_is_valid_json_after_evaluate(trained, tmp_path, capsys):
     assert run_cli(capsys, "evaluate", trained, "--output", out, "--tasks", "2", "--episodes", "2", "--steps", "1")[0] == 0
     data = json.loads((out / "results.json").read_text())
     assert data["settings"]["env"]["id"] == "metarl/Navigation2D-v0"
+
+
+def test_resume_without_latest_but_with_older_checkpoints_refuses_to_start_over(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run_cli(capsys, "train", "--config", SMOKE, "--output", out, "--no-progress",
+                   "--set", "checkpoint_every=2")[0] == 0
+    (out / "checkpoints" / "latest.pt").unlink()
+    before = snapshot(out)
+    code, err = run_cli(capsys, "train", "--output", out, "--resume", "--iterations", "4", "--no-progress")
+    assert code == 2
+    one_line_error(err, "no checkpoints/latest.pt", "iter_000002.pt", "cp ")
+    assert snapshot(out) == before  # nothing started over: progress, best.pt and the iter_ files as they were
+    newest = sorted((out / "checkpoints").glob("iter_*.pt"))[-1]
+    (out / "checkpoints" / "latest.pt").write_bytes(newest.read_bytes())
+    assert run_cli(capsys, "train", "--output", out, "--resume", "--iterations", "4", "--no-progress")[0] == 0
+    assert load_checkpoint(out / "checkpoints" / "latest.pt")["iteration"] == 4
