@@ -30,6 +30,7 @@ import time
 from metarl import threads
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+MARKER = ".bench_side_by_side"  # marks an --output this script wrote, the only kind it replaces
 
 
 POLICIES = {"openmp": "OpenMP's defaults (spin 300000, sleep)", "metarl": "metarl's (GOMP_SPINCOUNT=10000)",
@@ -83,18 +84,28 @@ def main() -> None:
     p.add_argument("--iterations", type=int, default=3)
     p.add_argument("--rounds", type=int, default=2,
                    help="rounds of every policy, in alternating order (A B, B A, ...) so that drift falls on both")
-    p.add_argument("--output", required=True, help="directory for the runs (replaced)")
+    p.add_argument("--output", required=True,
+                   help="directory for the runs (new or empty; one this script wrote before is replaced)")
     p.add_argument("--sampling-threads", type=int, help="torch threads of the sampler's policy calls (default: metarl's)")
     p.add_argument("--torch-threads", type=int, help="torch threads of each process, i.e. of the learner (default: torch's)")
     p.add_argument("--wait-policy", default="openmp,metarl",
                    help=f"comma-separated OpenMP wait policies to compare, of {', '.join(POLICIES)} (default: openmp,metarl)")
     args = p.parse_args()
     config = os.path.join(HERE, "configs", f"{args.config}.yaml")
-    if os.path.exists(args.output):
-        shutil.rmtree(args.output)
     policies = [w.strip() for w in args.wait_policy.split(",") if w.strip()]
     if not policies or any(w not in POLICIES for w in policies):
         p.error(f"--wait-policy: {args.wait_policy!r} is not a comma-separated list of {', '.join(POLICIES)}")
+    if not os.path.isfile(config):
+        p.error(f"--config: no experiments/configs/{args.config}.yaml; give a config name from that folder")
+    if os.path.exists(args.output):
+        if not os.path.isdir(args.output):
+            p.error(f"--output: {args.output!r} is a file; give a directory for the runs")
+        if os.listdir(args.output) and not os.path.isfile(os.path.join(args.output, MARKER)):
+            p.error(f"--output: {args.output!r} holds files this script did not write; give a new or empty directory")
+        shutil.rmtree(args.output)
+    os.makedirs(args.output)
+    with open(os.path.join(args.output, MARKER), "w") as fh:
+        fh.write("runs of experiments/bench_side_by_side.py; replaced by its next run with this --output\n")
     load = os.getloadavg()[0]
     dirs: dict[str, list[dict[str, str]]] = {policy: [] for policy in policies}
     for r in range(args.rounds):

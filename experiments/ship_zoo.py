@@ -26,14 +26,29 @@ EVALUATION = ("summary.csv", "per_goal.csv", "results.json", "curve.png")
 MAX_BYTES = 1_000_000
 
 
+class ShipError(ValueError):
+    """Bad arguments, found before anything is written or removed."""
+
+
+def check_paths(run_dir: str, entry: str, overwrite: bool) -> None:
+    """Everything ``ship`` needs, checked before it removes or writes anything."""
+    for name in SHIPPED:
+        if not os.path.isfile(os.path.join(run_dir, name)):
+            raise ShipError(f"run: {run_dir!r} has no {name}; give a finished metarl run directory")
+    run, target = os.path.realpath(run_dir), os.path.realpath(entry)
+    if target == run or target.startswith(run + os.sep) or run.startswith(target + os.sep):
+        raise ShipError(f"entry: {entry!r} is the run {run_dir!r}, inside it or around it; give a separate zoo folder")
+    if os.path.exists(entry) and not os.path.isdir(entry):
+        raise ShipError(f"entry: {entry!r} is a file; give a folder path (a zoo entry is a directory)")
+    if os.path.isdir(entry) and os.listdir(entry) and not overwrite:
+        raise ShipError(f"entry: {entry!r} exists; pass --overwrite to replace it")
+
+
 def ship(run_dir: str, entry: str, overwrite: bool = False, curve: bool = True) -> int:
-    if os.path.exists(entry) and os.listdir(entry) and not overwrite:
-        raise SystemExit(f"{entry} exists; pass --overwrite to replace it")
+    check_paths(run_dir, entry, overwrite)
     shutil.rmtree(entry, ignore_errors=True)
     for name in SHIPPED:
         source = os.path.join(run_dir, name)
-        if not os.path.isfile(source):
-            raise SystemExit(f"{run_dir} has no {name}; is it a finished metarl run?")
         os.makedirs(os.path.dirname(os.path.join(entry, name)) or entry, exist_ok=True)
         shutil.copyfile(source, os.path.join(entry, name))
     evaluation = os.path.join(entry, "evaluation")
@@ -54,6 +69,10 @@ def main() -> None:
     parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--no-curve", action="store_true", help="leave the figure out (for an entry's other seeds)")
     args = parser.parse_args()
+    try:
+        check_paths(args.run, args.entry, args.overwrite)
+    except ShipError as exc:
+        parser.error(str(exc))
     size = ship(args.run, args.entry, args.overwrite, curve=not args.no_curve)
     print(f"wrote {args.entry} ({size / 1e3:.0f} kB)")
 

@@ -256,3 +256,42 @@ def test_reproduce_runs_the_whole_chain_with_ppo_baselines(tmp_path):
         assert load_checkpoint(str(out / kind / "checkpoints" / "best.pt"))["sb3_algo"] == "ppo"
     table = (out / "table.txt").read_text()
     assert all(f"{m} " in table for m in ("maml", "pretrained", "oracle", "random")) and (out / "figure.png").exists()
+
+
+def test_bench_side_by_side_never_removes_a_folder_it_did_not_write(monkeypatch, capsys, tmp_path):
+    from experiments import bench_side_by_side
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "keep.txt").write_text("notes")
+    for argv in (["--output", str(mine)], ["--output", str(mine), "--wait-policy", "bogus"],
+                 ["--output", str(mine / "keep.txt")], ["--output", str(tmp_path / "new"), "--config", "nosuch"]):
+        monkeypatch.setattr(sys, "argv", ["bench_side_by_side", *argv])
+        with pytest.raises(SystemExit) as exc:
+            bench_side_by_side.main()
+        assert exc.value.code == 2
+        assert (mine / "keep.txt").read_text() == "notes"
+    err = capsys.readouterr().err
+    assert "did not write" in err and "--wait-policy" in err and "is a file" in err and "--config" in err
+    assert not (tmp_path / "new").exists()
+
+
+def test_ship_zoo_checks_the_run_and_the_entry_before_removing_anything(monkeypatch, capsys, tmp_path):
+    from experiments import ship_zoo
+
+    run, entry = tmp_path / "run", tmp_path / "entry"
+    for name in ship_zoo.SHIPPED:
+        (run / name).parent.mkdir(parents=True, exist_ok=True)
+        (run / name).write_text("saved")
+    entry.mkdir()
+    (entry / "old.txt").write_text("shipped before")
+    cases = {(str(tmp_path / "nosuch"), str(entry)): "has no config.yaml",
+             (str(run), str(run)): "is the run", (str(run), str(run / "checkpoints")): "is the run",
+             (str(run), str(run / "config.yaml")): "is the run", (str(run), str(entry / "old.txt")): "is a file"}
+    for (source, target), needle in cases.items():
+        monkeypatch.setattr(sys, "argv", ["ship_zoo", source, target, "--overwrite"])
+        with pytest.raises(SystemExit) as exc:
+            ship_zoo.main()
+        assert exc.value.code == 2 and needle in capsys.readouterr().err
+    assert (entry / "old.txt").read_text() == "shipped before"
+    assert all((run / name).read_text() == "saved" for name in ship_zoo.SHIPPED)
