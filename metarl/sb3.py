@@ -425,6 +425,11 @@ def train_baseline(kind: str, cfg: Any, output: str, timesteps: int, seed: int |
             from stable_baselines3 import PPO
 
             model = PPO("MlpPolicy", vec, **common)
+        # SB3's default logger with verbose=0 makes an empty SB3-<time> folder in the system's temp directory at
+        # every learn(); the run writes its own training_curve.csv, so SB3 logs nowhere
+        from stable_baselines3.common.logger import Logger
+
+        model.set_logger(Logger(folder=None, output_formats=[]))
         if loaded is not None:
             try:
                 model.policy.load_state_dict(loaded[0])

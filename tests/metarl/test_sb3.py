@@ -89,11 +89,16 @@ def test_conversion_refuses_other_activations():
 
 
 @pytest.mark.parametrize("kind,algo", [("pretrained", "trpo"), ("oracle", "trpo"), ("oracle", "ppo")])
-def test_baseline_command_writes_an_evaluable_checkpoint(tmp_path, kind, algo):
+def test_baseline_command_writes_an_evaluable_checkpoint(tmp_path, kind, algo, monkeypatch):
+    import tempfile
+
+    temp = tmp_path / "system-temp"  # nothing outside the output: SB3's logger would make SB3-<time> folders here
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
     cfg = load_config(ev.os.path.join(ev.os.path.dirname(__file__), "..", "..", "experiments", "configs", "smoke_navigation2d.yaml"))
     train_baseline(kind, cfg, str(tmp_path / kind), timesteps=400, seed=0, num_slots=4, progress=lambda m: None,
                    algo=algo)
-    assert (tmp_path / kind / "sb3_model.zip").exists()
+    assert (tmp_path / kind / "sb3_model.zip").exists() and list(temp.iterdir()) == []
     curve = (tmp_path / kind / "training_curve.csv").read_text().splitlines()
     assert curve[0] == "env_steps,mean_episode_return,episodes" and len(curve) >= 3
     assert all(np.isfinite(float(row.split(",")[1])) for row in curve[1:])
