@@ -129,8 +129,8 @@ class Run:
         env = make_env(cfg.env, 1)
         policy = GaussianMLPPolicy(env.single_observation_space.shape[0], env.single_action_space.shape[0],
                                    cfg.policy.hidden_sizes, cfg.policy.init_std)
-        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-            raise ConfigError(f"--seed: expected an integer >= 0, got {seed!r}")
+        if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63:
+            raise ConfigError(f"--seed: expected an integer >= 0 and below 2**63, got {seed!r}")
         params = policy.init_params(torch.Generator().manual_seed(seed))
         run = cls(cfg, policy, params, method="random", checkpoint="random initialisation")
         run._envs[1] = env

@@ -193,8 +193,8 @@ def _env_overrides(cfg: Any, overrides: list[str]) -> Any:
 
 
 def _non_negative(value: int, flag: str) -> int:
-    if value < 0:
-        raise ConfigError(f"{flag}: expected an integer >= 0, got {value}")
+    if not 0 <= value < 2**63:
+        raise ConfigError(f"{flag}: expected an integer >= 0 and below 2**63, got {value}")
     return value
 
 

@@ -174,6 +174,9 @@ class TrainConfig:
                             "algo.inner_step_size": a.inner_step_size}.items():
             if value < 0:
                 raise ConfigError(f"config field '{name}': expected a number >= 0, got {value!r}")
+        if self.seed >= 2**63:
+            raise ConfigError(f"config field 'seed': expected an integer below 2**63 (torch's seeds are 64-bit "
+                              f"signed), got {self.seed}")
         for name, value in {"algo.discount": a.discount, "algo.gae_lambda": a.gae_lambda}.items():
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"config field '{name}': expected a value in [0, 1], got {value!r}")

@@ -370,8 +370,8 @@ def train_baseline(kind: str, cfg: Any, output: str, timesteps: int, seed: int |
     for flag, value in (("--timesteps", timesteps), ("--slots", num_slots), ("save_every", save_every)):
         if not isinstance(value, int) or value < 1:
             raise ConfigError(f"{flag}: expected a positive integer, got {value!r}")
-    if not isinstance(seed, int) or seed < 0:
-        raise ConfigError(f"--seed: expected an integer >= 0, got {seed!r}")
+    if not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise ConfigError(f"--seed: expected an integer >= 0 and below 2**63, got {seed!r}")
     os.makedirs(output, exist_ok=True)
     lock = RunDirectory.lock(output)  # one process writes a baseline folder at a time
     try:

@@ -407,3 +407,22 @@ def test_resume_without_latest_but_with_older_checkpoints_refuses_to_start_over(
     (out / "checkpoints" / "latest.pt").write_bytes(newest.read_bytes())
     assert run_cli(capsys, "train", "--output", out, "--resume", "--iterations", "4", "--no-progress")[0] == 0
     assert load_checkpoint(out / "checkpoints" / "latest.pt")["iteration"] == 4
+
+
+def test_a_seed_too_large_for_torch_is_a_named_error(tmp_path, capsys):
+    huge = str(2**70)
+    code, err = run_cli(capsys, "train", "--config", SMOKE, "--output", tmp_path / "run", "--seed", huge)
+    assert code == 2
+    one_line_error(err, "'seed'", huge, "2**63")
+    assert not (tmp_path / "run").exists()
+    code, err = run_cli(capsys, "evaluate", "--random", "--config", SMOKE, "--output", tmp_path / "ev", "--seed", huge)
+    assert code == 2
+    one_line_error(err, "--seed", huge, "2**63")
+    run_dir = tmp_path / "trained"
+    assert run_cli(capsys, "train", "--config", SMOKE, "--output", run_dir, "--iterations", "1", "--no-progress")[0] == 0
+    code, err = run_cli(capsys, "evaluate", run_dir, "--output", tmp_path / "ev2", "--seed", huge)
+    assert code == 2
+    one_line_error(err, "--seed", huge, "2**63")
+    code, err = run_cli(capsys, "baseline", "oracle", "--config", SMOKE, "--output", tmp_path / "bl", "--seed", huge)
+    assert code == 2
+    one_line_error(err, "--seed", huge, "2**63")
