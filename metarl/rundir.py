@@ -216,10 +216,18 @@ class RunDirectory:
 
 
 def _legacy_run(path: str) -> bool:
-    """A run directory written by metarl before the marker existed: a config and a metarl latest checkpoint."""
-    return os.path.isfile(os.path.join(path, "config.yaml")) and os.path.isfile(
-        os.path.join(path, "checkpoints", "latest.pt")
-    )
+    """A run directory written by metarl before the marker existed: a config and a metarl latest checkpoint (one
+    that loads as metarl's, so that a folder of the user's with files of those names never counts as a run)."""
+    latest = os.path.join(path, "checkpoints", "latest.pt")
+    if not (os.path.isfile(os.path.join(path, "config.yaml")) and os.path.isfile(latest)):
+        return False
+    from metarl.checkpoint import CheckpointError, load_checkpoint  # weights only: loading runs no code
+
+    try:
+        load_checkpoint(latest)
+    except CheckpointError:
+        return False
+    return True
 
 
 def _refuse_if_locked(full: str) -> None:

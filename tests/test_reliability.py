@@ -426,3 +426,17 @@ def test_a_seed_too_large_for_torch_is_a_named_error(tmp_path, capsys):
     code, err = run_cli(capsys, "baseline", "oracle", "--config", SMOKE, "--output", tmp_path / "bl", "--seed", huge)
     assert code == 2
     one_line_error(err, "--seed", huge, "2**63")
+
+
+def test_overwrite_never_deletes_a_folder_that_only_looks_like_a_run(tmp_path, capsys):
+    # config.yaml and checkpoints/latest.pt of the user's own, no marker, not a metarl checkpoint
+    mine = tmp_path / "mine"
+    (mine / "checkpoints").mkdir(parents=True)
+    (mine / "config.yaml").write_text("my: notes\n")
+    (mine / "checkpoints" / "latest.pt").write_text("x")
+    (mine / "thesis.tex").write_text("chapter 1")
+    before = snapshot(mine)
+    code, err = run_cli(capsys, "train", "--config", SMOKE, "--output", mine, "--overwrite", "--iterations", "1")
+    assert code == 2
+    one_line_error(err, "not a metarl run directory", "choose another --output")
+    assert snapshot(mine) == before
