@@ -10,6 +10,7 @@ from typing import Mapping
 from torch.utils.tensorboard import SummaryWriter
 
 from metarl.checkpoint import atomic_write_bytes
+from metarl.errors import UsageError
 
 
 class RunLogger:
@@ -28,13 +29,25 @@ class RunLogger:
         self.writer = SummaryWriter(self.tb_dir, purge_step=start_iteration if start_iteration else None)
 
     def _truncate(self, start_iteration: int) -> None:
-        with open(self.csv_path, newline="") as fh:
-            rows = list(csv.DictReader(fh))
-            fh.seek(0)
-            header = next(csv.reader(fh), None)
-        if not header:
+        with open(self.csv_path, newline="", errors="replace") as fh:
+            lines = list(csv.reader(fh))
+        if not lines or not lines[0]:
             return
-        self._rewrite(header, [r for r in rows if int(float(r["iteration"])) < start_iteration])
+        header, body = lines[0], [row for row in lines[1:] if row]
+        if body and len(body[-1]) < len(header):  # a row cut short by a kill in the middle of its append
+            body = body[:-1]
+        kept = []
+        for number, row in enumerate(body, start=2):
+            record = dict(zip(header, row))
+            try:
+                iteration = int(float(record.get("iteration", "")))
+            except ValueError:
+                raise UsageError(
+                    f"{self.csv_path!r} line {number}: iteration {record.get('iteration')!r} is not a number; the "
+                    "file was edited or damaged: restore it (or delete that line) and resume again") from None
+            if iteration < start_iteration:
+                kept.append(record)
+        self._rewrite(header, kept)
 
     def _rewrite(self, columns: list[str], rows: list[dict[str, str]]) -> None:
         """Replace progress.csv atomically with ``rows`` under the header ``columns``; adopt that header only

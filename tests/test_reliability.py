@@ -440,3 +440,17 @@ def test_overwrite_never_deletes_a_folder_that_only_looks_like_a_run(tmp_path, c
     assert code == 2
     one_line_error(err, "not a metarl run directory", "choose another --output")
     assert snapshot(mine) == before
+
+
+def test_resume_drops_a_row_cut_short_by_a_kill_and_names_a_damaged_one(trained, capsys):
+    progress = trained / "progress.csv"
+    whole = progress.read_text()
+    progress.write_text(whole + whole.splitlines()[1][:3])  # a kill while appending: "0,-" (iteration 0 again)
+    assert run_cli(capsys, "train", "--output", trained, "--resume", "--iterations", "4", "--no-progress")[0] == 0
+    assert [r.split(",")[0] for r in progress.read_text().splitlines()[1:]] == ["0", "1", "2", "3"]
+    lines = progress.read_text().splitlines()
+    lines[2] = "abc" + lines[2][1:]
+    progress.write_text("\n".join(lines) + "\n")
+    code, err = run_cli(capsys, "train", "--output", trained, "--resume", "--iterations", "5", "--no-progress")
+    assert code == 2
+    one_line_error(err, "line 3", "'abc'", "restore it")
