@@ -33,7 +33,11 @@ DEFAULT_BASELINE_STEPS = 5_000_000
 def metarl(*args: str, capture: bool = False) -> str:
     cmd = [sys.executable, "-m", "metarl.cli", *args]
     print("+ metarl " + " ".join(args), flush=True)
-    res = subprocess.run(cmd, check=True, text=True, capture_output=capture)
+    res = subprocess.run(cmd, text=True, capture_output=capture)
+    if res.returncode != 0:  # the command has said why on stderr; stop the chain with its status
+        if capture:
+            sys.stderr.write(res.stderr)
+        sys.exit(res.returncode)
     return res.stdout if capture else ""
 
 
@@ -51,17 +55,24 @@ def main() -> None:
     if args.baseline_steps is None:
         args.baseline_steps = BASELINE_STEPS.get(args.task, DEFAULT_BASELINE_STEPS)
     elif args.baseline_steps < 1:
-        sys.exit(f"--baseline-steps: expected a positive integer, got {args.baseline_steps}")
+        p.error(f"--baseline-steps: expected a positive integer, got {args.baseline_steps}")
+    if args.iterations is not None and args.iterations < 1:
+        p.error(f"--iterations: expected a positive integer, got {args.iterations}")
     config = os.path.join(HERE, "configs", f"{args.task}.yaml")
+    if not os.path.isfile(config):
+        names = sorted(f[:-5] for f in os.listdir(os.path.join(HERE, "configs")) if f.endswith(".yaml"))
+        p.error(f"task: no config named {args.task!r}; choose one of {', '.join(names)}")
     out = args.output
+    if os.path.exists(out) and not os.path.isdir(out):
+        p.error(f"--output: {out!r} is a file; give a directory for the figure's runs")
     os.makedirs(out, exist_ok=True)
 
     maml = os.path.join(out, "maml")
     train = ["train", "--config", config, "--output", maml, "--seed", str(args.seed), "--no-progress"]
-    if args.iterations:
+    if args.iterations is not None:
         train += ["--iterations", str(args.iterations)]
     if os.path.exists(os.path.join(maml, "checkpoints", "latest.pt")):
-        train = ["train", "--output", maml, "--resume", "--no-progress"] + (["--iterations", str(args.iterations)] if args.iterations else [])
+        train = ["train", "--output", maml, "--resume", "--no-progress"] + (["--iterations", str(args.iterations)] if args.iterations is not None else [])
     metarl(*train)
     for kind in ("pretrained", "oracle"):
         if not os.path.exists(os.path.join(out, kind, "checkpoints", "best.pt")):

@@ -295,3 +295,19 @@ def test_ship_zoo_checks_the_run_and_the_entry_before_removing_anything(monkeypa
         assert exc.value.code == 2 and needle in capsys.readouterr().err
     assert (entry / "old.txt").read_text() == "shipped before"
     assert all((run / name).read_text() == "saved" for name in ship_zoo.SHIPPED)
+
+
+def test_reproduce_checks_its_arguments_before_writing(monkeypatch, capsys, tmp_path):
+    from experiments import reproduce
+
+    a_file = tmp_path / "a_file"
+    a_file.write_text("keep")
+    cases = {("nosuchtask", "--output", str(tmp_path / "d")): "no config named 'nosuchtask'",
+             ("smoke_navigation2d", "--output", str(tmp_path / "d"), "--iterations", "0"): "--iterations",
+             ("smoke_navigation2d", "--output", str(a_file)): "is a file"}
+    for argv, needle in cases.items():
+        monkeypatch.setattr(sys, "argv", ["reproduce", *argv])
+        with pytest.raises(SystemExit) as exc:
+            reproduce.main()
+        assert exc.value.code == 2 and needle in capsys.readouterr().err
+    assert not (tmp_path / "d").exists() and a_file.read_text() == "keep"
