@@ -77,6 +77,10 @@ def main() -> None:
     p.add_argument("--updates", type=int, default=2, help="timed updates per process (default 2)")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if not os.path.isfile(os.path.join(HERE, "configs", f"{args.config}.yaml")):
+        p.error(f"--config: no experiments/configs/{args.config}.yaml; give a config name from that folder")
+    if args.rounds < 1 or args.updates < 1:
+        p.error(f"--rounds and --updates: expected positive integers, got {args.rounds} and {args.updates}")
     if args.child:
         print(json.dumps(child(args.config, args.updates)))
         return

@@ -42,7 +42,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from metarl import curvature, trpo
 from metarl.baseline import LinearFeatureBaseline
-from metarl.config import load_config
+from metarl.config import ConfigError, load_config
 from metarl.environment import make_env
 from metarl.maml import MAMLTRPO
 from metarl.memory import keep_freed_memory
@@ -283,7 +283,10 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=1, help="time each update this many times, in alternating order; "
                    "medians are reported")
     args = p.parse_args()
-    cfg = load_config(os.path.join(HERE, "configs", f"{args.config}.yaml"), args.set)
+    try:
+        cfg = load_config(os.path.join(HERE, "configs", f"{args.config}.yaml"), args.set)
+    except ConfigError as exc:
+        p.error(str(exc))
     kept = keep_freed_memory()  # as the trainer does (experiments/bench_memory.py measures what it changes)
     device = torch.device(args.device)
     a = cfg.algo

@@ -311,3 +311,16 @@ def test_reproduce_checks_its_arguments_before_writing(monkeypatch, capsys, tmp_
             reproduce.main()
         assert exc.value.code == 2 and needle in capsys.readouterr().err
     assert not (tmp_path / "d").exists() and a_file.read_text() == "keep"
+
+
+def test_bench_scripts_name_a_bad_config(monkeypatch, capsys):
+    from experiments import bench_memory
+
+    for module, argv, needle in ((bench_meta, ["--config", "nosuch"], "nosuch.yaml"),
+                                 (bench_meta, ["--set", "algo.max_kl=-1"], "algo.max_kl"),
+                                 (bench_memory, ["--config", "nosuch"], "nosuch.yaml")):
+        monkeypatch.setattr(sys, "argv", ["bench", *argv])
+        with pytest.raises(SystemExit) as exc:
+            module.main()
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and needle in err and "Traceback" not in err
