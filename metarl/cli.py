@@ -168,7 +168,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         run = api.load_run(args.source, checkpoint)
         if args.set:
             run.config = _env_overrides(run.config, args.set)
-        out = args.output or os.path.join(run.path or os.path.dirname(os.path.dirname(run.checkpoint or ".")), "evaluation")
+        out = args.output or _default_evaluation_dir(run)
     curve = api.evaluate(run, output=out, overwrite=args.overwrite, steps=args.steps, tasks=args.tasks,
                          episodes=args.episodes, step_size=args.step_size, later_step_size=args.later_step_size,
                          seed=args.seed, device=args.device, batch_steps=args.batch_steps)
@@ -190,6 +190,18 @@ def _env_overrides(cfg: Any, overrides: list[str]) -> Any:
                               "imports stay the run's, and the adaptation settings have their own flags "
                               "(--step-size, --episodes, --steps ...)")
     return from_dict(apply_overrides(to_dict(cfg), overrides)).validate()
+
+
+def _default_evaluation_dir(run) -> str:
+    """``RUN/evaluation`` for a run directory or a checkpoint in its ``checkpoints/``; a checkpoint anywhere else
+    needs ``--output`` (its folder's parent is not a run of the user's)."""
+    if run.path:
+        return os.path.join(run.path, "evaluation")
+    folder = os.path.dirname(os.path.abspath(run.checkpoint or "."))
+    if os.path.basename(folder) == "checkpoints":
+        return os.path.join(os.path.dirname(folder), "evaluation")
+    raise ConfigError(f"--output: {run.checkpoint!r} is not in a run directory's checkpoints/ folder, so there is no "
+                      "run folder for the results; pass --output DIR")
 
 
 def _non_negative(value: int, flag: str) -> int:

@@ -454,3 +454,19 @@ def test_resume_drops_a_row_cut_short_by_a_kill_and_names_a_damaged_one(trained,
     code, err = run_cli(capsys, "train", "--output", trained, "--resume", "--iterations", "5", "--no-progress")
     assert code == 2
     one_line_error(err, "line 3", "'abc'", "restore it")
+
+
+def test_evaluate_of_a_loose_checkpoint_needs_output(trained, tmp_path, capsys, monkeypatch):
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    (loose / "x.pt").write_bytes((trained / "checkpoints" / "best.pt").read_bytes())
+    monkeypatch.chdir(tmp_path)
+    before = sorted(os.listdir(tmp_path))
+    code, err = run_cli(capsys, "evaluate", loose / "x.pt", "--tasks", "2", "--episodes", "2", "--steps", "1")
+    assert code == 2
+    one_line_error(err, "--output", "x.pt", "checkpoints/")
+    assert sorted(os.listdir(tmp_path)) == before  # no evaluation/ beside the file's folder or in the cwd
+    code, err = run_cli(capsys, "evaluate", trained / "checkpoints" / "best.pt", "--tasks", "2", "--episodes", "2",
+                        "--steps", "1", "--overwrite")
+    assert code == 0, err
+    assert (trained / "evaluation" / "summary.csv").exists()
