@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "episodes per sampling round); 0: exactly --episodes episodes per batch")
     ev.add_argument("--seed", type=int, default=0, help="seed of the evaluation's episodes (and of --random's policy)")
     ev.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    ev.add_argument("--output", help="results directory (default: RUN_DIR/evaluation)")
+    ev.add_argument("--output", help="results directory (default: RUN_DIR/evaluation; required for a checkpoint outside a run's checkpoints/)")
     ev.add_argument("--overwrite", action="store_true", help="replace results already in --output")
     ev.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                     help="change the run's env kwargs for this evaluation, e.g. --set env.kwargs.physics.solver=pgs "
