@@ -82,7 +82,8 @@ def _refuse_restart_over_saved_work(run_dir: str) -> None:
     """A run without ``latest.pt`` resumes from iteration 0 only when it saved no checkpoint yet (killed before
     its first one): with other checkpoints, starting over would overwrite them, so that is refused with the way back."""
     ckpt_dir = os.path.join(run_dir, "checkpoints")
-    kept = sorted(f for f in os.listdir(ckpt_dir) if f.endswith(".pt")) if os.path.isdir(ckpt_dir) else []
+    # latest.pt is written before the others, so these outlived it; a hidden .tmp-* file is a write cut short
+    kept = sorted(f for f in os.listdir(ckpt_dir) if f.endswith(".pt") and not f.startswith(".")) if os.path.isdir(ckpt_dir) else []
     if not kept:
         return
     newest = [f for f in kept if f.startswith("iter_")]

@@ -407,6 +407,12 @@ def test_resume_without_latest_but_with_older_checkpoints_refuses_to_start_over(
     (out / "checkpoints" / "latest.pt").write_bytes(newest.read_bytes())
     assert run_cli(capsys, "train", "--output", out, "--resume", "--iterations", "4", "--no-progress")[0] == 0
     assert load_checkpoint(out / "checkpoints" / "latest.pt")["iteration"] == 4
+    # no checkpoint but a write cut short by a kill (the atomic write's hidden temp file): starts from iteration 0
+    for f in (out / "checkpoints").iterdir():
+        f.unlink()
+    (out / "checkpoints" / ".tmp-abc123latest.pt").write_bytes(b"partial")
+    assert run_cli(capsys, "train", "--output", out, "--resume", "--no-progress")[0] == 0
+    assert load_checkpoint(out / "checkpoints" / "latest.pt")["iteration"] == 4
 
 
 def test_a_seed_too_large_for_torch_is_a_named_error(tmp_path, capsys):
