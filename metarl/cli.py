@@ -245,6 +245,11 @@ def cmd_plot(args: argparse.Namespace) -> int:
         if "=" not in item:
             raise ConfigError(f"results: expected METHOD=DIR (e.g. maml=runs/x/evaluation), got {item!r}")
         method, path = item.split("=", 1)
+        if not method.strip():
+            raise ConfigError(f"results: {item!r} has no method name before '='; write METHOD=DIR (e.g. maml={path})")
+        if method in results:
+            raise ConfigError(f"results: method {method!r} is given twice; give each curve its own name "
+                              f"(e.g. {method}_a=DIR {method}_b=DIR)")
         results[method] = ev.load_results(path)
     env_ids = {r["settings"]["env"]["id"] for r in results.values()}
     if len(env_ids) != 1:

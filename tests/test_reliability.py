@@ -330,6 +330,13 @@ def test_plot_with_damaged_results_or_a_directory_output(tmp_path, trained, caps
     code, err = run_cli(capsys, "plot", f"maml={out}", "--output", tmp_path)
     assert code == 2
     one_line_error(err, "is a directory")
+    code, err = run_cli(capsys, "plot", f"maml={out}", f"maml={out}", "--output", tmp_path / "twice.png")
+    assert code == 2
+    one_line_error(err, "'maml' is given twice")
+    code, err = run_cli(capsys, "plot", f"={out}", "--output", tmp_path / "nameless.png")
+    assert code == 2
+    one_line_error(err, "no method name")
+    assert not (tmp_path / "twice.png").exists() and not (tmp_path / "nameless.png").exists()
     (out / "results.json").write_text('{"settings": {"env": ')
     code, err = run_cli(capsys, "plot", f"maml={out}", "--output", tmp_path / "p.png")
     assert code == 2
