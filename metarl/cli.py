@@ -330,6 +330,13 @@ def main(argv: list[str] | None = None) -> int:
         hint = f"`metarl train --output {output} --resume`" if args.command == "train" and output else None
         print(f"metarl: error: {os_error_message(exc, output or 'the output', hint)}", file=sys.stderr)
         return 1
+    except MemoryError as exc:  # numpy's "Unable to allocate N PiB" or torch's: the sizes asked for, not a bug
+        sizes = ", ".join(f"--{k.replace('_', '-')} {v}" for k in ("tasks", "episodes", "steps", "batch_steps")
+                          if (v := getattr(args, k, None)) is not None)
+        detail = str(exc).splitlines()[0] if str(exc) else "out of memory"
+        print(f"metarl: error: not enough memory for this {args.command} ({detail}){'; asked for ' + sizes if sizes else ''}: "
+              "use smaller sizes (or, for train, a smaller algo.num_tasks / algo.episodes_per_task)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("metarl: interrupted", file=sys.stderr)
         return 130

@@ -483,3 +483,10 @@ def test_evaluate_of_a_loose_checkpoint_needs_output(trained, tmp_path, capsys, 
                         "--steps", "1", "--overwrite")
     assert code == 0, err
     assert (trained / "evaluation" / "summary.csv").exists()
+
+
+def test_an_evaluation_too_large_for_memory_is_a_named_error(trained, tmp_path, capsys):
+    code, err = run_cli(capsys, "evaluate", trained, "--output", tmp_path / "huge", "--tasks", "100000000",
+                        "--episodes", "100000000", "--steps", "1")
+    assert code == 1
+    one_line_error(err, "not enough memory", "--tasks 100000000", "--episodes 100000000", "smaller sizes")
