@@ -67,10 +67,11 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint {path!r} does not exist; list the run's checkpoints/ folder for the available ones")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
+    except pickle.UnpicklingError:  # torch's own message suggests weights_only=False: not advice to pass on
         raise CheckpointError(
-            f"checkpoint {path!r} holds objects other than tensors and plain data, which metarl never writes, "
-            f"so it was not loaded (nothing in it was run): {str(exc).splitlines()[0]}; use a checkpoint written by metarl"
+            f"checkpoint {path!r} is not a metarl checkpoint: it holds objects other than tensors and plain data, "
+            "which metarl never writes, so it was not loaded and nothing in it was run; use a checkpoint written by "
+            "metarl (a run's checkpoints/*.pt)"
         ) from None
     except Exception as exc:  # torch raises several types for truncated or foreign files
         raise CheckpointError(

@@ -122,6 +122,15 @@ def test_corrupted_and_mismatched_checkpoints_give_clear_errors(tmp_path):
         load_checkpoint(tmp_path / "y.pt")
     with pytest.raises(CheckpointError, match="does not exist"):
         load_checkpoint(tmp_path / "missing.pt")
+
+    class Payload:  # a pickle that would run code: refused, and torch's "weights_only=False" advice not passed on
+        def __reduce__(self):
+            return (print, ("ran",))
+
+    torch.save({"x": Payload()}, tmp_path / "evil.pt")
+    with pytest.raises(CheckpointError, match="not a metarl checkpoint.*nothing in it was run") as exc:
+        load_checkpoint(tmp_path / "evil.pt")
+    assert "weights_only" not in str(exc.value)
     state = {"env_id": "metarl/Navigation2D-v0", "obs_dim": 2, "act_dim": 2, "hidden_sizes": [16, 16]}
     with pytest.raises(CheckpointError, match="obs_dim: checkpoint 2 vs run 20"):
         ckpt.check_compatible(state, 20, 2, [16, 16], "metarl/Navigation2D-v0")
