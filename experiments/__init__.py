@@ -4,4 +4,18 @@
 sets ``GOMP_SPINCOUNT`` before torch is loaded (``metarl/threads.py``).
 """
 
+import argparse
+import os
+
 import metarl  # noqa: F401
+
+CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
+
+
+def config_path(parser: argparse.ArgumentParser, name: str, flag: str = "--config") -> str:
+    """``experiments/configs/NAME.yaml``, or a usage error (exit 2) that lists the config names there."""
+    path = os.path.join(CONFIGS, f"{name}.yaml")
+    if not os.path.isfile(path):
+        names = sorted(n[:-5] for n in os.listdir(CONFIGS) if n.endswith(".yaml"))
+        parser.error(f"{flag}: no experiments/configs/{name}.yaml; give one of {', '.join(names)}")
+    return path

@@ -22,6 +22,8 @@ import subprocess
 import sys
 import time
 
+from experiments import config_path
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SETTINGS = {"kept (trainer's default)": "1", "glibc defaults": "0"}  # "0": malloc left as glibc sets it
 
@@ -77,8 +79,7 @@ def main() -> None:
     p.add_argument("--updates", type=int, default=2, help="timed updates per process (default 2)")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
-    if not os.path.isfile(os.path.join(HERE, "configs", f"{args.config}.yaml")):
-        p.error(f"--config: no experiments/configs/{args.config}.yaml; give a config name from that folder")
+    config_path(p, args.config)
     if args.rounds < 1 or args.updates < 1:
         p.error(f"--rounds and --updates: expected positive integers, got {args.rounds} and {args.updates}")
     if args.child:

@@ -26,12 +26,12 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from experiments import config_path
 from metarl.config import load_config
 from metarl.environment import make_env
 from metarl.policy import GaussianMLPPolicy, Params
 from metarl.sampler import SAMPLING_TORCH_THREADS, rollout, task_noise_seeds, torch_threads
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 class PerCallPolicy(GaussianMLPPolicy):
@@ -53,10 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--repeat: expected a positive number of passes, got {args.repeat}")
     if args.competitor and not args.output:
         p.error("--output: required with --competitor (the competing training run writes there)")
-    path = os.path.join(HERE, "configs", f"{args.config}.yaml")
-    if not os.path.isfile(path):
-        names = sorted(n[:-5] for n in os.listdir(os.path.join(HERE, "configs")) if n.endswith(".yaml"))
-        p.error(f"--config: no config {args.config!r} in experiments/configs; one of {', '.join(names)}")
+    path = config_path(p, args.config)
     cfg = load_config(path)
     T, E = cfg.algo.num_tasks, cfg.algo.episodes_per_task
     env = make_env(cfg.env, T * E)

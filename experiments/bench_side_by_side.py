@@ -27,11 +27,10 @@ import subprocess
 import sys
 import time
 
+from experiments import config_path
 from metarl import threads
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 MARKER = ".bench_side_by_side"  # marks an --output this script wrote, the only kind it replaces
-
 
 POLICIES = {"openmp": "OpenMP's defaults (spin 300000, sleep)", "metarl": "metarl's (GOMP_SPINCOUNT=10000)",
             "passive": "OMP_WAIT_POLICY=PASSIVE (sleep at once)"}
@@ -91,12 +90,10 @@ def main() -> None:
     p.add_argument("--wait-policy", default="openmp,metarl",
                    help=f"comma-separated OpenMP wait policies to compare, of {', '.join(POLICIES)} (default: openmp,metarl)")
     args = p.parse_args()
-    config = os.path.join(HERE, "configs", f"{args.config}.yaml")
     policies = [w.strip() for w in args.wait_policy.split(",") if w.strip()]
     if not policies or any(w not in POLICIES for w in policies):
         p.error(f"--wait-policy: {args.wait_policy!r} is not a comma-separated list of {', '.join(POLICIES)}")
-    if not os.path.isfile(config):
-        p.error(f"--config: no experiments/configs/{args.config}.yaml; give a config name from that folder")
+    config = config_path(p, args.config)
     if os.path.exists(args.output):
         if not os.path.isdir(args.output):
             p.error(f"--output: {args.output!r} is a file; give a directory for the runs")

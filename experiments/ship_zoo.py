@@ -69,11 +69,10 @@ def main() -> None:
     parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--no-curve", action="store_true", help="leave the figure out (for an entry's other seeds)")
     args = parser.parse_args()
-    try:
-        check_paths(args.run, args.entry, args.overwrite)
+    try:  # ship checks every path before it removes or writes anything
+        size = ship(args.run, args.entry, args.overwrite, curve=not args.no_curve)
     except ShipError as exc:
         parser.error(str(exc))
-    size = ship(args.run, args.entry, args.overwrite, curve=not args.no_curve)
     print(f"wrote {args.entry} ({size / 1e3:.0f} kB)")
 
 
