@@ -31,7 +31,7 @@ import torch
 from metarl import evaluation as ev
 from metarl.adaptation import AdaptationData, adapt, split_step_sizes
 from metarl.baseline import LinearFeatureBaseline
-from metarl.config import ConfigError, TrainConfig, apply_overrides, from_dict, load_config, to_dict
+from metarl.config import ConfigError, TrainConfig, apply_overrides, check_seed, from_dict, load_config, to_dict
 from metarl.environment import make_env
 from metarl.episodes import advantages
 from metarl.policy import GaussianMLPPolicy, Params
@@ -129,9 +129,7 @@ class Run:
         env = make_env(cfg.env, 1)
         policy = GaussianMLPPolicy(env.single_observation_space.shape[0], env.single_action_space.shape[0],
                                    cfg.policy.hidden_sizes, cfg.policy.init_std)
-        if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63:
-            raise ConfigError(f"--seed: expected an integer >= 0 and below 2**63, got {seed!r}")
-        params = policy.init_params(torch.Generator().manual_seed(seed))
+        params = policy.init_params(torch.Generator().manual_seed(check_seed(seed, "--seed")))
         run = cls(cfg, policy, params, method="random", checkpoint="random initialisation")
         run._envs[1] = env
         return run

@@ -20,7 +20,7 @@ import sys
 from typing import Any
 
 from metarl import __version__
-from metarl.config import ConfigError, describe, load_config
+from metarl.config import ConfigError, check_seed, describe, load_config
 from metarl.errors import RunError, UsageError, os_error_message
 
 
@@ -156,7 +156,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             raise ConfigError("--random: pass --config (env and network) and --output (where the results go)")
         if args.source:
             raise ConfigError("--random: evaluates a fresh policy; drop the run directory argument, or drop --random")
-        run = api.Run.random(load_config(args.config, args.set), seed=_non_negative(args.seed, "--seed"))
+        run = api.Run.random(load_config(args.config, args.set), seed=check_seed(args.seed, "--seed"))
         out = args.output
     else:
         if not args.source:
@@ -204,12 +204,6 @@ def _default_evaluation_dir(run) -> str:
                       "run folder for the results; pass --output DIR")
 
 
-def _non_negative(value: int, flag: str) -> int:
-    if not 0 <= value < 2**63:
-        raise ConfigError(f"{flag}: expected an integer >= 0 and below 2**63, got {value}")
-    return value
-
-
 def cmd_baseline(args: argparse.Namespace) -> int:
     from metarl.sb3 import train_baseline
 
@@ -218,7 +212,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     if args.slots is not None and args.slots < 1:
         raise ConfigError(f"--slots: expected a positive number of parallel env slots, got {args.slots}")
     if args.seed is not None:
-        _non_negative(args.seed, "--seed")
+        check_seed(args.seed, "--seed")
     if args.config is None:
         if not args.resume:
             raise UsageError("--config: required (the task's config, e.g. experiments/configs/halfcheetah_vel.yaml) "

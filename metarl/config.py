@@ -169,14 +169,12 @@ class TrainConfig:
         for name, value in positive.items():
             if not value > 0:
                 raise ConfigError(f"config field '{name}': expected a positive number, got {value!r}")
-        for name, value in {"eval_every": self.eval_every, "eval_steps": self.eval_steps, "seed": self.seed,
+        for name, value in {"eval_every": self.eval_every, "eval_steps": self.eval_steps,
                             "env.num_threads": self.env.num_threads, "algo.cg_damping": a.cg_damping,
                             "algo.inner_step_size": a.inner_step_size}.items():
             if value < 0:
                 raise ConfigError(f"config field '{name}': expected a number >= 0, got {value!r}")
-        if self.seed >= 2**63:
-            raise ConfigError(f"config field 'seed': expected an integer below 2**63 (torch's seeds are 64-bit "
-                              f"signed), got {self.seed}")
+        check_seed(self.seed, "config field 'seed'")
         for name, value in {"algo.discount": a.discount, "algo.gae_lambda": a.gae_lambda}.items():
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"config field '{name}': expected a value in [0, 1], got {value!r}")
@@ -251,6 +249,14 @@ def check_device(device: str, where: str) -> None:
         device == "cpu" or device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit())
     ):
         raise ConfigError(f"{where}: expected 'cpu' or 'cuda[:N]' (e.g. cuda:0), got {device!r}")
+
+
+def check_seed(seed: Any, where: str) -> int:
+    """A seed torch accepts: an integer in ``[0, 2**63)``, else a :class:`ConfigError` that says so."""
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63:
+        raise ConfigError(f"{where}: expected an integer >= 0 and below 2**63 (torch's seeds are 64-bit signed), "
+                          f"got {seed!r}")
+    return seed
 
 
 def to_dict(cfg: Any) -> dict:

@@ -28,7 +28,7 @@ import torch
 from metarl.adaptation import AdaptationData, adapt, split_step_sizes
 from metarl.baseline import LinearFeatureBaseline
 from metarl.checkpoint import CheckpointError, atomic_write_bytes, load_policy_checkpoint
-from metarl.config import AdvantageConfig, ConfigError, EnvConfig, check_device
+from metarl.config import AdvantageConfig, ConfigError, EnvConfig, check_device, check_seed
 from metarl.environment import env_dims, make_env
 from metarl.errors import RunError, UsageError
 from metarl.rundir import check_output_dir
@@ -144,8 +144,7 @@ class EvalSettings:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0):
                 raise ConfigError(f"--{name.replace('_', '-')}: expected a finite step size >= 0, got {value!r}")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed < 2**63:
-            raise ConfigError(f"--seed: expected an integer >= 0 and below 2**63, got {self.seed!r}")
+        check_seed(self.seed, "--seed")
         if self.batch_steps is not None and (not isinstance(self.batch_steps, int) or isinstance(self.batch_steps, bool)
                                              or self.batch_steps < 1):
             raise ConfigError(f"--batch-steps: expected a positive number of env steps per goal and batch, got "

@@ -343,7 +343,7 @@ def train_baseline(kind: str, cfg: Any, output: str, timesteps: int, seed: int |
     import shlex
 
     from metarl.checkpoint import CheckpointError, atomic_write_bytes, save_checkpoint
-    from metarl.config import ConfigError, save_config, to_dict
+    from metarl.config import ConfigError, check_seed, save_config, to_dict
     from metarl.environment import make_env
     from metarl.errors import UsageError
     from metarl.rundir import LOCK, RunDirectory, check_output_dir
@@ -370,8 +370,7 @@ def train_baseline(kind: str, cfg: Any, output: str, timesteps: int, seed: int |
     for flag, value in (("--timesteps", timesteps), ("--slots", num_slots), ("save_every", save_every)):
         if not isinstance(value, int) or value < 1:
             raise ConfigError(f"{flag}: expected a positive integer, got {value!r}")
-    if not isinstance(seed, int) or not 0 <= seed < 2**63:
-        raise ConfigError(f"--seed: expected an integer >= 0 and below 2**63, got {seed!r}")
+    check_seed(seed, "--seed")
     os.makedirs(output, exist_ok=True)
     lock = RunDirectory.lock(output)  # one process writes a baseline folder at a time
     try:
