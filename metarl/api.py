@@ -32,7 +32,7 @@ from metarl import evaluation as ev
 from metarl.adaptation import AdaptationData, adapt, split_step_sizes
 from metarl.baseline import LinearFeatureBaseline
 from metarl.config import ConfigError, TrainConfig, apply_overrides, check_seed, from_dict, load_config, to_dict
-from metarl.environment import make_env
+from metarl.environment import check_named_imports, make_env
 from metarl.episodes import advantages
 from metarl.policy import GaussianMLPPolicy, Params
 from metarl.sampler import Sampler
@@ -56,7 +56,7 @@ def _config_of(config: str | os.PathLike | TrainConfig | Mapping[str, Any],
 def train(config: str | os.PathLike | TrainConfig | Mapping[str, Any] | None, output: str | os.PathLike, *,
           seed: int | None = None, device: str | None = None, iterations: int | None = None, resume: bool = False,
           overwrite: bool = False, overrides: Sequence[str] | Mapping[str, Any] | None = None,
-          progress: bool | None = None) -> "Run":
+          progress: bool | None = None, imports: Sequence[str] | None = None) -> "Run":
     """Meta-train into the run directory ``output`` and return the trained :class:`Run` (its best parameters).
 
     Args:
@@ -69,6 +69,8 @@ def train(config: str | os.PathLike | TrainConfig | Mapping[str, Any] | None, ou
         overwrite: replace an earlier metarl run in ``output`` (never a directory metarl did not create).
         overrides: dotted fields, ``{"algo.max_kl": 0.02}`` or ``["algo.max_kl=0.02"]`` (as ``--set``).
         progress: show a progress bar (default: the config's ``progress_bar``).
+        imports: on resume, the plug-in modules of the run's ``env.imports`` that you allow to be imported
+            (a saved run's modules are imported only when named here; see :func:`load_run`).
 
     SIGINT/SIGTERM save a checkpoint and raise :class:`metarl.trainer.TrainingInterrupted`; continue with
     ``train(None, output, resume=True)``.
@@ -77,11 +79,14 @@ def train(config: str | os.PathLike | TrainConfig | Mapping[str, Any] | None, ou
     if resume:
         if config is not None or overrides or seed is not None or overwrite:
             raise ConfigError(
-                "--resume continues the run with its saved config; only --iterations, --device and --no-progress "
+                "--resume continues the run with its saved config; only --iterations, --device, --import and --no-progress "
                 "may be given with it (drop --config/--set/--seed/--overwrite, or start a new --output)"
             )
-        trainer = Trainer(None, output, resume=True, iterations=iterations, device=device, progress_bar=progress)
+        trainer = Trainer(None, output, resume=True, iterations=iterations, device=device, progress_bar=progress,
+                          imports=imports)
     else:
+        if imports:
+            raise ConfigError("imports: only for resuming a saved run; a new run imports its config's env.imports")
         if config is None:
             raise ConfigError("--config: required for a new run (e.g. experiments/configs/navigation2d_smoke.yaml)")
         extra: dict[str, Any] = {}
@@ -98,7 +103,7 @@ def train(config: str | os.PathLike | TrainConfig | Mapping[str, Any] | None, ou
             cfg = _config_of(cfg, extra)
         trainer = Trainer(cfg, output, overwrite=overwrite)
     trainer.train()
-    return load_run(output)
+    return load_run(output, imports=trainer.cfg.env.imports)
 
 
 # ---- a trained (or fresh) meta-policy ----------------------------------------------------------------------
@@ -235,8 +240,14 @@ class Run:
         return {k: v[task] for k, v in params.items()}
 
 
-def load_run(path: str | os.PathLike, checkpoint: str | int = "best") -> Run:
-    """The meta-policy of a run directory (``checkpoint``: ``best``, ``latest`` or an iteration number) or of a checkpoint file."""
+def load_run(path: str | os.PathLike, checkpoint: str | int = "best", *, imports: Sequence[str] | None = None) -> Run:
+    """The meta-policy of a run directory (``checkpoint``: ``best``, ``latest`` or an iteration number) or of a checkpoint file.
+
+    A run on a plug-in env names the modules that register it (``env.imports``); importing a module runs its
+    code, so they are imported (when the run's env is built) only if ``imports`` names each of them, and a
+    run that needs modules not named is refused with a :class:`~metarl.config.ConfigError` that lists them.
+    Runs on metarl's own tasks need none.
+    """
     path = os.fspath(path)
     if os.path.isdir(path):
         if isinstance(checkpoint, int) and not isinstance(checkpoint, bool):
@@ -257,6 +268,7 @@ def load_run(path: str | os.PathLike, checkpoint: str | int = "best") -> Run:
         cfg = from_dict(copy.deepcopy(state["config"])).validate()
     except (KeyError, ConfigError) as exc:
         raise ev.CheckpointError(f"checkpoint {file!r} carries no valid config ({exc}); use a checkpoint written by metarl") from None
+    check_named_imports(cfg.env, imports, f"checkpoint {file!r}")
     return Run(cfg, policy, params, path=run_dir, checkpoint=file, iteration=int(state.get("iteration", 0)),
                method=str(state.get("method", "maml")), oracle=bool(state.get("oracle", False)))
 
@@ -298,7 +310,7 @@ class AdaptationCurve:
 def evaluate(source: str | os.PathLike | Run, *, output: str | os.PathLike | None = None, overwrite: bool = False,
              steps: int | None = None, tasks: int = 40, episodes: int | None = None, step_size: float | None = None,
              later_step_size: float | None = None, seed: int = 0, device: str = "cpu",
-             batch_steps: int | None = None) -> AdaptationCurve:
+             batch_steps: int | None = None, imports: Sequence[str] | None = None) -> AdaptationCurve:
     """The adaptation curve of a run directory, a checkpoint file or a :class:`Run` (the paper's protocol by default).
 
     For each test goal (the paper's 40 seeded goals for its tasks): sample a batch, record its average

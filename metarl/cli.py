@@ -51,6 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                        help="override any config field, e.g. --set algo.max_kl=0.02 (repeatable)")
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    train.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                       help="with --resume: allow the run's plug-in module MODULE (from its env.imports) to be imported; "
+                            "importing runs a module's code, so a saved run's modules are imported only when named "
+                            "here (repeatable)")
     train.add_argument("--help-config", action="store_true", help="list every config field and exit (as `metarl config`)")
 
     ev = _add(sub, "evaluate", "adaptation curves on fixed test goals (the paper's protocol by default)",
@@ -75,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     ev.add_argument("--output", help="results directory (default: RUN_DIR/evaluation; required for a checkpoint outside a run's checkpoints/)")
     ev.add_argument("--overwrite", action="store_true", help="replace results already in --output")
+    ev.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                    help="allow the run's plug-in module MODULE (from its env.imports) to be imported; importing runs "
+                         "a module's code, so a saved run's modules are imported only when named here (repeatable)")
     ev.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                     help="change the run's env kwargs for this evaluation, e.g. --set env.kwargs.physics.solver=pgs "
                     "(repeatable; needs --output; with --random: any field of --config)")
@@ -97,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     bl.add_argument("--overwrite", action="store_true", help="replace a baseline already in --output")
     bl.add_argument("--resume", action="store_true",
                     help="continue the baseline in --output up to --timesteps env steps in all (also extends a finished one)")
+    bl.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                    help="with --resume and the run's own config: allow its plug-in module MODULE (from env.imports) "
+                         "to be imported; a saved run's modules are imported only when named here (repeatable)")
 
     pl = _add(sub, "plot", "the paper's figure for a task, and our numbers next to the paper's",
               "Draw adaptation curves of several evaluations of one task, with the published curves dashed\n"
@@ -130,13 +140,17 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ConfigError("--output: required: the run directory to write (or to --resume)")
     if args.resume and (args.overwrite or args.config or args.set or args.seed is not None):
         raise ConfigError(
-            "--resume continues the run with its saved config; only --iterations, --device and --no-progress "
+            "--resume continues the run with its saved config; only --iterations, --device, --import and --no-progress "
             "may be given with it (drop --config/--set/--seed/--overwrite, or start a new --output)"
         )
+    if args.imports and not args.resume:
+        raise ConfigError("--import: only with --resume (a saved run's plug-ins); a new run imports the env.imports "
+                          "of its --config as it asks")
     try:
         run = api.train(None if args.resume else args.config, args.output, seed=args.seed, device=args.device,
                         iterations=args.iterations, resume=args.resume, overwrite=args.overwrite,
-                        overrides=list(args.set), progress=False if args.no_progress else None)
+                        overrides=list(args.set), progress=False if args.no_progress else None,
+                        imports=list(args.imports))
     except TrainingInterrupted as exc:
         print(f"\n{exc}; checkpoint saved. Continue with: metarl train --output {args.output} --resume", file=sys.stderr)
         return 128 + exc.signum
@@ -156,6 +170,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             raise ConfigError("--random: pass --config (env and network) and --output (where the results go)")
         if args.source:
             raise ConfigError("--random: evaluates a fresh policy; drop the run directory argument, or drop --random")
+        if args.imports:
+            raise ConfigError("--import: for a saved run only; --random imports the env.imports of --config as it asks")
         run = api.Run.random(load_config(args.config, args.set), seed=check_seed(args.seed, "--seed"))
         out = args.output
     else:
@@ -165,7 +181,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if args.set and not args.output:
             raise ConfigError("--set: pass --output too (an evaluation with a changed env does not go into the "
                               "run's own evaluation/ folder)")
-        run = api.load_run(args.source, checkpoint)
+        run = api.load_run(args.source, checkpoint, imports=list(args.imports))
         if args.set:
             run.config = _env_overrides(run.config, args.set)
         out = args.output or _default_evaluation_dir(run)
@@ -205,6 +221,7 @@ def _default_evaluation_dir(run) -> str:
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
+    from metarl.environment import check_named_imports
     from metarl.sb3 import train_baseline
 
     if args.timesteps < 1:
@@ -222,7 +239,13 @@ def cmd_baseline(args: argparse.Namespace) -> int:
             raise UsageError(f"--resume: {args.output!r} holds no baseline to continue (no config.yaml); "
                              "train one there without --resume")
         args.config = own
-    cfg = load_config(args.config)
+        cfg = load_config(own)
+        check_named_imports(cfg.env, list(args.imports), f"the baseline in {args.output!r}")
+    else:
+        if args.imports:
+            raise ConfigError("--import: only with --resume and the run's own config; a --config you pass imports its "
+                              "env.imports as it asks")
+        cfg = load_config(args.config)
     train_baseline(args.kind, cfg, args.output, args.timesteps, args.seed, args.slots, args.overwrite, algo=args.algo,
                    resume=args.resume)
     return 0

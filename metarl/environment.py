@@ -7,6 +7,12 @@ thing everywhere.
 Plug-in modules named in ``env.imports`` are imported the way a user of a command-line tool expects:
 from the directory the command runs in (it is put at the front of ``sys.path`` for the import, as
 ``python -m`` does), then from the installed packages.
+
+Importing a module runs its code, so the modules a *saved* run names (a checkpoint or a run directory's
+``config.yaml``, which may come from anyone) are imported only when the user names them too
+(``--import MODULE``, ``imports=[...]`` in the Python API): :func:`check_named_imports` is the gate that the
+loaders call before anything builds an env.  A config the user passes for a new run is the user's own
+instruction, and its ``env.imports`` are imported as it asks.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import importlib
 import inspect
 import os
 import sys
-from typing import Any, Protocol
+from typing import Any, Protocol, Sequence
 
 import gymnasium
 import numpy as np
@@ -63,6 +69,33 @@ def import_plugins(modules: list[str]) -> None:
     finally:
         if added and cwd in sys.path:
             sys.path.remove(cwd)
+
+
+def check_named_imports(env: EnvConfig, imports: Sequence[str] | None, source: str, flag: str = "--import") -> None:
+    """Refuse a saved run whose ``env.imports`` the user has not named in ``imports``.
+
+    ``source`` says what was loaded (for the message); ``flag`` is how the user names a module in the
+    command at hand.  Modules named in ``imports`` that the run does not need are refused too, so that a
+    typo does not pass silently.
+    """
+    allowed = [] if imports is None else list(imports)
+    for module in allowed:
+        if not isinstance(module, str) or not module:
+            raise ConfigError(f"{flag}: expected a module name, got {module!r}")
+    wanted = [m for m in env.imports if isinstance(m, str)]
+    missing = [m for m in wanted if m not in allowed]
+    if missing:
+        named = " ".join(f"{flag} {m}" for m in missing)
+        raise ConfigError(
+            f"config field 'env.imports': {source} names the plug-in module(s) {missing}, and importing a module runs "
+            f"its code; metarl imports the modules of a saved run only when you name them as well. If you trust "
+            f"them (your own plug-ins, installed or in the directory you run from), add {named} "
+            f"(in Python: imports={missing!r})"
+        )
+    unused = [m for m in allowed if m not in wanted]
+    if unused:
+        raise ConfigError(f"{flag}: {source} does not use the module(s) {unused} (its env.imports are {wanted}); "
+                          f"drop {' '.join(f'{flag} {m}' for m in unused)}")
 
 
 def env_spec(env: EnvConfig) -> Any:

@@ -25,7 +25,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -35,7 +35,7 @@ from metarl.algorithms import algorithm_state, initial_params, load_algorithm_st
 from metarl.baseline import LinearFeatureBaseline
 from metarl.checkpoint import CheckpointError, check_compatible, load_policy_checkpoint, save_checkpoint
 from metarl.config import ConfigError, TrainConfig, check_device, from_dict, read_config_file, save_config, to_dict
-from metarl.environment import env_dims, make_env
+from metarl.environment import check_named_imports, env_dims, make_env
 from metarl.errors import RunError, os_error_message
 from metarl.logger import RunLogger
 from metarl.memory import keep_freed_memory
@@ -158,11 +158,13 @@ class Trainer:
     metarl run).  ``resume=True`` continues the run in ``run_dir`` with its saved config; only
     ``iterations``, ``device`` and ``progress_bar`` may change (from the keyword arguments, or from
     ``cfg`` when given).  The run directory is locked from construction until :meth:`train` returns
-    or :meth:`close` is called.
+    or :meth:`close` is called.  A resumed run's plug-in modules (``env.imports``) are imported only if
+    ``imports`` names them (see :func:`metarl.environment.check_named_imports`).
     """
 
     def __init__(self, cfg: TrainConfig | None, run_dir: str, resume: bool = False, overwrite: bool = False, *,
-                 iterations: int | None = None, device: str | None = None, progress_bar: bool | None = None) -> None:
+                 iterations: int | None = None, device: str | None = None, progress_bar: bool | None = None,
+                 imports: Sequence[str] | None = None) -> None:
         self.run_dir = os.path.abspath(run_dir)
         self.ckpt_dir = os.path.join(self.run_dir, "checkpoints")
         self.rundir: RunDirectory | None = None
@@ -173,6 +175,7 @@ class Trainer:
             self.rundir = RunDirectory.open_existing(self.run_dir)
             try:
                 cfg, saved = self._resumed_config(cfg, iterations, device, progress_bar)
+                check_named_imports(cfg.env, imports, f"the run in {self.run_dir!r}")
             except BaseException:
                 self.close()
                 raise

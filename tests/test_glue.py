@@ -148,6 +148,9 @@ PLUGIN = '''
 import gymnasium
 import numpy as np
 
+with open("imported.log", "a") as log:  # lets the tests see every time this module's code runs
+    log.write("imported\\n")
+
 
 class LineGoal(gymnasium.Env):
     """A point on a line that should stop at a goal; the task is the goal."""
@@ -197,8 +200,8 @@ def test_plugin_journey_with_the_console_script(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     steps = [
         [CONSOLE, "train", "--config", "line.yaml", "--output", "runs/line"],
-        [CONSOLE, "train", "--output", "runs/line", "--resume", "--iterations", "3"],
-        [CONSOLE, "evaluate", "runs/line", "--tasks", "4", "--episodes", "2", "--steps", "2"],
+        [CONSOLE, "train", "--output", "runs/line", "--resume", "--iterations", "3", "--import", "mylab_tasks"],
+        [CONSOLE, "evaluate", "runs/line", "--tasks", "4", "--episodes", "2", "--steps", "2", "--import", "mylab_tasks"],
         [CONSOLE, "evaluate", "--random", "--config", "line.yaml", "--output", "runs/random", "--tasks", "4",
          "--episodes", "2", "--steps", "2"],
         [CONSOLE, "plot", "maml=runs/line/evaluation", "random=runs/random", "--output", "line.png"],
@@ -211,11 +214,51 @@ def test_plugin_journey_with_the_console_script(tmp_path):
     assert (work / "runs" / "line" / "evaluation" / "summary.csv").exists()
     assert (work / "line.png").stat().st_size > 0
     assert "MUJOCO_LOG.TXT" not in os.listdir(work)
+    assert (work / "imported.log").read_text().count("imported") == 4  # one per command
     # the rule, stated in the error: a plug-in module is imported from the working directory
-    res = run([CONSOLE, "evaluate", str(work / "runs" / "line"), "--tasks", "2", "--output", "elsewhere"], cwd=tmp_path,
-              env=env)
+    res = run([CONSOLE, "evaluate", str(work / "runs" / "line"), "--tasks", "2", "--output", "elsewhere",
+               "--import", "mylab_tasks"], cwd=tmp_path, env=env)
     assert res.returncode == 2 and "env.imports" in res.stderr and "mylab_tasks" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_a_saved_run_imports_its_plugin_modules_only_when_the_user_names_them(tmp_path):
+    """A received run directory names modules to import; metarl imports none of them unasked."""
+    work = tmp_path / "project"
+    work.mkdir()
+    (work / "mylab_tasks.py").write_text(PLUGIN)
+    (work / "line.yaml").write_text(PLUGIN_CONFIG)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    res = run([CONSOLE, "train", "--config", "line.yaml", "--output", "runs/line"], cwd=work, env=env)
+    assert res.returncode == 0, res.stderr[-2000:]
+    log = work / "imported.log"
+    log.unlink()
+    progress = (work / "runs" / "line" / "progress.csv").read_bytes()
+    config = (work / "runs" / "line" / "config.yaml").read_bytes()
+    refused = [
+        [CONSOLE, "evaluate", "runs/line", "--tasks", "2", "--episodes", "2", "--steps", "1"],
+        [CONSOLE, "evaluate", "runs/line/checkpoints/latest.pt", "--output", "e", "--tasks", "2"],
+        [CONSOLE, "train", "--output", "runs/line", "--resume", "--iterations", "3"],
+    ]
+    for cmd in refused:
+        res = run(cmd, cwd=work, env=env)
+        assert res.returncode == 2, (cmd, res.stdout, res.stderr)
+        assert "env.imports" in res.stderr and "--import mylab_tasks" in res.stderr, res.stderr
+        assert "Traceback" not in res.stderr
+        assert not log.exists(), cmd  # the module's code never ran
+    assert (work / "runs" / "line" / "progress.csv").read_bytes() == progress
+    assert (work / "runs" / "line" / "config.yaml").read_bytes() == config
+    assert not (work / "runs" / "line" / "evaluation").exists() and not (work / "e").exists()
+    # a module named that the run does not use is a typo to report, and nothing is imported either
+    res = run([CONSOLE, "evaluate", "runs/line", "--tasks", "2", "--import", "mylab_tasks", "--import", "os.path"],
+              cwd=work, env=env)
+    assert res.returncode == 2 and "--import" in res.stderr and "os.path" in res.stderr and not log.exists()
+    # --import where nothing is loaded is a usage error
+    for cmd in ([CONSOLE, "train", "--config", "line.yaml", "--output", "runs/b", "--import", "mylab_tasks"],
+                [CONSOLE, "evaluate", "--random", "--config", "line.yaml", "--output", "r", "--import", "mylab_tasks"]):
+        res = run(cmd, cwd=work, env=env)
+        assert res.returncode == 2 and "--import" in res.stderr and "Traceback" not in res.stderr, (cmd, res.stderr)
+    assert not log.exists() and not (work / "runs" / "b").exists() and not (work / "r").exists()
 
 
 def test_the_docs_plugin_example_trains_from_the_repository_root(tmp_path):

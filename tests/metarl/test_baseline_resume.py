@@ -234,3 +234,22 @@ def test_resume_never_unpickles_code(tmp_path, capsys, monkeypatch):
     assert "holds objects other than tensors and plain data" in err and "nothing in it was run" in err
     assert not (tmp_path / "pwned").exists()
     assert np.isfinite(saved(run)["params"]["w0"].numpy()).all()
+
+
+def test_resume_imports_the_baselines_plugin_modules_only_when_named(tmp_path, capsys, monkeypatch):
+    run = tmp_path / "orc"
+    train(run, ROLLOUT)
+    (tmp_path / "planted.py").write_text("open('pwned', 'w').close()\n")
+    config = (run / "config.yaml").read_text()
+    assert "imports: []" in config
+    (run / "config.yaml").write_text(config.replace("imports: []", "imports: [planted]"))
+    monkeypatch.chdir(tmp_path)
+    assert run_cli("oracle", "--output", str(run), "--resume", "--timesteps", "400") == 2
+    err = capsys.readouterr().err
+    assert "env.imports" in err and "--import planted" in err and "Traceback" not in err
+    assert not (tmp_path / "pwned").exists()
+    # --import with a --config of the user's own is refused (that config's imports are its own instruction)
+    assert run_cli("oracle", "--output", str(run), "--resume", "--timesteps", "400", "--config", CONFIG,
+                   "--import", "planted") == 2
+    assert "--import: only with --resume and the run's own config" in capsys.readouterr().err
+    assert not (tmp_path / "pwned").exists() and saved(run)["sb3_timesteps"] == ROLLOUT

@@ -199,6 +199,28 @@ def test_training_on_plugin_envs_of_both_paths(tmp_path, env_id):
     assert state.iteration == 1 and np.isfinite(state.best_return)
 
 
+def test_a_saved_plugin_run_loads_and_resumes_only_with_its_modules_named(tmp_path):
+    from metarl import api
+    from metarl.config import ConfigError
+
+    module = "experiments.plugins.cheetah_goal_position"
+    run(tmp_path, "plug", overrides=["env.id=mylab/PointGoal-v0", f"env.imports=[{module}]", "env.kwargs={}",
+                                      "iterations=1", "algo.num_tasks=2", "algo.episodes_per_task=2"])
+    d = str(tmp_path / "plug")
+    progress = (tmp_path / "plug" / "progress.csv").read_bytes()
+    for load in (lambda: api.load_run(d), lambda: api.evaluate(d, tasks=2, steps=1),
+                 lambda: api.train(None, d, resume=True, iterations=2),
+                 lambda: Trainer(None, d, resume=True, iterations=2, imports=[module, "json"])):
+        with pytest.raises(ConfigError, match="env.imports|--import") as err:
+            load()
+        assert module in str(err.value)
+    assert (tmp_path / "plug" / "progress.csv").read_bytes() == progress
+    assert api.load_run(d, imports=[module]).config.env.imports == [module]
+    resumed = api.train(None, d, resume=True, iterations=2, imports=[module])
+    assert resumed.config.env.imports == [module]
+    assert load_checkpoint(tmp_path / "plug" / "checkpoints" / "latest.pt")["iteration"] == 2
+
+
 def test_unknown_env_id_is_a_config_error(tmp_path):
     from metarl.config import ConfigError
 
