@@ -20,6 +20,7 @@ import os
 import shutil
 
 import metarl
+from metarl.errors import UsageError
 
 SHIPPED = ("config.yaml", "metarl-run.json", "progress.csv", os.path.join("checkpoints", "best.pt"))
 EVALUATION = ("summary.csv", "per_goal.csv", "results.json", "curve.png")
@@ -42,6 +43,10 @@ def check_paths(run_dir: str, entry: str, overwrite: bool) -> None:
         raise ShipError(f"entry: {entry!r} is a file; give a folder path (a zoo entry is a directory)")
     if os.path.isdir(entry) and os.listdir(entry) and not overwrite:
         raise ShipError(f"entry: {entry!r} exists; pass --overwrite to replace it")
+    try:  # a readable metarl checkpoint on a task that needs no plug-in modules (the zoo holds the paper's tasks)
+        metarl.load_run(run_dir)
+    except UsageError as exc:
+        raise ShipError(f"run: {exc}") from None
 
 
 def ship(run_dir: str, entry: str, overwrite: bool = False, curve: bool = True) -> int:

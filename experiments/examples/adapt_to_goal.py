@@ -42,9 +42,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1, help="adaptation steps")
     parser.add_argument("--episodes", type=int, help="episodes per adaptation step (default: the run's)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                        help="a plug-in module of the run's env.imports to allow (repeatable; see docs/plugins.md)")
     args = parser.parse_args()
 
-    run = metarl.load_run(args.run)
+    run = metarl.load_run(args.run, imports=args.imports)
     goal = np.asarray(args.goal, dtype=np.float64)
     adapted = run.adapt(goal[None], steps=args.steps, episodes=args.episodes, seed=args.seed)
     before = rollout(run, goal, None, 10, args.seed + 1)

@@ -23,9 +23,11 @@ def main() -> None:
     parser.add_argument("--output", required=True, help="PNG file to write")
     parser.add_argument("--tasks", type=int, default=40, help="test goals of the evaluation")
     parser.add_argument("--episodes", type=int, help="episodes per goal per batch (default: the paper's)")
+    parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                        help="a plug-in module of the run's env.imports to allow (repeatable; see docs/plugins.md)")
     args = parser.parse_args()
 
-    run = metarl.load_run(args.run)  # the best checkpoint
+    run = metarl.load_run(args.run, imports=args.imports)  # the best checkpoint
     with open(os.path.join(args.run, "progress.csv")) as fh:
         rows = list(csv.DictReader(fh))
     curve = metarl.evaluate(run, tasks=args.tasks, episodes=args.episodes)
