@@ -13,6 +13,34 @@ from metarl.checkpoint import atomic_write_bytes
 from metarl.errors import UsageError
 
 
+def kept_rows(csv_path: str, start_iteration: int) -> tuple[list[str], list[dict[str, str]]] | None:
+    """The header of ``progress.csv`` and its rows of iterations before ``start_iteration`` (None: no header).
+
+    A last row cut short by a kill in the middle of its append is dropped; a row whose iteration is not a
+    number raises a :class:`UsageError` naming the line.  Reads only: a resume checks the file with this
+    before it changes anything in the run directory.
+    """
+    with open(csv_path, newline="", errors="replace") as fh:
+        lines = list(csv.reader(fh))
+    if not lines or not lines[0]:
+        return None
+    header, body = lines[0], [row for row in lines[1:] if row]
+    if body and len(body[-1]) < len(header):  # a row cut short by a kill in the middle of its append
+        body = body[:-1]
+    kept = []
+    for number, row in enumerate(body, start=2):
+        record = dict(zip(header, row))
+        try:
+            iteration = int(float(record.get("iteration", "")))
+        except ValueError:
+            raise UsageError(
+                f"{csv_path!r} line {number}: iteration {record.get('iteration')!r} is not a number; the "
+                "file was edited or damaged: restore it (or delete that line) and resume again") from None
+        if iteration < start_iteration:
+            kept.append(record)
+    return header, kept
+
+
 class RunLogger:
     """Writes ``progress.csv`` and TensorBoard events under ``run_dir``.
 
@@ -29,25 +57,9 @@ class RunLogger:
         self.writer = SummaryWriter(self.tb_dir, purge_step=start_iteration if start_iteration else None)
 
     def _truncate(self, start_iteration: int) -> None:
-        with open(self.csv_path, newline="", errors="replace") as fh:
-            lines = list(csv.reader(fh))
-        if not lines or not lines[0]:
-            return
-        header, body = lines[0], [row for row in lines[1:] if row]
-        if body and len(body[-1]) < len(header):  # a row cut short by a kill in the middle of its append
-            body = body[:-1]
-        kept = []
-        for number, row in enumerate(body, start=2):
-            record = dict(zip(header, row))
-            try:
-                iteration = int(float(record.get("iteration", "")))
-            except ValueError:
-                raise UsageError(
-                    f"{self.csv_path!r} line {number}: iteration {record.get('iteration')!r} is not a number; the "
-                    "file was edited or damaged: restore it (or delete that line) and resume again") from None
-            if iteration < start_iteration:
-                kept.append(record)
-        self._rewrite(header, kept)
+        kept = kept_rows(self.csv_path, start_iteration)
+        if kept is not None:
+            self._rewrite(*kept)
 
     def _rewrite(self, columns: list[str], rows: list[dict[str, str]]) -> None:
         """Replace progress.csv atomically with ``rows`` under the header ``columns``; adopt that header only

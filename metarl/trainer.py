@@ -37,7 +37,7 @@ from metarl.checkpoint import CheckpointError, check_compatible, load_policy_che
 from metarl.config import ConfigError, TrainConfig, check_device, from_dict, read_config_file, save_config, to_dict
 from metarl.environment import check_named_imports, env_dims, make_env
 from metarl.errors import RunError, os_error_message
-from metarl.logger import RunLogger
+from metarl.logger import RunLogger, kept_rows
 from metarl.memory import keep_freed_memory
 from metarl.policy import GaussianMLPPolicy, Params
 from metarl.rundir import RunDirectory
@@ -176,6 +176,9 @@ class Trainer:
             try:
                 cfg, saved = self._resumed_config(cfg, iterations, device, progress_bar)
                 check_named_imports(cfg.env, imports, f"the run in {self.run_dir!r}")
+                progress = os.path.join(self.run_dir, "progress.csv")
+                if os.path.exists(progress):  # damaged rows are refused before config.yaml is rewritten
+                    kept_rows(progress, saved["iteration"] if saved is not None else 0)
             except BaseException:
                 self.close()
                 raise

@@ -464,9 +464,12 @@ def test_resume_drops_a_row_cut_short_by_a_kill_and_names_a_damaged_one(trained,
     lines = progress.read_text().splitlines()
     lines[2] = "abc" + lines[2][1:]
     progress.write_text("\n".join(lines) + "\n")
+    config = (trained / "config.yaml").read_bytes()
     code, err = run_cli(capsys, "train", "--output", trained, "--resume", "--iterations", "5", "--no-progress")
     assert code == 2
     one_line_error(err, "line 3", "'abc'", "restore it")
+    assert (trained / "config.yaml").read_bytes() == config  # refused before anything in the run changed
+    assert progress.read_text() == "\n".join(lines) + "\n"
 
 
 def test_evaluate_of_a_loose_checkpoint_needs_output(trained, tmp_path, capsys, monkeypatch):
