@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import os
 import sys
 
@@ -25,29 +26,35 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from metarl import evaluation as ev  # noqa: E402
+from metarl.checkpoint import atomic_write_bytes  # noqa: E402
 from metarl.config import ConfigError, load_config  # noqa: E402
 from metarl.errors import UsageError  # noqa: E402
 from metarl.plotting import published_summary  # noqa: E402
+from metarl.rundir import check_output_file  # noqa: E402
+
+
+class CurveError(UsageError):
+    """A run directory or file that is not what `metarl baseline` writes."""
 
 
 def read_curve(run: str) -> tuple[np.ndarray, np.ndarray]:
     if not os.path.isdir(run):
-        sys.exit(f"{run}: no such directory; pass directories written by `metarl baseline`")
+        raise CurveError(f"{run}: no such directory; pass directories written by `metarl baseline`")
     path = os.path.join(run, "training_curve.csv")
     if not os.path.isfile(path):
-        sys.exit(f"{run}: no training_curve.csv (is it a directory written by `metarl baseline`?)")
+        raise CurveError(f"{run}: no training_curve.csv (is it a directory written by `metarl baseline`?)")
     with open(path) as fh:
         reader = csv.DictReader(fh)
         missing = {"env_steps", "mean_episode_return"} - set(reader.fieldnames or [])
         if missing:
-            sys.exit(f"{path}: no column {sorted(missing)[0]!r}; expected the training_curve.csv that `metarl baseline` writes")
+            raise CurveError(f"{path}: no column {sorted(missing)[0]!r}; expected the training_curve.csv that `metarl baseline` writes")
         try:
             points = [(float(r["env_steps"]), float(r["mean_episode_return"])) for r in reader
                       if r["mean_episode_return"] not in ("", "nan")]
         except ValueError as exc:
-            sys.exit(f"{path}: a value is not a number ({exc}); expected the training_curve.csv that `metarl baseline` writes")
+            raise CurveError(f"{path}: a value is not a number ({exc}); expected the training_curve.csv that `metarl baseline` writes") from None
     if not points:
-        sys.exit(f"{path}: no finished episodes recorded; train the baseline longer")
+        raise CurveError(f"{path}: no finished episodes recorded; train the baseline longer")
     steps, returns = np.array(points).T
     return steps, returns
 
@@ -57,7 +64,7 @@ def env_id_of(run: str) -> str:
     try:
         return load_config(path).env.id
     except ConfigError as exc:
-        sys.exit(f"{path}: {exc}; pass directories written by `metarl baseline` (they hold their config.yaml)")
+        raise CurveError(f"{path}: {exc}; pass directories written by `metarl baseline` (they hold their config.yaml)") from None
 
 
 def smooth(y: np.ndarray, window: int) -> np.ndarray:
@@ -76,7 +83,7 @@ def evaluated(run: str) -> tuple[float, float] | None:
             try:
                 first = ev.load_results(path)["summary"][0]
             except UsageError as exc:
-                sys.exit(str(exc))
+                raise CurveError(str(exc)) from None
             return float(first["mean_return"]), float(first["sem"])
     return None
 
@@ -98,13 +105,26 @@ def main() -> None:
     p.add_argument("--output", required=True, help="PNG file to write")
     p.add_argument("--window", type=int, default=20, help="rollouts to average for each plotted point (default 20)")
     p.add_argument("--title", default="", help="figure title (default: the env id)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
     args = p.parse_args()
+    try:
+        draw(args)
+    except UsageError as exc:
+        p.error(str(exc))
+
+
+def draw(args: argparse.Namespace) -> None:
     if args.window < 1:
-        sys.exit(f"--window: expected a positive integer, got {args.window}")
+        raise UsageError(f"--window: expected a positive integer, got {args.window}")
     extension = os.path.splitext(args.output)[1].lstrip(".").lower()
     if extension not in plt.figure().canvas.get_supported_filetypes():
-        sys.exit(f"--output: {args.output!r} has no image extension matplotlib writes; use a name ending in .png")
+        raise UsageError(f"--output: {args.output!r} has no image extension matplotlib writes; use a name ending in .png")
     plt.close("all")
+    check_output_file(args.output, args.overwrite)
+    for run in args.runs:  # every run read before the figure is drawn or anything is written
+        read_curve(run)
+        env_id_of(run)
+        evaluated(run)
     fig, ax = plt.subplots(figsize=(7, 4.2))
     env_ids = set()
     print("| run | env steps | training return, last three tenths of the budget | evaluated, paper's protocol |")
@@ -132,9 +152,11 @@ def main() -> None:
     ax.set_ylabel(f"episode return (training, mean of {args.window} rollouts)")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    try:
+    buf = io.BytesIO()
+    fig.savefig(buf, format=extension, dpi=110)
+    try:  # a whole file or none: an earlier figure replaced with --overwrite is never left half-written
         os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-        fig.savefig(args.output, dpi=110)
+        atomic_write_bytes(args.output, buf.getvalue())
     except OSError as exc:
         sys.exit(f"--output: cannot write {args.output!r} ({exc.strerror or exc}); choose a writable path")
     print(f"wrote {args.output}")

@@ -74,6 +74,16 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
             "metarl (a run's checkpoints/*.pt)"
         ) from None
     except Exception as exc:  # torch raises several types for truncated or foreign files
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+        if not head:
+            raise CheckpointError(f"checkpoint {path!r} is empty (0 bytes), as a copy or download cut short leaves it; "
+                                  "use another checkpoint from the same folder, or copy it again") from None
+        if head[:2] != b"PK" and head[:1] != b"\x80":  # neither torch's zip archive nor its older pickle stream
+            raise CheckpointError(
+                f"{path!r} is not a checkpoint file (it starts with {head!r}, where a torch checkpoint starts with "
+                "b'PK', a zip archive); give a checkpoint written by metarl (a run's checkpoints/*.pt)"
+            ) from None
         raise CheckpointError(
             f"checkpoint {path!r} is unreadable or corrupted ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
             "use another checkpoint from the same folder (latest.pt, best.pt or an iter_*.pt)"

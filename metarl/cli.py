@@ -113,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
               "when every evaluation follows the paper's protocol, and print the table next to the paper's.")
     pl.add_argument("results", nargs="+", metavar="METHOD=DIR",
                     help="evaluation directories by method, e.g. maml=runs/x/evaluation random=runs/r")
-    pl.add_argument("--output", required=True, help="PNG file to write")
+    pl.add_argument("--output", required=True, help="figure file to write (.png, .pdf or .svg)")
     pl.add_argument("--no-paper", action="store_true", help="leave out the published curves")
     pl.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
 
@@ -257,6 +257,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from metarl.rundir import check_output_file
 
     output = check_output_file(args.output, args.overwrite)
+    plotting.figure_format(output)
     results = {}
     for item in args.results:
         if "=" not in item:

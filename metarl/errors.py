@@ -11,6 +11,8 @@ Both carry one message that names what is wrong, the value and what to do next.
 
 from __future__ import annotations
 
+import errno
+
 
 class UsageError(ValueError):
     """Bad input: a field, flag, file or value the user can correct."""
@@ -24,7 +26,14 @@ def os_error_message(exc: OSError, what: str, resume_hint: str | None = None) ->
     """One line for an operating-system error while writing ``what``, with the next step."""
     reason = exc.strerror or str(exc)
     where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
-    fix = "free some disk space or fix the permissions"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        fix = "free some disk space"
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        fix = "fix the permissions, or choose a folder you can write to"
+    elif exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG):
+        fix = "choose a path whose parent folder exists and can hold files"
+    else:
+        fix = "fix the cause above, or choose another folder"
     if resume_hint:
         fix += f", then {resume_hint}"
     return f"could not write {what}: {reason}{where}; {fix}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 from importlib import resources
 from typing import Any
 
@@ -38,9 +39,26 @@ def published_per_goal(task: str, method: str = "maml") -> dict[int, dict[int, t
     return out
 
 
+FIGURE_FORMATS = ("png", "pdf", "svg")
+
+
+def figure_format(path: str, flag: str = "--output") -> str:
+    """The image format of ``path`` from its extension, or a :class:`UsageError` naming the ones written."""
+    from metarl.errors import UsageError
+
+    extension = os.path.splitext(path)[1].lstrip(".").lower()
+    if extension not in FIGURE_FORMATS:
+        raise UsageError(f"{flag}: {path!r} ends in {('.' + extension) if extension else 'no extension'}; a figure is "
+                         f"written as {', '.join('.' + f for f in FIGURE_FORMATS)}: give a file name with one of them")
+    return extension
+
+
 def plot_curves(results: dict[str, dict[str, Any]], path: str, title: str = "",
                 published: dict[str, list[dict[str, float]]] | None = None) -> None:
-    """Mean +- SEM over test tasks per adaptation step; an oracle without adaptation is a flat line."""
+    """Mean +- SEM over test tasks per adaptation step; an oracle without adaptation is a flat line.
+
+    The image format follows ``path``'s extension (see :data:`FIGURE_FORMATS`).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -80,7 +98,7 @@ def plot_curves(results: dict[str, dict[str, Any]], path: str, title: str = "",
     from metarl.checkpoint import atomic_write_bytes
 
     buf = io.BytesIO()
-    fig.savefig(buf, format="png")
+    fig.savefig(buf, format=figure_format(path))
     plt.close(fig)
     atomic_write_bytes(path, buf.getvalue())
 

@@ -360,6 +360,10 @@ def train_baseline(kind: str, cfg: Any, output: str, timesteps: int, seed: int |
         raise UsageError(f"--resume: {output!r} holds no baseline to continue (no checkpoints/best.pt); "
                          "train one there without --resume (--overwrite replaces what is there)")
     saved = _load_saved_baseline(ckpt) if resume else {}
+    if resume and saved.get("method") not in ("pretrained", "oracle"):
+        raise UsageError(f"--resume: {output!r} holds a meta-training run (method {saved.get('method', 'maml')!r}), not a "
+                         f"baseline; continue it with `metarl train --output {shlex.quote(output)} --resume`, or give "
+                         "the baseline's own folder as --output")
     own = _own_settings(saved, zip_path) if resume else {}
     seed = own.get("seed", _DEFAULTS["seed"]) if seed is None else seed
     if num_slots is None:  # a run saved without its slot count predates the Ant default: it had 16

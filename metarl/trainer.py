@@ -205,6 +205,9 @@ class Trainer:
         saved_cfg, saved = saved_run(self.run_dir, self.rundir.run_id)
         done = saved["iteration"] if saved is not None else 0
         requested = iterations if iterations is not None else (cfg.iterations if cfg is not None else None)
+        if requested is not None and (isinstance(requested, bool) or not isinstance(requested, int) or requested < 1):
+            raise ConfigError(f"--iterations: expected a positive total number of meta-iterations, got {requested!r}; "
+                              f"the run in {self.run_dir!r} has done {done} (pass a number above {done} to extend it)")
         if requested is not None and requested != saved_cfg.iterations and requested <= done:
             raise ConfigError(
                 f"--iterations: the run in {self.run_dir!r} has already done {done} iterations, so "

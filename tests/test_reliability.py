@@ -308,7 +308,7 @@ def test_a_full_disk_keeps_the_run_resumable(tmp_path, capsys):
     res = subprocess.run([sys.executable, "-m", "metarl.cli", "train", "--output", str(out), "--resume", "--iterations",
                           "3", "--no-progress"], capture_output=True, text=True, timeout=300, preexec_fn=small_files)
     assert res.returncode == 1, res.stderr
-    one_line_error(res.stderr, "could not write", "free some disk space or fix the permissions", "--resume")
+    one_line_error(res.stderr, "could not write", "free some disk space", "--resume")
     assert (out / "checkpoints" / "latest.pt").read_bytes() == good
     code, err = run_cli(capsys, "train", "--output", out, "--resume", "--iterations", "3", "--no-progress")
     assert code == 0, err
@@ -337,6 +337,12 @@ def test_plot_with_damaged_results_or_a_directory_output(tmp_path, trained, caps
     assert code == 2
     one_line_error(err, "no method name")
     assert not (tmp_path / "twice.png").exists() and not (tmp_path / "nameless.png").exists()
+    code, err = run_cli(capsys, "plot", f"maml={out}", "--output", tmp_path / "f.txt")
+    assert code == 2
+    one_line_error(err, "ends in .txt", ".png, .pdf, .svg")
+    assert not (tmp_path / "f.txt").exists()
+    assert run_cli(capsys, "plot", f"maml={out}", "--output", tmp_path / "f.svg")[0] == 0
+    assert b"<svg" in (tmp_path / "f.svg").read_bytes()[:500]
     (out / "results.json").write_text('{"settings": {"env": ')
     code, err = run_cli(capsys, "plot", f"maml={out}", "--output", tmp_path / "p.png")
     assert code == 2
@@ -493,3 +499,41 @@ def test_an_evaluation_too_large_for_memory_is_a_named_error(trained, tmp_path, 
                         "--episodes", "100000000", "--steps", "1")
     assert code == 1
     one_line_error(err, "not enough memory", "--tasks 100000000", "--episodes 100000000", "smaller sizes")
+
+
+def test_messages_name_the_actual_cause(trained, tmp_path, capsys):
+    """A text file or an empty file as checkpoint, a path that cannot exist, a training run given to `baseline
+    --resume`, a non-positive --iterations on resume: each message says what is wrong with that input."""
+    (tmp_path / "notes.pt").write_text("hello world\n")
+    code, err = run_cli(capsys, "evaluate", tmp_path / "notes.pt", "--output", tmp_path / "e")
+    assert code == 2
+    one_line_error(err, "is not a checkpoint file", "b'hell'", "checkpoints/*.pt")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    code, err = run_cli(capsys, "evaluate", tmp_path / "empty.pt", "--output", tmp_path / "e")
+    assert code == 2
+    one_line_error(err, "is empty (0 bytes)", "copy it again")
+    assert not (tmp_path / "e").exists()
+    (tmp_path / "a_file").write_text("keep")  # a parent that is a file: the output cannot be made
+    code, err = run_cli(capsys, "train", "--config", SMOKE, "--output", tmp_path / "a_file" / "run", "--no-progress")
+    assert code in (1, 2) and "free some disk space" not in err and "Traceback" not in err, err
+    assert (tmp_path / "a_file").read_text() == "keep"
+    code, err = run_cli(capsys, "baseline", "pretrained", "--output", trained, "--resume")
+    assert code == 2
+    one_line_error(err, "holds a meta-training run", f"metarl train --output {trained} --resume")
+    for bad in ("-1", "0"):
+        code, err = run_cli(capsys, "train", "--output", trained, "--resume", "--iterations", bad, "--no-progress")
+        assert code == 2
+        one_line_error(err, "--iterations: expected a positive total", f"got {bad}")
+    assert load_checkpoint(trained / "checkpoints" / "latest.pt")["iteration"] == 3
+
+
+def test_os_error_messages_suggest_the_fix_for_their_errno():
+    import errno
+
+    from metarl.errors import os_error_message
+
+    for code, fix in ((errno.ENOSPC, "free some disk space"), (errno.EACCES, "fix the permissions"),
+                      (errno.EROFS, "fix the permissions"), (errno.ENOENT, "parent folder exists"),
+                      (errno.EIO, "fix the cause above")):
+        message = os_error_message(OSError(code, os.strerror(code), "/x/y"), "the run directory", "`resume`")
+        assert fix in message and "/x/y" in message and message.endswith("then `resume`"), message

@@ -202,7 +202,8 @@ def test_resume_refuses_what_it_cannot_continue(tmp_path, capsys):
     assert run_cli("oracle", "--output", str(run), "--config", CONFIG, "--timesteps", "80", "--slots", "4") == 2
     assert "pass --overwrite to replace it" in capsys.readouterr().err
     assert run_cli("oracle", "--output", str(run), "--config", CONFIG, "--timesteps", "80", "--slots", "4", "--overwrite") == 0
-    (run / "checkpoints" / "best.pt").write_bytes(b"truncated")  # a damaged checkpoint: one line, the way out
+    best = run / "checkpoints" / "best.pt"
+    best.write_bytes(best.read_bytes()[:300])  # a checkpoint cut short: one line, the way out
     assert run_cli("oracle", "--output", str(run), "--resume", "--timesteps", "400") == 2
     err = capsys.readouterr().err
     assert "unreadable or corrupted" in err and "--overwrite" in err and "latest.pt" not in err and "Traceback" not in err

@@ -288,7 +288,7 @@ def test_ship_zoo_checks_the_run_and_the_entry_before_removing_anything(monkeypa
     cases = {(str(tmp_path / "nosuch"), str(entry)): "has no config.yaml",
              (str(run), str(run)): "is the run", (str(run), str(run / "checkpoints")): "is the run",
              (str(run), str(run / "config.yaml")): "is the run", (str(run), str(entry / "old.txt")): "is a file",
-             (str(run), str(entry)): "run: checkpoint"}  # files in place but no metarl checkpoint: nothing shipped
+             (str(run), str(entry)): "is not a checkpoint file"}  # files in place, no metarl checkpoint: nothing shipped
     for (source, target), needle in cases.items():
         monkeypatch.setattr(sys, "argv", ["ship_zoo", source, target, "--overwrite"])
         with pytest.raises(SystemExit) as exc:

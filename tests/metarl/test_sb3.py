@@ -162,7 +162,7 @@ def test_plot_baseline_curves_reads_real_baseline_runs(tmp_path, monkeypatch, ca
     assert f"{last:.2f} |" in rows[0]
     # the script in its own process, as a user runs it: a bad directory is one line, no traceback
     bad = plot_curves(tmp_path, "--output", tmp_path / "d.png")
-    assert bad.returncode == 1 and "no training_curve.csv" in bad.stderr and "Traceback" not in bad.stderr
+    assert bad.returncode == 2 and "no training_curve.csv" in bad.stderr and "Traceback" not in bad.stderr
     assert not (tmp_path / "d.png").exists()
 
 
@@ -184,7 +184,7 @@ def test_plot_baseline_curves_bad_input_is_one_line(tmp_path, monkeypatch, capsy
     code, _, err = plot_here(monkeypatch, capsys, run, "--output", png)
     assert code != 0 and "no column" in err and "Traceback" not in err, err
     (run / "training_curve.csv").write_text("env_steps,mean_episode_return,episodes\n80,-3.5,4\n160,-2.5,4\n")
-    for output, needle in ((tmp_path / "c.txt2", "--output"), ("/proc/no/c.png", "--output: cannot write")):
+    for output, needle in ((tmp_path / "c.txt2", "--output"), ("/proc/no/c.png", "--output")):
         code, _, err = plot_here(monkeypatch, capsys, run, "--output", output)
         assert code != 0 and needle in err and "Traceback" not in err, err
     # a curve too short for tenths prints '-' for the empty ones instead of a NaN warning
@@ -193,6 +193,12 @@ def test_plot_baseline_curves_bad_input_is_one_line(tmp_path, monkeypatch, capsy
         code, out, err = plot_here(monkeypatch, capsys, run, "--output", png)
     assert code == 0, err
     assert "| run | 160 | -, -, -2.50 | - |" in out and png.stat().st_size > 0
+    # an existing figure is replaced only when asked
+    png.write_bytes(b"the user's figure")
+    code, _, err = plot_here(monkeypatch, capsys, run, "--output", png)
+    assert code == 2 and "exists; pass --overwrite" in err and png.read_bytes() == b"the user's figure"
+    code, _, err = plot_here(monkeypatch, capsys, run, "--output", png, "--overwrite")
+    assert code == 0 and png.read_bytes().startswith(b"\x89PNG"), err
 
 
 @pytest.mark.parametrize("name,slots", [("ant_dir", 100), ("halfcheetah_vel", 16)])
