@@ -371,9 +371,11 @@ def read_config_file(path: str | os.PathLike) -> Any:
 def load_config(path: str | os.PathLike, overrides: Sequence[str] | Mapping[str, Any] | None = None) -> TrainConfig:
     """Read a YAML config, apply overrides (``section.field=value`` strings or a mapping), validate."""
     data = read_config_file(path)
-    if data is None:
-        data = {}
-    return from_dict(apply_overrides(data, overrides or [])).validate()
+    if data is None and not overrides:  # an empty file alone: a mistake to report, not a request for every default
+        raise ConfigError(f"--config: {os.fspath(path)!r} is empty; a config names at least its task, e.g. "
+                          "`env: {id: metarl/HalfCheetahVel-v0}` (`metarl config` lists every field and its default; "
+                          "the paper's configs are experiments/configs/*.yaml)")
+    return from_dict(apply_overrides({} if data is None else data, overrides or [])).validate()
 
 
 def apply_overrides(data: Any, overrides: Sequence[str] | Mapping[str, Any]) -> dict:

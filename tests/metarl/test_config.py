@@ -61,3 +61,11 @@ def test_overrides_from_the_command_line(tmp_path):
 def test_missing_config_file():
     with pytest.raises(ConfigError, match="no such file"):
         load_config("nope.yaml")
+
+
+@pytest.mark.parametrize("text", ["", "\n# only a comment\n"])
+def test_an_empty_config_file_is_an_error_not_every_default(tmp_path, text):
+    path = tmp_path / "empty.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match="is empty; a config names at least its task"):
+        load_config(path)
