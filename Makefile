@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # A CPU-only torch when the machine has no NVIDIA GPU, so set-up never pulls a multi-gigabyte CUDA build.
+# torch >= 2.10: checkpoints are read with torch.load(weights_only=True), whose unpickler could run code from a
+# crafted file before 2.6 (CVE-2025-32434) and corrupt memory before 2.10 (CVE-2026-24747); an older torch in
+# the venv is replaced.
 TORCH_CPU_SPEC ?= torch==2.13.0+cpu
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 TRAIN_CONFIG ?= experiments/configs/navigation2d_smoke.yaml
@@ -15,7 +18,7 @@ setup: $(VENV)/.installed
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@if $(BIN)/python -c "import torch" 2>/dev/null; then \
+	@if $(BIN)/python -c "import sys, torch; sys.exit(tuple(map(int, torch.__version__.split('+')[0].split('.')[:2])) < (2, 10))" 2>/dev/null; then \
 		echo "torch already installed"; \
 	elif nvidia-smi -L >/dev/null 2>&1; then \
 		$(BIN)/pip install torch; \

@@ -56,7 +56,8 @@ def _config_of(config: str | os.PathLike | TrainConfig | Mapping[str, Any],
 def train(config: str | os.PathLike | TrainConfig | Mapping[str, Any] | None, output: str | os.PathLike, *,
           seed: int | None = None, device: str | None = None, iterations: int | None = None, resume: bool = False,
           overwrite: bool = False, overrides: Sequence[str] | Mapping[str, Any] | None = None,
-          progress: bool | None = None, imports: Sequence[str] | None = None) -> "Run":
+          progress: bool | None = None, imports: Sequence[str] | None = None,
+          ray_address: str | None = None) -> "Run":
     """Meta-train into the run directory ``output`` and return the trained :class:`Run` (its best parameters).
 
     Args:
@@ -71,6 +72,8 @@ def train(config: str | os.PathLike | TrainConfig | Mapping[str, Any] | None, ou
         progress: show a progress bar (default: the config's ``progress_bar``).
         imports: on resume, the plug-in modules of the run's ``env.imports`` that you allow to be imported
             (a saved run's modules are imported only when named here; see :func:`load_run`).
+        ray_address: on resume of a Ray-sampled run, the cluster to join ("" for ``$RAY_ADDRESS`` or a local
+            Ray); a saved ``sampler.address`` is never joined unless named here again.
 
     SIGINT/SIGTERM save a checkpoint and raise :class:`metarl.trainer.TrainingInterrupted`; continue with
     ``train(None, output, resume=True)``.
@@ -83,10 +86,12 @@ def train(config: str | os.PathLike | TrainConfig | Mapping[str, Any] | None, ou
                 "may be given with it (drop --config/--set/--seed/--overwrite, or start a new --output)"
             )
         trainer = Trainer(None, output, resume=True, iterations=iterations, device=device, progress_bar=progress,
-                          imports=imports)
+                          imports=imports, ray_address=ray_address)
     else:
         if imports:
             raise ConfigError("imports: only for resuming a saved run; a new run imports its config's env.imports")
+        if ray_address is not None:
+            raise ConfigError("ray_address: only for resuming a saved run; a new run takes sampler.address from its config")
         if config is None:
             raise ConfigError("--config: required for a new run (e.g. experiments/configs/navigation2d_smoke.yaml)")
         extra: dict[str, Any] = {}
@@ -320,9 +325,16 @@ def evaluate(source: str | os.PathLike | Run, *, output: str | os.PathLike | Non
     size for MAML).  A batch on the paper's tasks is, as the authors' scripts sampled it, whole episodes until
     ``episodes x horizon`` env steps per goal (more than ``episodes`` episodes only where episodes end early);
     ``batch_steps`` sets that count (``episodes`` per sampling round), 0 asks for exactly ``episodes``
-    episodes.  Files are written only when ``output`` is given (checked before any work).
+    episodes.  Files are written only when ``output`` is given (checked before any work).  ``imports``
+    allows the plug-in modules of a run loaded from ``source`` (see :func:`load_run`); a :class:`Run` was
+    checked when it was loaded.
     """
-    run = source if isinstance(source, Run) else load_run(source)
+    if isinstance(source, Run):
+        if imports:
+            raise ConfigError("imports: for a run loaded from a path; a Run object was checked by load_run already")
+        run = source
+    else:
+        run = load_run(source, imports=imports)
     if output is not None:
         ev.check_output(os.fspath(output), overwrite)
     alpha = run.config.algo.inner_step_size if run.method == "maml" else None

@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="with --resume: allow the run's plug-in module MODULE (from its env.imports) to be imported; "
                             "importing runs a module's code, so a saved run's modules are imported only when named "
                             "here (repeatable)")
+    train.add_argument("--ray-address", metavar="ADDRESS",
+                       help="with --resume of a Ray-sampled run: the Ray cluster to join ('' for $RAY_ADDRESS or a local "
+                            "Ray); a saved sampler.address is joined only when given here again")
     train.add_argument("--help-config", action="store_true", help="list every config field and exit (as `metarl config`)")
 
     ev = _add(sub, "evaluate", "adaptation curves on fixed test goals (the paper's protocol by default)",
@@ -140,9 +143,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ConfigError("--output: required: the run directory to write (or to --resume)")
     if args.resume and (args.overwrite or args.config or args.set or args.seed is not None):
         raise ConfigError(
-            "--resume continues the run with its saved config; only --iterations, --device, --import and --no-progress "
-            "may be given with it (drop --config/--set/--seed/--overwrite, or start a new --output)"
+            "--resume continues the run with its saved config; only --iterations, --device, --import, --ray-address "
+            "and --no-progress may be given with it (drop --config/--set/--seed/--overwrite, or start a new --output)"
         )
+    if args.ray_address is not None and not args.resume:
+        raise ConfigError("--ray-address: only with --resume; a new run joins the cluster of its config's "
+                          "sampler.address (--set sampler.address=HOST:PORT)")
     if args.imports and not args.resume:
         raise ConfigError("--import: only with --resume (a saved run's plug-ins); a new run imports the env.imports "
                           "of its --config as it asks")
@@ -150,9 +156,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         run = api.train(None if args.resume else args.config, args.output, seed=args.seed, device=args.device,
                         iterations=args.iterations, resume=args.resume, overwrite=args.overwrite,
                         overrides=list(args.set), progress=False if args.no_progress else None,
-                        imports=list(args.imports))
+                        imports=list(args.imports), ray_address=args.ray_address)
     except TrainingInterrupted as exc:
-        print(f"\n{exc}; checkpoint saved. Continue with: metarl train --output {args.output} --resume", file=sys.stderr)
+        command = exc.resume_command or f"metarl train --output {args.output} --resume"
+        print(f"\n{exc}; checkpoint saved. Continue with: {command}", file=sys.stderr)
         return 128 + exc.signum
     from metarl.checkpoint import load_checkpoint
 
@@ -239,8 +246,8 @@ def cmd_baseline(args: argparse.Namespace) -> int:
             raise UsageError(f"--resume: {args.output!r} holds no baseline to continue (no config.yaml); "
                              "train one there without --resume")
         args.config = own
-        cfg = load_config(own)
-        check_named_imports(cfg.env, list(args.imports), f"the baseline in {args.output!r}")
+        cfg = load_config(own, flag="--resume (the baseline's own config)")
+        check_named_imports(cfg.env, list(args.imports), f"the run in {args.output!r}")
     else:
         if args.imports:
             raise ConfigError("--import: only with --resume and the run's own config; a --config you pass imports its "
@@ -323,6 +330,20 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _resume_command(output: str) -> str:
+    """``metarl train --output OUTPUT --resume`` with the flags the run's saved config needs, as far as it is readable."""
+    import shlex
+
+    command = f"metarl train --output {shlex.quote(output)} --resume"
+    try:
+        from metarl.config import resume_flags
+        from metarl.trainer import saved_config
+
+        return command + resume_flags(saved_config(output))
+    except Exception:  # an unreadable run: the plain command, whose own error then says what is wrong
+        return command
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -345,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except OSError as exc:
         output = getattr(args, "output", None)
-        hint = f"`metarl train --output {output} --resume`" if args.command == "train" and output else None
+        hint = f"`{_resume_command(output)}`" if args.command == "train" and output else None
         print(f"metarl: error: {os_error_message(exc, output or 'the output', hint)}", file=sys.stderr)
         return 1
     except MemoryError as exc:  # numpy's "Unable to allocate N PiB" or torch's: the sizes asked for, not a bug

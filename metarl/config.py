@@ -11,6 +11,7 @@ import difflib
 import math
 import os
 import re
+import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, get_type_hints
@@ -351,28 +352,39 @@ def parse_yaml(text: str, where: str) -> Any:
         raise ConfigError(f"{where}: not valid YAML{line} ({problem}); fix the syntax") from None
 
 
-def read_config_file(path: str | os.PathLike) -> Any:
+def resume_flags(cfg: "TrainConfig", ray: bool = True) -> str:
+    """The flags a resume of a run with ``cfg`` needs besides ``--output`` and ``--resume`` (with a leading
+    space, or empty): ``--import`` for each plug-in module and, with ``ray``, the Ray cluster it joined."""
+    flags = [f"--import {shlex.quote(m)}" for m in cfg.env.imports]
+    if ray and cfg.sampler.backend == "ray" and cfg.sampler.address:
+        flags.append(f"--ray-address {shlex.quote(cfg.sampler.address)}")
+    return "".join(" " + f for f in flags)
+
+
+def read_config_file(path: str | os.PathLike, flag: str = "--config") -> Any:
     """The parsed YAML of a config file, with a clear error for a missing, unreadable or non-text file."""
     path = os.fspath(path)
     if not os.path.exists(path):
-        raise ConfigError(f"--config: no such file {path!r}; configs live in experiments/configs/")
+        raise ConfigError(f"{flag}: no such file {path!r}; configs live in experiments/configs/")
     if os.path.isdir(path):
-        raise ConfigError(f"--config: {path!r} is a directory; pass a YAML file such as experiments/configs/navigation2d.yaml")
+        raise ConfigError(f"{flag}: {path!r} is a directory; pass a YAML file such as experiments/configs/navigation2d.yaml")
     try:
         with open(path, encoding="utf-8") as fh:
             text = fh.read()
     except UnicodeDecodeError:
-        raise ConfigError(f"--config: {path!r} is not a text file; pass a YAML config") from None
+        raise ConfigError(f"{flag}: {path!r} is not a text file; pass a YAML config") from None
     except OSError as exc:
-        raise ConfigError(f"--config: cannot read {path!r} ({exc.strerror}); check the path and its permissions") from None
-    return parse_yaml(text, f"--config {path}")
+        raise ConfigError(f"{flag}: cannot read {path!r} ({exc.strerror}); check the path and its permissions") from None
+    return parse_yaml(text, f"{flag} {path}")
 
 
-def load_config(path: str | os.PathLike, overrides: Sequence[str] | Mapping[str, Any] | None = None) -> TrainConfig:
-    """Read a YAML config, apply overrides (``section.field=value`` strings or a mapping), validate."""
-    data = read_config_file(path)
-    if data is None and not overrides:  # an empty file alone: a mistake to report, not a request for every default
-        raise ConfigError(f"--config: {os.fspath(path)!r} is empty; a config names at least its task, e.g. "
+def load_config(path: str | os.PathLike, overrides: Sequence[str] | Mapping[str, Any] | None = None,
+                flag: str = "--config") -> TrainConfig:
+    """Read a YAML config, apply overrides (``section.field=value`` strings or a mapping), validate.
+    ``flag`` is how messages name where the file came from."""
+    data = read_config_file(path, flag)
+    if (data is None or data == {}) and not overrides:  # an empty file alone: a mistake, not a request for every default
+        raise ConfigError(f"{flag}: {os.fspath(path)!r} is empty; a config names at least its task, e.g. "
                           "`env: {id: metarl/HalfCheetahVel-v0}` (`metarl config` lists every field and its default; "
                           "the paper's configs are experiments/configs/*.yaml)")
     return from_dict(apply_overrides({} if data is None else data, overrides or [])).validate()

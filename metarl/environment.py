@@ -78,10 +78,12 @@ def check_named_imports(env: EnvConfig, imports: Sequence[str] | None, source: s
     command at hand.  Modules named in ``imports`` that the run does not need are refused too, so that a
     typo does not pass silently.
     """
+    if isinstance(imports, (str, bytes)):
+        raise ConfigError(f"imports: expected a list of module names, e.g. [{imports!r}], got the string {imports!r}")
     allowed = [] if imports is None else list(imports)
     for module in allowed:
         if not isinstance(module, str) or not module:
-            raise ConfigError(f"{flag}: expected a module name, got {module!r}")
+            raise ConfigError(f"{flag} (imports=): expected a module name, got {module!r}")
     wanted = [m for m in env.imports if isinstance(m, str)]
     missing = [m for m in wanted if m not in allowed]
     if missing:

@@ -21,6 +21,7 @@ counters), so ``--resume`` continues exactly where an interrupted run would have
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import threading
 import time
@@ -34,7 +35,8 @@ from tqdm import tqdm
 from metarl.algorithms import algorithm_state, initial_params, load_algorithm_state, make_algorithm
 from metarl.baseline import LinearFeatureBaseline
 from metarl.checkpoint import CheckpointError, check_compatible, load_policy_checkpoint, save_checkpoint
-from metarl.config import ConfigError, TrainConfig, check_device, from_dict, read_config_file, save_config, to_dict
+from metarl.config import (ConfigError, TrainConfig, check_device, from_dict, read_config_file, resume_flags, save_config,
+                           to_dict)
 from metarl.environment import check_named_imports, env_dims, make_env
 from metarl.errors import RunError, os_error_message
 from metarl.logger import RunLogger, kept_rows
@@ -50,6 +52,7 @@ class TrainingInterrupted(Exception):
     def __init__(self, signum: int) -> None:
         super().__init__(f"interrupted by signal {signal.Signals(signum).name}")
         self.signum = signum
+        self.resume_command = ""  # set by the trainer once the checkpoint is saved
 
 
 def resolve_device(name: str) -> torch.device:
@@ -76,6 +79,7 @@ class RunState:
 
 # fields a resumed run may change; everything else must match the run's saved config
 RESUMABLE_FIELDS = ("iterations", "device", "progress_bar")
+RESUMABLE_KEYS = ("sampler.address",)  # the Ray cluster a resumed run joins is the user's choice (--ray-address)
 
 
 def _refuse_restart_over_saved_work(run_dir: str) -> None:
@@ -95,22 +99,48 @@ def _refuse_restart_over_saved_work(run_dir: str) -> None:
     )
 
 
+def saved_config(run_dir: str, saved: dict | None = None) -> TrainConfig:
+    """The config a resume of ``run_dir`` continues with: its ``config.yaml``, else the config in ``latest.pt``
+    (``saved``, when the caller has loaded it already).  Reads only."""
+    config_path = os.path.join(run_dir, "config.yaml")
+    latest = os.path.join(run_dir, "checkpoints", "latest.pt")
+    if os.path.isfile(config_path):
+        data = read_config_file(config_path, "--resume")
+        if data is None:
+            raise ConfigError(f"--resume: {config_path!r} is empty; restore the run's config.yaml (a copy of the run's "
+                              "own, or delete it to resume from the config saved in checkpoints/latest.pt)")
+        return from_dict(data).validate()
+    if saved is None and os.path.isfile(latest):
+        saved = load_policy_checkpoint(latest)
+    if saved is not None:
+        return from_dict(saved["config"]).validate()
+    raise CheckpointError(
+        f"--resume: {run_dir!r} holds neither config.yaml nor checkpoints/latest.pt; there is nothing to resume"
+    )
+
+
+def check_ray_address(sampler: Any, ray_address: str | None, run_dir: str) -> None:
+    """Refuse to join the Ray cluster a saved run names unless the user names one (``--ray-address``)."""
+    if sampler.backend != "ray" and ray_address is not None:
+        raise ConfigError(f"--ray-address: the run in {run_dir!r} samples locally (sampler.backend: "
+                          f"{sampler.backend}); drop --ray-address")
+    if ray_address is None and sampler.address:  # a saved file never chooses the machines whose replies we unpickle
+        raise ConfigError(
+            f"config field 'sampler.address': the run in {run_dir!r} joined the Ray cluster at "
+            f"{sampler.address!r}; a resumed run joins a cluster only when you name it (Ray runs code on its "
+            f"workers and this process reads their replies): add --ray-address {sampler.address} to join it "
+            "again, give another cluster's address, or --ray-address '' for $RAY_ADDRESS or a local Ray"
+        )
+
+
 def saved_run(run_dir: str, run_id: str = "") -> tuple[TrainConfig, dict | None]:
     """The saved config of a run directory and its ``latest.pt`` state (None if the run has none yet).
 
     Refuses a checkpoint that belongs to another run (another run id, env, network or config).
     """
-    config_path = os.path.join(run_dir, "config.yaml")
     latest = os.path.join(run_dir, "checkpoints", "latest.pt")
     saved = load_policy_checkpoint(latest) if os.path.isfile(latest) else None
-    if os.path.isfile(config_path):
-        cfg = from_dict(read_config_file(config_path)).validate()
-    elif saved is not None:
-        cfg = from_dict(saved["config"]).validate()
-    else:
-        raise CheckpointError(
-            f"--resume: {run_dir!r} holds neither config.yaml nor checkpoints/latest.pt; there is nothing to resume"
-        )
+    cfg = saved_config(run_dir, saved)
     if saved is None:
         _refuse_restart_over_saved_work(run_dir)
         return cfg, None
@@ -125,7 +155,7 @@ def saved_run(run_dir: str, run_id: str = "") -> tuple[TrainConfig, dict | None]
     except ConfigError as exc:
         raise CheckpointError(f"--resume: checkpoints/latest.pt in {run_dir!r} carries a config this metarl cannot read ({exc})") from None
     mine = to_dict(cfg)
-    differ = [k for k in _flat_keys(mine) if k.split(".")[0] not in RESUMABLE_FIELDS
+    differ = [k for k in _flat_keys(mine) if k.split(".")[0] not in RESUMABLE_FIELDS and k not in RESUMABLE_KEYS
               and _get(mine, k) != _get(theirs, k)]
     if differ:
         shown = ", ".join(f"{k}: config.yaml {_get(mine, k)!r} vs checkpoint {_get(theirs, k)!r}" for k in differ[:4])
@@ -164,7 +194,7 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig | None, run_dir: str, resume: bool = False, overwrite: bool = False, *,
                  iterations: int | None = None, device: str | None = None, progress_bar: bool | None = None,
-                 imports: Sequence[str] | None = None) -> None:
+                 imports: Sequence[str] | None = None, ray_address: str | None = None) -> None:
         self.run_dir = os.path.abspath(run_dir)
         self.ckpt_dir = os.path.join(self.run_dir, "checkpoints")
         self.rundir: RunDirectory | None = None
@@ -172,10 +202,13 @@ class Trainer:
         if resume:
             if overwrite:
                 raise ConfigError("--overwrite: cannot be combined with --resume (resume continues the run, overwrite deletes it)")
+            if os.path.isdir(self.run_dir):  # what a saved file would choose is refused before the run is touched
+                named = saved_config(self.run_dir)
+                check_named_imports(named.env, imports, f"the run in {self.run_dir!r}")
+                check_ray_address(named.sampler, ray_address, self.run_dir)
             self.rundir = RunDirectory.open_existing(self.run_dir)
             try:
-                cfg, saved = self._resumed_config(cfg, iterations, device, progress_bar)
-                check_named_imports(cfg.env, imports, f"the run in {self.run_dir!r}")
+                cfg, saved = self._resumed_config(cfg, iterations, device, progress_bar, ray_address)
                 progress = os.path.join(self.run_dir, "progress.csv")
                 if os.path.exists(progress):  # damaged rows are refused before config.yaml is rewritten
                     kept_rows(progress, saved["iteration"] if saved is not None else 0)
@@ -200,9 +233,12 @@ class Trainer:
             raise
 
     def _resumed_config(self, cfg: TrainConfig | None, iterations: int | None, device: str | None,
-                        progress_bar: bool | None) -> tuple[TrainConfig, dict | None]:
+                        progress_bar: bool | None, ray_address: str | None = None) -> tuple[TrainConfig, dict | None]:
         assert self.rundir is not None
         saved_cfg, saved = saved_run(self.run_dir, self.rundir.run_id)
+        check_ray_address(saved_cfg.sampler, ray_address, self.run_dir)
+        if ray_address is not None:
+            saved_cfg.sampler.address = ray_address
         done = saved["iteration"] if saved is not None else 0
         requested = iterations if iterations is not None else (cfg.iterations if cfg is not None else None)
         if requested is not None and (isinstance(requested, bool) or not isinstance(requested, int) or requested < 1):
@@ -258,8 +294,12 @@ class Trainer:
         try:
             return action()
         except OSError as exc:
-            raise RunError(os_error_message(exc, f"{what} in {self.run_dir}",
-                                            f"`metarl train --output {self.run_dir} --resume`")) from None
+            raise RunError(os_error_message(exc, f"{what} in {self.run_dir}", f"`{self.resume_command()}`")) from None
+
+    def resume_command(self) -> str:
+        """The command that continues this run (with the plug-in modules and Ray cluster it needs named)."""
+        cfg = getattr(self, "cfg", None)
+        return f"metarl train --output {shlex.quote(self.run_dir)} --resume" + (resume_flags(cfg) if cfg else "")
 
     def close(self) -> None:
         """Stop the sampler's workers (Ray) and release the run directory's lock; done when :meth:`train` returns."""
@@ -385,9 +425,10 @@ class Trainer:
                 bar.update(1)
                 bar.set_postfix(pre=f"{scalars['return/pre_adaptation']:.1f}",
                                 post=f"{scalars['return/post_adaptation']:.1f}")
-        except TrainingInterrupted:
+        except TrainingInterrupted as exc:
             with self._critical_section():
                 self._write(lambda: self._save(self.state), "checkpoints")
+            exc.resume_command = self.resume_command()
             raise
         finally:
             bar.close()

@@ -15,6 +15,7 @@ import os
 import numpy as np
 
 import metarl
+from metarl.config import load_config
 
 
 def main() -> None:
@@ -31,7 +32,9 @@ def main() -> None:
     for seed in args.seeds:
         out = os.path.join(args.output, f"seed-{seed}")
         if os.path.isdir(out):  # a sweep run again continues where it stopped
-            run = metarl.train(None, out, resume=True, progress=False)
+            # the plug-in modules are the ones of the --config given to this command (see docs/plugins.md)
+            imports = load_config(args.config, args.set).env.imports
+            run = metarl.train(None, out, resume=True, progress=False, imports=imports)
         else:
             run = metarl.train(args.config, out, seed=seed, overrides=args.set, progress=False)
         curves[seed] = metarl.evaluate(run, tasks=args.tasks, episodes=args.episodes)

@@ -208,6 +208,7 @@ def test_a_saved_plugin_run_loads_and_resumes_only_with_its_modules_named(tmp_pa
                                       "iterations=1", "algo.num_tasks=2", "algo.episodes_per_task=2"])
     d = str(tmp_path / "plug")
     progress = (tmp_path / "plug" / "progress.csv").read_bytes()
+    before = _files(d)
     for load in (lambda: api.load_run(d), lambda: api.evaluate(d, tasks=2, steps=1),
                  lambda: api.train(None, d, resume=True, iterations=2),
                  lambda: Trainer(None, d, resume=True, iterations=2, imports=[module, "json"])):
@@ -215,10 +216,55 @@ def test_a_saved_plugin_run_loads_and_resumes_only_with_its_modules_named(tmp_pa
             load()
         assert module in str(err.value)
     assert (tmp_path / "plug" / "progress.csv").read_bytes() == progress
+    assert _files(d) == before  # not even the lock or the marker was written
     assert api.load_run(d, imports=[module]).config.env.imports == [module]
+    curve = api.evaluate(d, tasks=2, steps=1, episodes=2, imports=[module])
+    assert curve.returns.shape == (2, 2) and np.isfinite(curve.returns).all()
+    with pytest.raises(ConfigError, match="expected a list of module names"):
+        api.load_run(d, imports=module)  # a plain string is not split into letters
+    trainer = Trainer(None, d, resume=True, iterations=2, imports=[module])
+    try:  # the hints after an interrupt or a disk error name the modules the resume will need
+        assert trainer.resume_command() == f"metarl train --output {d} --resume --import {module}"
+    finally:
+        trainer.close()
+    from metarl.cli import _resume_command
+
+    assert _resume_command(d) == f"metarl train --output {d} --resume --import {module}"
     resumed = api.train(None, d, resume=True, iterations=2, imports=[module])
     assert resumed.config.env.imports == [module]
     assert load_checkpoint(tmp_path / "plug" / "checkpoints" / "latest.pt")["iteration"] == 2
+
+
+def _files(d):
+    return {os.path.relpath(os.path.join(root, f), d): os.stat(os.path.join(root, f)).st_mtime_ns
+            for root, _, files in os.walk(d) for f in files}
+
+
+def test_a_resumed_run_joins_the_ray_cluster_it_names_only_when_the_user_names_it(tmp_path):
+    """A received run's config.yaml must not choose the machines whose replies the learner unpickles."""
+    from metarl import api
+    from metarl.checkpoint import save_checkpoint
+    from metarl.config import ConfigError
+
+    run(tmp_path, "r", overrides=["iterations=1"])
+    d = tmp_path / "r"
+    text = (d / "config.yaml").read_text()
+    assert "backend: local" in text and "address: ''" in text
+    (d / "config.yaml").write_text(text.replace("backend: local", "backend: ray").replace("address: ''",
+                                                                                         "address: 10.9.8.7:6379"))
+    state = load_checkpoint(d / "checkpoints" / "latest.pt")
+    state["config"]["sampler"].update(backend="ray", address="10.9.8.7:6379")
+    save_checkpoint(d / "checkpoints" / "latest.pt", {k: v for k, v in state.items() if k not in ("format", "version")})
+    before = _files(d)
+    with pytest.raises(ConfigError, match=r"sampler.address.*10.9.8.7:6379.*--ray-address 10.9.8.7:6379"):
+        api.train(None, d, resume=True, iterations=2)
+    assert _files(d) == before  # refused before the run directory was touched (no lock, no marker, no config)
+    with pytest.raises(ConfigError, match="--ray-address: only with --resume|ray_address: only for resuming"):
+        api.train(SMOKE_NAV, tmp_path / "new", ray_address="10.9.8.7:6379")
+    # a local run given an address: the flag is refused, nothing joined
+    run(tmp_path, "local", overrides=["iterations=1"])
+    with pytest.raises(ConfigError, match="samples locally"):
+        api.train(None, tmp_path / "local", resume=True, iterations=2, ray_address="10.9.8.7:6379")
 
 
 def test_unknown_env_id_is_a_config_error(tmp_path):
