@@ -51,8 +51,16 @@ def main() -> None:
     p.add_argument("--iteration", type=int, default=100)
     p.add_argument("--eval-dir", default="runs/eval")
     p.add_argument("--runs-dir", default="runs")
-    p.add_argument("--figure", default="")
+    p.add_argument("--figure", default="", help="figure file to write (.png, .pdf or .svg)")
     args = p.parse_args()
+    if args.figure:
+        from metarl.errors import UsageError
+        from metarl.plotting import figure_format
+
+        try:
+            figure_format(args.figure, "--figure")
+        except UsageError as exc:
+            p.error(str(exc))
     curves = {}
     header = False
     for method, label in METHODS.items():

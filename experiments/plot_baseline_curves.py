@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 from metarl import evaluation as ev  # noqa: E402
 from metarl.checkpoint import atomic_write_bytes  # noqa: E402
 from metarl.config import ConfigError, load_config  # noqa: E402
-from metarl.errors import UsageError  # noqa: E402
+from metarl.errors import RunError, UsageError  # noqa: E402
 from metarl.plotting import published_summary  # noqa: E402
 from metarl.rundir import check_output_file  # noqa: E402
 
@@ -43,7 +43,15 @@ def read_curve(run: str) -> tuple[np.ndarray, np.ndarray]:
     path = os.path.join(run, "training_curve.csv")
     if not os.path.isfile(path):
         raise CurveError(f"{run}: no training_curve.csv (is it a directory written by `metarl baseline`?)")
-    with open(path) as fh:
+    try:
+        return _read_curve(path)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise CurveError(f"{path}: not a readable CSV file ({type(exc).__name__}: {exc}); expected the "
+                         "training_curve.csv that `metarl baseline` writes") from None
+
+
+def _read_curve(path: str) -> tuple[np.ndarray, np.ndarray]:
+    with open(path, encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         missing = {"env_steps", "mean_episode_return"} - set(reader.fieldnames or [])
         if missing:
@@ -111,6 +119,8 @@ def main() -> None:
         draw(args)
     except UsageError as exc:
         p.error(str(exc))
+    except RunError as exc:  # the disk or the permissions, not the input
+        sys.exit(f"plot_baseline_curves.py: error: {exc}")
 
 
 def draw(args: argparse.Namespace) -> None:

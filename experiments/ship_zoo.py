@@ -46,6 +46,9 @@ def check_paths(run_dir: str, entry: str, overwrite: bool) -> None:
     try:  # a readable metarl checkpoint on a task that needs no plug-in modules (the zoo holds the paper's tasks)
         metarl.load_run(run_dir)
     except UsageError as exc:
+        if "env.imports" in str(exc):
+            raise ShipError(f"run: {run_dir!r} is a run on a plug-in task (its env.imports name modules); the zoo "
+                            "holds runs on metarl's own tasks, the paper's, so ship_zoo does not ship it") from None
         raise ShipError(f"run: {exc}") from None
 
 

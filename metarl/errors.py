@@ -26,11 +26,17 @@ def os_error_message(exc: OSError, what: str, resume_hint: str | None = None) ->
     """One line for an operating-system error while writing ``what``, with the next step."""
     reason = exc.strerror or str(exc)
     where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         fix = "free some disk space"
-    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+    elif exc.errno == errno.EFBIG:
+        fix = "a file reached a size limit (ulimit -f, or the filesystem's largest file): raise it or use another filesystem"
+    elif exc.errno == errno.EROFS:
+        fix = "the filesystem is read-only: choose a folder on a writable one"
+    elif exc.errno in (errno.EACCES, errno.EPERM):
         fix = "fix the permissions, or choose a folder you can write to"
-    elif exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG):
+    elif exc.errno == errno.EISDIR:
+        fix = "a folder stands where a file belongs: move it away or choose another path"
+    elif exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG):
         fix = "choose a path whose parent folder exists and can hold files"
     else:
         fix = "fix the cause above, or choose another folder"

@@ -20,11 +20,19 @@ def kept_rows(csv_path: str, start_iteration: int) -> tuple[list[str], list[dict
     number raises a :class:`UsageError` naming the line.  Reads only: a resume checks the file with this
     before it changes anything in the run directory.
     """
-    with open(csv_path, newline="", errors="replace") as fh:
-        lines = list(csv.reader(fh))
+    damaged = (f"{csv_path!r} is damaged ({{}}); restore it from a copy, or delete it to resume with the logs of "
+               "earlier iterations lost (the checkpoint holds the run's state)")
+    try:
+        with open(csv_path, newline="", errors="replace") as fh:
+            lines = list(csv.reader(fh))
+    except csv.Error as exc:
+        raise UsageError(damaged.format(f"not readable as CSV: {exc}")) from None
     if not lines or not lines[0]:
         return None
     header, body = lines[0], [row for row in lines[1:] if row]
+    if "iteration" not in header:
+        raise UsageError(damaged.format(f"its first line is not progress.csv's header: no 'iteration' column in "
+                                        f"{', '.join(header)[:80]!r}"))
     if body and len(body[-1]) < len(header):  # a row cut short by a kill in the middle of its append
         body = body[:-1]
     kept = []

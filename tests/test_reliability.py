@@ -308,7 +308,7 @@ def test_a_full_disk_keeps_the_run_resumable(tmp_path, capsys):
     res = subprocess.run([sys.executable, "-m", "metarl.cli", "train", "--output", str(out), "--resume", "--iterations",
                           "3", "--no-progress"], capture_output=True, text=True, timeout=300, preexec_fn=small_files)
     assert res.returncode == 1, res.stderr
-    one_line_error(res.stderr, "could not write", "free some disk space", "--resume")
+    one_line_error(res.stderr, "could not write", "size limit", "--resume")
     assert (out / "checkpoints" / "latest.pt").read_bytes() == good
     code, err = run_cli(capsys, "train", "--output", out, "--resume", "--iterations", "3", "--no-progress")
     assert code == 0, err
@@ -476,6 +476,14 @@ def test_resume_drops_a_row_cut_short_by_a_kill_and_names_a_damaged_one(trained,
     one_line_error(err, "line 3", "'abc'", "restore it")
     assert (trained / "config.yaml").read_bytes() == config  # refused before anything in the run changed
     assert progress.read_text() == "\n".join(lines) + "\n"
+    # what a crash can leave instead of the file (NULs), and a field beyond csv's limit: named, nothing changed
+    for damaged, needle in ((b"\0" * 4096, "no 'iteration' column"),
+                            (("\n".join(lines) + "\n1," + "9" * 200_000 + "\n").encode(), "not readable as CSV")):
+        progress.write_bytes(damaged)
+        code, err = run_cli(capsys, "train", "--output", trained, "--resume", "--iterations", "5", "--no-progress")
+        assert code == 2
+        one_line_error(err, "progress.csv", "is damaged", needle, "restore it")
+        assert (trained / "config.yaml").read_bytes() == config and progress.read_bytes() == damaged
 
 
 def test_evaluate_of_a_loose_checkpoint_needs_output(trained, tmp_path, capsys, monkeypatch):
@@ -533,7 +541,8 @@ def test_os_error_messages_suggest_the_fix_for_their_errno():
     from metarl.errors import os_error_message
 
     for code, fix in ((errno.ENOSPC, "free some disk space"), (errno.EACCES, "fix the permissions"),
-                      (errno.EROFS, "fix the permissions"), (errno.ENOENT, "parent folder exists"),
+                      (errno.EROFS, "read-only"), (errno.ENOENT, "parent folder exists"),
+                      (errno.EISDIR, "a folder stands where a file belongs"), (errno.EFBIG, "size limit"),
                       (errno.EIO, "fix the cause above")):
         message = os_error_message(OSError(code, os.strerror(code), "/x/y"), "the run directory", "`resume`")
         assert fix in message and "/x/y" in message and message.endswith("then `resume`"), message

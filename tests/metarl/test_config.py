@@ -63,7 +63,7 @@ def test_missing_config_file():
         load_config("nope.yaml")
 
 
-@pytest.mark.parametrize("text", ["", "\n# only a comment\n"])
+@pytest.mark.parametrize("text", ["", "\n# only a comment\n", "{}\n"])
 def test_an_empty_config_file_is_an_error_not_every_default(tmp_path, text):
     path = tmp_path / "empty.yaml"
     path.write_text(text)
