@@ -152,8 +152,8 @@ class RunDirectory:
         run = cls.lock(full)
         marker = read_marker(full)
         run.run_id = str(marker.get("run_id") or "")
-        if not marker:  # a run written before the marker existed: adopt it
-            run.run_id = uuid.uuid4().hex
+        if not marker:  # a run written before the marker existed, or one whose marker was lost: adopt it, keeping
+            run.run_id = _legacy_run_id(full) or uuid.uuid4().hex  # the id its checkpoints carry, if they carry one
             run.write_marker()
         return run
 
@@ -218,16 +218,21 @@ class RunDirectory:
 def _legacy_run(path: str) -> bool:
     """A run directory written by metarl before the marker existed: a config and a metarl latest checkpoint (one
     that loads as metarl's, so that a folder of the user's with files of those names never counts as a run)."""
+    return _legacy_run_id(path) is not None
+
+
+def _legacy_run_id(path: str) -> str | None:
+    """For a marker-less run (see :func:`_legacy_run`), the run id its ``latest.pt`` carries ("" if none); None
+    when ``path`` is not such a run."""
     latest = os.path.join(path, "checkpoints", "latest.pt")
     if not (os.path.isfile(os.path.join(path, "config.yaml")) and os.path.isfile(latest)):
-        return False
+        return None
     from metarl.checkpoint import CheckpointError, load_checkpoint  # weights only: loading runs no code
 
     try:
-        load_checkpoint(latest)
+        return str(load_checkpoint(latest).get("run_id") or "")
     except CheckpointError:
-        return False
-    return True
+        return None
 
 
 def _refuse_if_locked(full: str) -> None:

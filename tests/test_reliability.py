@@ -546,3 +546,13 @@ def test_os_error_messages_suggest_the_fix_for_their_errno():
                       (errno.EIO, "fix the cause above")):
         message = os_error_message(OSError(code, os.strerror(code), "/x/y"), "the run directory", "`resume`")
         assert fix in message and "/x/y" in message and message.endswith("then `resume`"), message
+
+
+def test_a_run_that_lost_its_marker_resumes_under_its_checkpoints_run_id(trained, capsys):
+    marker = trained / "metarl-run.json"
+    run_id = load_checkpoint(trained / "checkpoints" / "latest.pt")["run_id"]
+    assert run_id and run_id in marker.read_text()
+    marker.unlink()
+    code, err = run_cli(capsys, "train", "--output", trained, "--resume", "--iterations", "4", "--no-progress")
+    assert code == 0, err
+    assert run_id in marker.read_text() and load_checkpoint(trained / "checkpoints" / "latest.pt")["iteration"] == 4
