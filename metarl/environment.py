@@ -133,6 +133,10 @@ def make_env(env: EnvConfig, num_envs: int, *, oracle: bool = False) -> Any:
 
     spec = env_spec(env)
     kwargs = dict(env.kwargs)
+    taken = sorted(set(kwargs) & {"vectorization_mode", "vector_kwargs", "wrappers", "num_envs"})
+    if taken:  # gymnasium.make_vec's own parameters: metarl chooses how the slots are vectorised
+        raise ConfigError(f"config field 'env.kwargs': {taken} are gymnasium.make_vec's own parameters, not the env's; "
+                          "metarl builds the vector env itself (batched, or one env per slot): remove them")
     try:
         if _is_batched_task_env(spec.vector_entry_point):
             vec = gymnasium.make_vec(env.id, num_envs=num_envs, num_threads=env.num_threads, **kwargs)

@@ -69,3 +69,13 @@ def test_an_empty_config_file_is_an_error_not_every_default(tmp_path, text):
     path.write_text(text)
     with pytest.raises(ConfigError, match="is empty; a config names at least its task"):
         load_config(path)
+
+
+def test_make_vec_parameters_in_env_kwargs_are_refused():
+    """A config (or a saved run) cannot make metarl start one process per slot through gymnasium's async vector env."""
+    from metarl.environment import make_env
+
+    cfg = load_config(os.path.join(os.path.dirname(__file__), "..", "..", "experiments", "configs",
+                                   "smoke_navigation2d.yaml"), ["env.kwargs={vectorization_mode: async}"])
+    with pytest.raises(ConfigError, match=r"env.kwargs.*vectorization_mode.*make_vec's own parameters"):
+        make_env(cfg.env, 4)
