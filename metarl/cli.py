@@ -367,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         output = getattr(args, "output", None)
         hint = f"`{_resume_command(output)}`" if args.command == "train" and output else None
-        print(f"metarl: error: {os_error_message(exc, output or 'the output', hint)}", file=sys.stderr)
+        print(f"metarl: error: {os_error_message(exc, output or 'the output', hint, verb='read or write')}", file=sys.stderr)
         return 1
     except MemoryError as exc:  # numpy's "Unable to allocate N PiB" or torch's: the sizes asked for, not a bug
         sizes = ", ".join(f"--{k.replace('_', '-')} {v}" for k in ("tasks", "episodes", "steps", "batch_steps")

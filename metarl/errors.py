@@ -22,7 +22,7 @@ class RunError(RuntimeError):
     """The run cannot go on for a reason outside the input (disk, permissions, another process)."""
 
 
-def os_error_message(exc: OSError, what: str, resume_hint: str | None = None) -> str:
+def os_error_message(exc: OSError, what: str, resume_hint: str | None = None, verb: str = "write") -> str:
     """One line for an operating-system error while writing ``what``, with the next step."""
     reason = exc.strerror or str(exc)
     where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
@@ -42,4 +42,4 @@ def os_error_message(exc: OSError, what: str, resume_hint: str | None = None) ->
         fix = "fix the cause above, or choose another folder"
     if resume_hint:
         fix += f", then {resume_hint}"
-    return f"could not write {what}: {reason}{where}; {fix}"
+    return f"could not {verb} {what}: {reason}{where}; {fix}"
