@@ -21,9 +21,9 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	@if $(BIN)/python -c "import sys, torch; sys.exit(tuple(map(int, torch.__version__.split('+')[0].split('.')[:2])) < (2, 10))" 2>/dev/null; then \
 		echo "torch already installed"; \
 	elif nvidia-smi -L >/dev/null 2>&1; then \
-		$(BIN)/pip install torch; \
+		$(BIN)/pip install --upgrade "torch>=2.10"; \
 	else \
-		$(BIN)/pip install "$(TORCH_CPU_SPEC)" || $(BIN)/pip install torch --index-url $(TORCH_CPU_INDEX); \
+		$(BIN)/pip install "$(TORCH_CPU_SPEC)" || $(BIN)/pip install --upgrade "torch>=2.10" --index-url $(TORCH_CPU_INDEX); \
 	fi
 	$(BIN)/pip install -e ".[test]"
 	touch $@

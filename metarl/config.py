@@ -208,8 +208,9 @@ class TrainConfig:
             )
         if not self.env.id or not isinstance(self.env.id, str):
             raise ConfigError(f"config field 'env.id': expected a gymnasium id such as 'metarl/AntVel-v0', got {self.env.id!r}")
-        if not all(isinstance(m, str) and m for m in self.env.imports):
-            raise ConfigError(f"config field 'env.imports': expected a list of module names, got {self.env.imports!r}")
+        if not all(isinstance(m, str) and re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", m) for m in self.env.imports):
+            raise ConfigError(f"config field 'env.imports': expected a list of module names (dotted Python identifiers "
+                              f"such as mylab.tasks), got {self.env.imports!r}")
         if not all(isinstance(k, str) for k in self.env.kwargs):
             raise ConfigError(f"config field 'env.kwargs': expected a mapping with text keys, got {self.env.kwargs!r}")
         self.algo.check_algorithm()

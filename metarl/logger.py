@@ -31,8 +31,9 @@ def kept_rows(csv_path: str, start_iteration: int) -> tuple[list[str], list[dict
         return None
     header, body = lines[0], [row for row in lines[1:] if row]
     if "iteration" not in header:
-        raise UsageError(damaged.format(f"its first line is not progress.csv's header: no 'iteration' column in "
-                                        f"{', '.join(header)[:80]!r}"))
+        first = ", ".join(header)[:80]
+        shown = repr(first) if first.isprintable() else "binary data"
+        raise UsageError(damaged.format(f"its first line is not progress.csv's header: no 'iteration' column in {shown}"))
     if body and len(body[-1]) < len(header):  # a row cut short by a kill in the middle of its append
         body = body[:-1]
     kept = []

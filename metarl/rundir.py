@@ -139,6 +139,18 @@ class RunDirectory:
     @classmethod
     def open_existing(cls, path: str) -> "RunDirectory":
         """An existing run in ``path``, to resume."""
+        full = cls.check_existing(path)
+        run = cls.lock(full)
+        marker = read_marker(full)
+        run.run_id = str(marker.get("run_id") or "")
+        if not marker:  # a run written before the marker existed, or one whose marker was lost: adopt it, keeping
+            run.run_id = _legacy_run_id(full) or uuid.uuid4().hex  # the id its checkpoints carry, if they carry one
+            run.write_marker()
+        return run
+
+    @staticmethod
+    def check_existing(path: str) -> str:
+        """``path`` as an absolute path if it holds a metarl run to resume, else a :class:`RunDirError`; reads only."""
         full = os.path.abspath(path)
         if not os.path.isdir(full):
             raise RunDirError(
@@ -149,13 +161,7 @@ class RunDirectory:
                 f"--resume: {full!r} is not a metarl run directory (no {MARKER} and no checkpoints/latest.pt); "
                 "pass the --output of an earlier `metarl train`"
             )
-        run = cls.lock(full)
-        marker = read_marker(full)
-        run.run_id = str(marker.get("run_id") or "")
-        if not marker:  # a run written before the marker existed, or one whose marker was lost: adopt it, keeping
-            run.run_id = _legacy_run_id(full) or uuid.uuid4().hex  # the id its checkpoints carry, if they carry one
-            run.write_marker()
-        return run
+        return full
 
     @classmethod
     def lock(cls, full: str) -> "RunDirectory":

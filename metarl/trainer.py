@@ -128,7 +128,7 @@ def check_ray_address(sampler: Any, ray_address: str | None, run_dir: str) -> No
         raise ConfigError(
             f"config field 'sampler.address': the run in {run_dir!r} joined the Ray cluster at "
             f"{sampler.address!r}; a resumed run joins a cluster only when you name it (Ray runs code on its "
-            f"workers and this process reads their replies): add --ray-address {sampler.address} to join it "
+            f"workers and this process reads their replies): add --ray-address {shlex.quote(sampler.address)} to join it "
             "again, give another cluster's address, or --ray-address '' for $RAY_ADDRESS or a local Ray"
         )
 
@@ -202,13 +202,14 @@ class Trainer:
         if resume:
             if overwrite:
                 raise ConfigError("--overwrite: cannot be combined with --resume (resume continues the run, overwrite deletes it)")
-            if os.path.isdir(self.run_dir):  # what a saved file would choose is refused before the run is touched
-                named = saved_config(self.run_dir)
-                check_named_imports(named.env, imports, f"the run in {self.run_dir!r}")
-                check_ray_address(named.sampler, ray_address, self.run_dir)
+            RunDirectory.check_existing(self.run_dir)
+            named = saved_config(self.run_dir)  # what a saved file would choose is refused before the run is touched
+            check_named_imports(named.env, imports, f"the run in {self.run_dir!r}")
+            check_ray_address(named.sampler, ray_address, self.run_dir)
             self.rundir = RunDirectory.open_existing(self.run_dir)
             try:
                 cfg, saved = self._resumed_config(cfg, iterations, device, progress_bar, ray_address)
+                check_named_imports(cfg.env, imports, f"the run in {self.run_dir!r}")  # as read under the lock
                 progress = os.path.join(self.run_dir, "progress.csv")
                 if os.path.exists(progress):  # damaged rows are refused before config.yaml is rewritten
                     kept_rows(progress, saved["iteration"] if saved is not None else 0)

@@ -79,3 +79,11 @@ def test_make_vec_parameters_in_env_kwargs_are_refused():
                                    "smoke_navigation2d.yaml"), ["env.kwargs={vectorization_mode: async}"])
     with pytest.raises(ConfigError, match=r"env.kwargs.*vectorization_mode.*make_vec's own parameters"):
         make_env(cfg.env, 4)
+
+
+@pytest.mark.parametrize("module", ["mylab_tasks; touch pwned", "../up", "a..b", "1abc", ""])
+def test_env_imports_must_be_module_names(tmp_path, module):
+    path = tmp_path / "c.yaml"
+    path.write_text(f"env: {{id: metarl/Navigation2D-v0, imports: [{module!r}]}}\n")
+    with pytest.raises(ConfigError, match="env.imports.*dotted Python identifiers"):
+        load_config(path)

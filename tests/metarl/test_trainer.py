@@ -261,6 +261,21 @@ def test_a_resumed_run_joins_the_ray_cluster_it_names_only_when_the_user_names_i
     assert _files(d) == before  # refused before the run directory was touched (no lock, no marker, no config)
     with pytest.raises(ConfigError, match="--ray-address: only with --resume|ray_address: only for resuming"):
         api.train(SMOKE_NAV, tmp_path / "new", ray_address="10.9.8.7:6379")
+    # the hint quotes what the file says, so copying it never runs a command the file chose
+    hostile = "10.9.8.7:6379; touch pwned"
+    (d / "config.yaml").write_text((d / "config.yaml").read_text().replace("10.9.8.7:6379", hostile))
+    with pytest.raises(ConfigError) as err:
+        api.train(None, d, resume=True, iterations=2)
+    assert "--ray-address '10.9.8.7:6379; touch pwned'" in str(err.value)
+    # a folder that is not a run is named as such first, whatever its config.yaml says
+    other = tmp_path / "notarun"
+    other.mkdir()
+    (other / "config.yaml").write_text("env: {id: mylab/PointGoal-v0, imports: [mylab_tasks]}\n")
+    from metarl.errors import UsageError
+
+    with pytest.raises(UsageError, match="is not a metarl run directory"):
+        api.train(None, other, resume=True)
+    assert sorted(os.listdir(other)) == ["config.yaml"]
     # a local run given an address: the flag is refused, nothing joined
     run(tmp_path, "local", overrides=["iterations=1"])
     with pytest.raises(ConfigError, match="samples locally"):
