@@ -126,9 +126,16 @@ def test_zoo_entry_is_a_small_run_directory_that_loads_and_evaluates(name):
     assert ev.protocol_differences(ev.load_results(os.path.join(entry, "evaluation"))["settings"]) == []
 
 
+# On the machine that made the entries, the summaries come back digit for digit (METARL_ZOO_EXACT=1 asks for
+# that); another CPU takes other instruction paths in the products (AVX-512/AMX kernels, say), so the episodes
+# drift apart a little: on a 2-core AVX-512/AMX Xeon every step stayed within 0.84 standard errors over goals
+# (AntDir after one step; 0.4 or less on the other tasks; docs/evaluation.md, "Re-evaluating the zoo").
+ZOO_TOLERANCE_SE = 1.5
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ENTRIES)
-def test_zoo_entry_summary_is_reproduced_exactly(name, tmp_path):
+def test_zoo_entry_summary_is_reproduced(name, tmp_path):
     # as a user runs it: the `metarl` command with torch's default threads (the test suite pins one thread,
     # and the number of threads changes the order of float additions in the products and the baseline's fit)
     import subprocess
@@ -139,7 +146,15 @@ def test_zoo_entry_summary_is_reproduced_exactly(name, tmp_path):
     subprocess.run([sys.executable, "-m", "metarl.cli", "evaluate", entry, "--output", str(tmp_path / "again")],
                    check=True, env=env, capture_output=True)
     with open(os.path.join(entry, "evaluation", "summary.csv")) as a, open(tmp_path / "again" / "summary.csv") as b:
-        assert list(csv.reader(a)) == list(csv.reader(b))
+        shipped, again = list(csv.DictReader(a)), list(csv.DictReader(b))
+    if os.environ.get("METARL_ZOO_EXACT") == "1":
+        assert again == shipped
+        return
+    assert [(r["adaptation_steps"], r["num_test_goals"]) for r in again] == \
+        [(r["adaptation_steps"], r["num_test_goals"]) for r in shipped]
+    for ours, theirs in zip(again, shipped):
+        gap = abs(float(ours["mean_return"]) - float(theirs["mean_return"])) / float(theirs["sem"])
+        assert gap <= ZOO_TOLERANCE_SE, (name, theirs["adaptation_steps"], ours["mean_return"], theirs["mean_return"])
 
 
 SEED_RUNS = sorted(os.path.relpath(os.path.join(ZOO, e, "seeds", s), ZOO) for e in ENTRIES
