@@ -121,6 +121,8 @@ def saved_config(run_dir: str, saved: dict | None = None) -> TrainConfig:
 
 def check_ray_address(sampler: Any, ray_address: str | None, run_dir: str) -> None:
     """Refuse to join the Ray cluster a saved run names unless the user names one (``--ray-address``)."""
+    if ray_address is not None and not isinstance(ray_address, str):
+        raise ConfigError(f"--ray-address (ray_address=): expected an address such as '10.0.0.1:6379', got {ray_address!r}")
     if sampler.backend != "ray" and ray_address is not None:
         raise ConfigError(f"--ray-address: the run in {run_dir!r} samples locally (sampler.backend: "
                           f"{sampler.backend}); drop --ray-address")

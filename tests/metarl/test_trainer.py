@@ -278,6 +278,8 @@ def test_a_resumed_run_joins_the_ray_cluster_it_names_only_when_the_user_names_i
     assert sorted(os.listdir(other)) == ["config.yaml"]
     # a local run given an address: the flag is refused, nothing joined
     run(tmp_path, "local", overrides=["iterations=1"])
+    with pytest.raises(ConfigError, match="expected an address"):
+        api.train(None, d, resume=True, iterations=2, ray_address=6379)
     with pytest.raises(ConfigError, match="samples locally"):
         api.train(None, tmp_path / "local", resume=True, iterations=2, ray_address="10.9.8.7:6379")
 
