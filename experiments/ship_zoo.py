@@ -54,19 +54,31 @@ def check_paths(run_dir: str, entry: str, overwrite: bool) -> None:
 
 def ship(run_dir: str, entry: str, overwrite: bool = False, curve: bool = True) -> int:
     check_paths(run_dir, entry, overwrite)
-    shutil.rmtree(entry, ignore_errors=True)
-    for name in SHIPPED:
-        source = os.path.join(run_dir, name)
-        os.makedirs(os.path.dirname(os.path.join(entry, name)) or entry, exist_ok=True)
-        shutil.copyfile(source, os.path.join(entry, name))
-    evaluation = os.path.join(entry, "evaluation")
-    metarl.evaluate(entry, output=evaluation)
-    shutil.rmtree(os.path.join(evaluation, "tensorboard"), ignore_errors=True)
-    if not curve:
-        os.remove(os.path.join(evaluation, "curve.png"))
-    size = sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(entry) for f in files)
-    if size > MAX_BYTES:
-        raise SystemExit(f"{entry} holds {size} bytes; a zoo entry must stay under {MAX_BYTES}")
+    backup = None
+    if os.path.exists(entry):  # set aside, not removed, until the new entry is complete
+        backup = os.path.normpath(entry) + ".ship-backup"
+        shutil.rmtree(backup, ignore_errors=True)  # a leftover of an earlier ship of this entry that was killed
+        os.rename(entry, backup)
+    try:
+        for name in SHIPPED:
+            source = os.path.join(run_dir, name)
+            os.makedirs(os.path.dirname(os.path.join(entry, name)) or entry, exist_ok=True)
+            shutil.copyfile(source, os.path.join(entry, name))
+        evaluation = os.path.join(entry, "evaluation")
+        metarl.evaluate(entry, output=evaluation)
+        shutil.rmtree(os.path.join(evaluation, "tensorboard"), ignore_errors=True)
+        if not curve:
+            os.remove(os.path.join(evaluation, "curve.png"))
+        size = sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(entry) for f in files)
+        if size > MAX_BYTES:
+            raise ShipError(f"entry: {entry} would hold {size} bytes; a zoo entry must stay under {MAX_BYTES}")
+    except BaseException:  # a failed or interrupted ship leaves the entry as it was
+        shutil.rmtree(entry, ignore_errors=True)
+        if backup is not None:
+            os.rename(backup, entry)
+        raise
+    if backup is not None:
+        shutil.rmtree(backup)
     return size
 
 

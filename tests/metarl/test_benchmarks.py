@@ -1,6 +1,7 @@
 """The benchmark scripts run end to end on a tiny config (what they print is measured, not asserted); the
 FLOP count they print is checked against closed forms."""
 
+import os
 import sys
 
 import numpy as np
@@ -296,6 +297,29 @@ def test_ship_zoo_checks_the_run_and_the_entry_before_removing_anything(monkeypa
         assert exc.value.code == 2 and needle in capsys.readouterr().err
     assert (entry / "old.txt").read_text() == "shipped before"
     assert all((run / name).read_text() == "saved" for name in ship_zoo.SHIPPED)
+
+
+def test_ship_zoo_leaves_the_old_entry_when_the_new_one_fails(monkeypatch, tmp_path):
+    from experiments import ship_zoo
+
+    run = os.path.join(os.path.dirname(__file__), "..", "..", "experiments", "zoo", "navigation2d")
+    entry = tmp_path / "entry"
+    entry.mkdir()
+    (entry / "old.txt").write_text("shipped before")
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("evaluation failed")
+
+    monkeypatch.setattr(ship_zoo.metarl, "evaluate", fail)
+    with pytest.raises(RuntimeError, match="evaluation failed"):
+        ship_zoo.ship(run, str(entry), overwrite=True)
+    assert sorted(os.listdir(entry)) == ["old.txt"] and (entry / "old.txt").read_text() == "shipped before"
+    assert sorted(os.listdir(tmp_path)) == ["entry"]  # no backup or partial copy left beside it
+    monkeypatch.setattr(ship_zoo, "MAX_BYTES", 10)  # too large: refused the same way, after the evaluation
+    monkeypatch.setattr(ship_zoo.metarl, "evaluate", lambda entry, output: os.makedirs(output))
+    with pytest.raises(ship_zoo.ShipError, match="must stay under 10"):
+        ship_zoo.ship(run, str(entry), overwrite=True)
+    assert sorted(os.listdir(entry)) == ["old.txt"] and sorted(os.listdir(tmp_path)) == ["entry"]
 
 
 def test_reproduce_checks_its_arguments_before_writing(monkeypatch, capsys, tmp_path):
