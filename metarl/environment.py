@@ -72,11 +72,10 @@ def import_plugins(modules: list[str]) -> None:
             sys.path.remove(cwd)
 
 
-def check_named_imports(env: EnvConfig, imports: Sequence[str] | None, source: str, flag: str = "--import") -> None:
+def check_named_imports(env: EnvConfig, imports: Sequence[str] | None, source: str) -> None:
     """Refuse a saved run whose ``env.imports`` the user has not named in ``imports``.
 
-    ``source`` says what was loaded (for the message); ``flag`` is how the user names a module in the
-    command at hand.  Modules named in ``imports`` that the run does not need are refused too, so that a
+    ``source`` says what was loaded (for the message).  Modules named in ``imports`` that the run does not need are refused too, so that a
     typo does not pass silently.
     """
     if isinstance(imports, (str, bytes)):
@@ -84,11 +83,11 @@ def check_named_imports(env: EnvConfig, imports: Sequence[str] | None, source: s
     allowed = [] if imports is None else list(imports)
     for module in allowed:
         if not isinstance(module, str) or not module:
-            raise ConfigError(f"{flag} (imports=): expected a module name, got {module!r}")
+            raise ConfigError(f"--import (imports=): expected a module name, got {module!r}")
     wanted = [m for m in env.imports if isinstance(m, str)]
     missing = [m for m in wanted if m not in allowed]
     if missing:
-        named = " ".join(f"{flag} {shlex.quote(m)}" for m in missing)
+        named = " ".join(f"--import {shlex.quote(m)}" for m in missing)
         raise ConfigError(
             f"config field 'env.imports': {source} names the plug-in module(s) {missing}, and importing a module runs "
             f"its code; metarl imports the modules of a saved run only when you name them as well. If you trust "
@@ -97,8 +96,8 @@ def check_named_imports(env: EnvConfig, imports: Sequence[str] | None, source: s
         )
     unused = [m for m in allowed if m not in wanted]
     if unused:
-        raise ConfigError(f"{flag}: {source} does not use the module(s) {unused} (its env.imports are {wanted}); "
-                          f"drop {' '.join(f'{flag} {shlex.quote(m)}' for m in unused)}")
+        raise ConfigError(f"--import: {source} does not use the module(s) {unused} (its env.imports are {wanted}); "
+                          f"drop {' '.join(f'--import {shlex.quote(m)}' for m in unused)}")
 
 
 def env_spec(env: EnvConfig) -> Any:
