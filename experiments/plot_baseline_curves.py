@@ -29,7 +29,7 @@ from metarl import evaluation as ev  # noqa: E402
 from metarl.checkpoint import atomic_write_bytes  # noqa: E402
 from metarl.config import ConfigError, load_config  # noqa: E402
 from metarl.errors import RunError, UsageError  # noqa: E402
-from metarl.plotting import published_summary  # noqa: E402
+from metarl.plotting import figure_format, published_summary  # noqa: E402
 from metarl.rundir import check_output_file  # noqa: E402
 
 
@@ -110,7 +110,7 @@ def tenths(steps: np.ndarray, y: np.ndarray) -> list[float | None]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="+", help="directories written by `metarl baseline`")
-    p.add_argument("--output", required=True, help="PNG file to write")
+    p.add_argument("--output", required=True, help="figure to write: .png, .pdf or .svg")
     p.add_argument("--window", type=int, default=20, help="rollouts to average for each plotted point (default 20)")
     p.add_argument("--title", default="", help="figure title (default: the env id)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
@@ -126,10 +126,7 @@ def main() -> None:
 def draw(args: argparse.Namespace) -> None:
     if args.window < 1:
         raise UsageError(f"--window: expected a positive integer, got {args.window}")
-    extension = os.path.splitext(args.output)[1].lstrip(".").lower()
-    if extension not in plt.figure().canvas.get_supported_filetypes():
-        raise UsageError(f"--output: {args.output!r} has no image extension matplotlib writes; use a name ending in .png")
-    plt.close("all")
+    extension = figure_format(args.output)  # png, pdf or svg, as `metarl plot`
     check_output_file(args.output, args.overwrite)
     for run in args.runs:  # every run read before the figure is drawn or anything is written
         read_curve(run)

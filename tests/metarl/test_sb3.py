@@ -184,7 +184,9 @@ def test_plot_baseline_curves_bad_input_is_one_line(tmp_path, monkeypatch, capsy
     code, _, err = plot_here(monkeypatch, capsys, run, "--output", png)
     assert code != 0 and "no column" in err and "Traceback" not in err, err
     (run / "training_curve.csv").write_text("env_steps,mean_episode_return,episodes\n80,-3.5,4\n160,-2.5,4\n")
-    for output, needle in ((tmp_path / "c.txt2", "--output"), ("/proc/no/c.png", "--output")):
+    # the formats `metarl plot` writes and no others (matplotlib would also write .jpg, .eps, .tiff ...)
+    for output, needle in ((tmp_path / "c.txt2", "--output"), ("/proc/no/c.png", "--output"),
+                           (tmp_path / "c.jpg", "a figure is written as .png, .pdf, .svg")):
         code, _, err = plot_here(monkeypatch, capsys, run, "--output", output)
         assert code != 0 and needle in err and "Traceback" not in err, err
     # a curve too short for tenths prints '-' for the empty ones instead of a NaN warning
