@@ -353,10 +353,16 @@ def parse_yaml(text: str, where: str) -> Any:
         raise ConfigError(f"{where}: not valid YAML{line} ({problem}); fix the syntax") from None
 
 
+def import_flags(modules: Sequence[str]) -> list[str]:
+    """``--import MODULE`` for each module, shell-quoted, for the hints users copy into a shell (a module name
+    read from a file never becomes a command of its own)."""
+    return [f"--import {shlex.quote(m)}" for m in modules]
+
+
 def resume_flags(cfg: "TrainConfig", ray: bool = True) -> str:
     """The flags a resume of a run with ``cfg`` needs besides ``--output`` and ``--resume`` (with a leading
     space, or empty): ``--import`` for each plug-in module and, with ``ray``, the Ray cluster it joined."""
-    flags = [f"--import {shlex.quote(m)}" for m in cfg.env.imports]
+    flags = import_flags(cfg.env.imports)
     if ray and cfg.sampler.backend == "ray" and cfg.sampler.address:
         flags.append(f"--ray-address {shlex.quote(cfg.sampler.address)}")
     return "".join(" " + f for f in flags)

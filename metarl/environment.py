@@ -20,14 +20,13 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
-import shlex
 import sys
 from typing import Any, Protocol, Sequence
 
 import gymnasium
 import numpy as np
 
-from metarl.config import ConfigError, EnvConfig
+from metarl.config import ConfigError, EnvConfig, import_flags
 
 
 class TaskVectorEnv(Protocol):
@@ -87,7 +86,7 @@ def check_named_imports(env: EnvConfig, imports: Sequence[str] | None, source: s
     wanted = [m for m in env.imports if isinstance(m, str)]
     missing = [m for m in wanted if m not in allowed]
     if missing:
-        named = " ".join(f"--import {shlex.quote(m)}" for m in missing)
+        named = " ".join(import_flags(missing))
         raise ConfigError(
             f"config field 'env.imports': {source} names the plug-in module(s) {missing}, and importing a module runs "
             f"its code; metarl imports the modules of a saved run only when you name them as well. If you trust "
@@ -97,7 +96,7 @@ def check_named_imports(env: EnvConfig, imports: Sequence[str] | None, source: s
     unused = [m for m in allowed if m not in wanted]
     if unused:
         raise ConfigError(f"--import: {source} does not use the module(s) {unused} (its env.imports are {wanted}); "
-                          f"drop {' '.join(f'--import {shlex.quote(m)}' for m in unused)}")
+                          f"drop {' '.join(import_flags(unused))}")
 
 
 def env_spec(env: EnvConfig) -> Any:

@@ -343,7 +343,7 @@ def train_baseline(kind: str, cfg: Any, output: str, timesteps: int, seed: int |
     import shlex
 
     from metarl.checkpoint import CheckpointError, atomic_write_bytes, save_checkpoint
-    from metarl.config import ConfigError, check_seed, resume_flags, save_config, to_dict
+    from metarl.config import ConfigError, check_seed, import_flags, resume_flags, save_config, to_dict
     from metarl.environment import make_env
     from metarl.errors import UsageError
     from metarl.rundir import LOCK, RunDirectory, check_output_dir
@@ -361,8 +361,8 @@ def train_baseline(kind: str, cfg: Any, output: str, timesteps: int, seed: int |
                          "train one there without --resume (--overwrite replaces what is there)")
     saved = _load_saved_baseline(ckpt) if resume else {}
     if resume and saved.get("method") not in ("pretrained", "oracle"):
-        imports = "".join(f" --import {shlex.quote(m)}" for m in (saved.get("config") or {}).get("env", {}).get("imports", [])
-                          if isinstance(m, str))
+        modules = [m for m in (saved.get("config") or {}).get("env", {}).get("imports", []) if isinstance(m, str)]
+        imports = "".join(" " + flag for flag in import_flags(modules))
         raise UsageError(f"--resume: {output!r} holds a meta-training run (method {saved.get('method', 'maml')!r}), not a "
                          f"baseline; continue it with `metarl train --output {shlex.quote(output)} --resume{imports}`, or give "
                          "the baseline's own folder as --output")
