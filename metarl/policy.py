@@ -79,16 +79,22 @@ class GaussianMLPPolicy:
         mu = self.mean(params, obs)
         return mu + torch.exp(self.log_std(params, mu)) * noise
 
-    def sampling_step(self, params: Params) -> Callable[[Tensor, Tensor], Tensor]:
-        """``sample(params, ·, ·)`` for many calls with the same task-batched ``params`` (no autograd).
+    def sampling_step(self, params: Params, noise: Tensor) -> Callable[[int, Tensor, Tensor], Tensor]:
+        """The policy calls of one sampling pass: ``step(t, obs, out)`` writes ``sample(params, obs, noise[t])``
+        into ``out [T, E, act]`` and returns it.
 
-        The returned function gives the same actions, bit for bit, as :meth:`sample` (the same products in
-        the same order); it takes ``exp(log_std)`` and the biases' shapes once instead of at every call and
-        applies the ReLUs and the noise in place, which is most of a sampling step's policy time besides the
-        products themselves.  A subclass with its own ``mean``, ``log_std`` or ``sample`` gets its ``sample``
-        called at every step."""
+        ``params`` are task-batched (``w0 [T, in, out]``), ``noise [H, T, E, act]`` is the pass's standard-normal
+        noise.  The actions are :meth:`sample`'s bit for bit (the same products, in the same order, and the
+        same elementwise operations); the set-up is taken once per pass instead of at every step: ``exp(log_std)``
+        times the whole noise block in one multiply, the biases' shapes, and the hidden layers' outputs, which
+        are written into buffers kept for the pass, as the last layer's is written into ``out`` (with the
+        ReLUs and the noise applied in place).  A subclass with its own ``mean``, ``log_std`` or ``sample`` gets
+        its ``sample`` called at every step, its result copied into ``out``."""
         if not keeps_methods(self, "mean", "log_std", "sample"):
-            return lambda obs, noise: self.sample(params, obs, noise)
+            def call(t: int, obs: Tensor, out: Tensor) -> Tensor:
+                return out.copy_(self.sample(params, obs, noise[t]))
+
+            return call
         weights = [params[f"w{i}"] for i in range(self.num_layers)]
         if weights[0].dim() != 3:
             raise ValueError(f"sampling_step: expected task-batched parameters, w0 of shape [T, in, out], got "
@@ -96,15 +102,15 @@ class GaussianMLPPolicy:
         biases = [params[f"b{i}"].unsqueeze(1) for i in range(self.num_layers)]
         log_std = params["log_std"]
         std = torch.exp(log_std.unsqueeze(1) if log_std.dim() == 2 else log_std)  # [T, 1, act] or a shared [act]
-        last = self.num_layers - 1
+        scaled = std * noise  # [H, T, E, act]: per element the product sample() takes at step t
+        T, E = noise.shape[1], noise.shape[2]
+        hidden = [torch.empty(T, E, w.shape[-1], dtype=w.dtype, device=w.device) for w in weights[:-1]]
 
-        def step(obs: Tensor, noise: Tensor) -> Tensor:
+        def step(t: int, obs: Tensor, out: Tensor) -> Tensor:
             h = obs
-            for i, (w, b) in enumerate(zip(weights, biases)):
-                h = torch.baddbmm(b, h, w)
-                if i < last:
-                    h.relu_()
-            return h.add_(std * noise)
+            for w, b, buf in zip(weights, biases, hidden):
+                h = torch.baddbmm(b, h, w, out=buf).relu_()
+            return torch.baddbmm(biases[-1], h, weights[-1], out=out).add_(scaled[t])
 
         return step
 

@@ -187,24 +187,33 @@ def rollout(
     params = {k: v.detach().to(device) for k, v in params.items()}
     if params["w0"].dim() == 2:  # shared: one batched product per task, as for task-batched parameters
         params = expand_params(params, t_count)
+    act_steps = [act_buf[t].view(t_count, E, act_dim) for t in range(H)]
+    act_np_buf = act_buf.numpy()
     if cuda_graph and graphs_apply(device):
-        act: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = GraphedSample(
-            policy, params, (t_count, E, obs_dim), noise[0])
-    else:
-        step = policy.sampling_step(params)  # policy.sample's actions, with the per-call set-up taken out
+        graphed = GraphedSample(policy, params, (t_count, E, obs_dim), noise[0])
 
-        def act(obs: torch.Tensor, noise_t: torch.Tensor) -> torch.Tensor:
-            return step(obs.to(device), noise_t)
+        def act(t: int, out: torch.Tensor) -> torch.Tensor:
+            return out.copy_(graphed(obs_steps[t], noise[t]))
+    else:
+        # policy.sample's actions, with the per-call set-up taken out; written straight into the action buffer
+        step = policy.sampling_step(params, noise)
+        if device.type == "cpu":
+            def act(t: int, out: torch.Tensor) -> torch.Tensor:
+                return step(t, obs_steps[t], out)
+        else:
+            on_device = torch.empty(t_count, E, act_dim, dtype=dtype, device=device)
+
+            def act(t: int, out: torch.Tensor) -> torch.Tensor:
+                return out.copy_(step(t, obs_steps[t].to(device), on_device))
     policy_time += time.perf_counter() - t0
     with torch.no_grad():
         for t in range(H):
             t0 = time.perf_counter()
             with np.errstate(over="ignore", invalid="ignore"):  # beyond float32's range: inf; NaN: NaN, as torch casts
                 obs_np_buf[t] = obs_np  # cast to the run's dtype as torch's copy casts (round to nearest)
-            actions = act(obs_steps[t], noise[t]).reshape(n, act_dim).cpu()
-            act_buf[t] = actions
+            act(t, act_steps[t])
             t1 = time.perf_counter()
-            obs_np, reward, terminated, _, _ = env.step(actions.numpy().astype(np.float64))
+            obs_np, reward, terminated, _, _ = env.step(act_np_buf[t].astype(np.float64))
             t2 = time.perf_counter()
             rew_np[t] = reward
             alive_np[t] = alive

@@ -200,14 +200,19 @@ def test_sampling_step_gives_the_actions_of_sample_bit_for_bit(dtype, hidden):
               for k, v in policy.init_params(gen, dtype).items()}
     batched = {k: v.unsqueeze(0) + 0.1 * torch.randn(5, *v.shape, generator=gen, dtype=dtype) for k, v in shared.items()}
     one_std = {**batched, "log_std": shared["log_std"]}  # task-batched layers, one log std for all tasks
-    obs = torch.randn(5, 6, 20, generator=gen, dtype=dtype)  # 6 episodes: as many as action dims
-    noise = torch.randn(5, 6, 6, generator=gen, dtype=dtype)
+    obs = torch.randn(4, 5, 6, 20, generator=gen, dtype=dtype)  # 4 steps, 5 tasks, 6 episodes: as many as action dims
+    noise = torch.randn(4, 5, 6, 6, generator=gen, dtype=dtype)
     for params in (batched, expand_params(shared, 5), one_std, {**batched, "extra": torch.ones(3)}):
-        step = policy.sampling_step(params)
-        for _ in range(2):  # reused across calls, as the sampler does
-            assert torch.equal(step(obs, noise), policy.sample(params, obs, noise))
+        step = policy.sampling_step(params, noise)
+        out = torch.full((4, 5, 6, 6), float("nan"), dtype=dtype)
+        for t in (0, 1, 3, 2, 3):  # the buffers are reused across calls and steps, as the sampler does
+            assert step(t, obs[t], out[t]).data_ptr() == out[t].data_ptr()  # written where the sampler keeps it
+            assert torch.equal(out[t], policy.sample(params, obs[t], noise[t]))
+        strided = torch.empty(5, 6, 12, dtype=dtype)[..., ::2]  # a view that is not contiguous
+        assert step(1, obs[1], strided) is strided
+        assert torch.equal(strided, policy.sample(params, obs[1], noise[1]))
     with pytest.raises(ValueError, match=r"task-batched parameters, w0 of shape \[T, in, out\], got \[20"):
-        policy.sampling_step(shared)
+        policy.sampling_step(shared, noise)
 
 
 def test_sampling_step_of_a_subclass_uses_its_own_sample():
@@ -218,5 +223,7 @@ def test_sampling_step_of_a_subclass_uses_its_own_sample():
     policy = Tanh(3, 2, (8,))
     gen = torch.Generator().manual_seed(0)
     params = {k: v.unsqueeze(0).repeat(4, *([1] * v.dim())) for k, v in policy.init_params(gen).items()}
-    obs, noise = torch.randn(4, 5, 3, generator=gen), torch.randn(4, 5, 2, generator=gen)
-    assert torch.equal(policy.sampling_step(params)(obs, noise), policy.sample(params, obs, noise))
+    obs, noise = torch.randn(4, 5, 3, generator=gen), torch.randn(2, 4, 5, 2, generator=gen)
+    out = torch.empty(4, 5, 2)
+    assert policy.sampling_step(params, noise)(1, obs, out) is out
+    assert torch.equal(out, policy.sample(params, obs, noise[1]))
