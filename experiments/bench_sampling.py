@@ -1,11 +1,15 @@
 """Policy calls while sampling, against the physics, with the sampler's per-step call and with a reference.
 
 One sampling pass of a config's meta-batch (T tasks x E episodes, task-batched parameters, as after the
-inner step) is timed with the sampler's per-step call (``GaussianMLPPolicy.sampling_step``: ``exp(log_std)``
-and the bias shapes taken once per pass) and with the reference that calls ``policy.sample`` at every step
-(what the sampler did before), in alternating order, ``--repeat`` times each, on the sampler's torch threads.
-It prints each one's median policy and physics seconds and their ratio (the goal for the released configs:
-policy time <= 10% of the physics with a competing process), and checks that both give the same episodes.
+inner step) is timed with the sampler's per-step call (``GaussianMLPPolicy.sampling_step``: the set-up taken
+once per pass, the noise scaled in one multiply, every layer written into buffers kept for the pass), with
+the former per-step call (the set-up once per pass, but the noise scaled and the layers' outputs allocated
+at every step) and with the reference that calls ``policy.sample`` at every step, in alternating order,
+``--repeat`` times each, on the sampler's torch threads.  It prints each one's median policy and physics
+seconds and their ratio (the goal for the released configs: policy time <= 10% of the physics with a
+competing process), and checks that all three give the same episodes.  It also replays the sampler's calls
+of each pass on that pass's observations with no physics between the steps (``replay``): the difference to
+the calls' time inside the pass is what the physics between two calls costs them.
 ``--competitor`` runs a ``metarl train`` of the same config in ``--output`` beside it for the whole
 measurement (the same niceness as the bench, torch's default threads), the busy machine of a user who
 trains one seed while sampling another; it is stopped when the measurement ends, however it ends.
@@ -30,15 +34,56 @@ from experiments import config_path
 from metarl.config import load_config
 from metarl.environment import make_env
 from metarl.policy import GaussianMLPPolicy, Params
-from metarl.sampler import SAMPLING_TORCH_THREADS, rollout, task_noise_seeds, torch_threads
+from metarl.sampler import SAMPLING_TORCH_THREADS, rollout, task_noise, task_noise_seeds, torch_threads
 
 
 
 class PerCallPolicy(GaussianMLPPolicy):
     """The reference: ``policy.sample`` at every step, its set-up repeated in each call."""
 
-    def sampling_step(self, params: Params) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-        return lambda obs, noise: self.sample(params, obs, noise)
+    def sampling_step(self, params: Params, noise: torch.Tensor) -> Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor]:
+        return lambda t, obs, out: out.copy_(self.sample(params, obs, noise[t]))
+
+
+class FormerStepPolicy(GaussianMLPPolicy):
+    """The sampler's per-step call before 2026-12-01: ``exp(log_std)`` and the biases' shapes taken once per
+    pass, but the noise scaled and every layer's output allocated at each step, the actions then copied into
+    the sampler's buffer."""
+
+    def sampling_step(self, params: Params, noise: torch.Tensor) -> Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor]:
+        weights = [params[f"w{i}"] for i in range(self.num_layers)]
+        biases = [params[f"b{i}"].unsqueeze(1) for i in range(self.num_layers)]
+        log_std = params["log_std"]
+        std = torch.exp(log_std.unsqueeze(1) if log_std.dim() == 2 else log_std)
+        last = self.num_layers - 1
+
+        def step(t: int, obs: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+            h = obs
+            for i, (w, b) in enumerate(zip(weights, biases)):
+                h = torch.baddbmm(b, h, w)
+                if i < last:
+                    h.relu_()
+            return out.copy_(h.add_(std * noise[t]))
+
+        return step
+
+
+def replay(policy: GaussianMLPPolicy, params: Params, episodes: dict[str, torch.Tensor],
+           noise: torch.Tensor) -> tuple[float, bool]:
+    """The sampler's per-step calls of one pass run again on the pass's own observations, one step after the
+    other with no physics between them: their seconds, and whether they give the pass's actions (on every
+    step an episode was running).  Against the calls' time inside the pass, this is what the physics between
+    two calls costs them (the simulations' state passing through the caches in between)."""
+    obs = episodes["obs"].permute(2, 0, 1, 3).contiguous()  # [H, T, E, obs]
+    actions = torch.empty(*obs.shape[:3], noise.shape[-1], dtype=obs.dtype)
+    with torch.no_grad():
+        step = policy.sampling_step({k: v.detach() for k, v in params.items()}, noise)
+        start = time.perf_counter()
+        for t in range(obs.shape[0]):
+            step(t, obs[t], actions[t])
+        seconds = time.perf_counter() - start
+    ran = episodes["mask"].permute(2, 0, 1).bool()
+    return seconds, torch.equal(actions[ran], episodes["actions"].permute(2, 0, 1, 3)[ran])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     obs_dim, act_dim = env.single_observation_space.shape[0], env.single_action_space.shape[0]
     gen = torch.Generator().manual_seed(0)
     new = GaussianMLPPolicy(obs_dim, act_dim, cfg.policy.hidden_sizes, cfg.policy.init_std)
+    former = FormerStepPolicy(obs_dim, act_dim, cfg.policy.hidden_sizes, cfg.policy.init_std)
     ref = PerCallPolicy(obs_dim, act_dim, cfg.policy.hidden_sizes, cfg.policy.init_std)
     shared = new.init_params(gen)
     # task-batched parameters, each task's a little different (as after the inner step)
@@ -67,8 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     tasks = env.sample_tasks(T, np.random.default_rng(0))
     noise_seeds = task_noise_seeds(gen, T)
     competitor = None
-    times: dict[str, list[tuple[float, float]]] = {"sampling_step (the sampler's)": [], "policy.sample per call (reference)": []}
+    times: dict[str, list[tuple[float, float]]] = {"sampling_step (the sampler's)": [], "former sampling_step": [],
+                                                   "policy.sample per call (reference)": []}
     outs = {}
+    replays: list[tuple[float, bool]] = []
+    noise = task_noise(noise_seeds, E, env.horizon, act_dim, torch.float32)
     try:
         if args.competitor:
             # metarl train's own --overwrite checks decide whether --output may be replaced (never a locked run)
@@ -96,11 +145,13 @@ def main(argv: list[str] | None = None) -> int:
               f"load average {os.getloadavg()[0]:.1f}")
         with torch_threads(SAMPLING_TORCH_THREADS):
             for r in range(args.repeat):
-                order = list(zip(times, (new, ref)))
+                order = list(zip(times, (new, former, ref)))
                 for name, policy in order if r % 2 == 0 else order[::-1]:
                     out, timing = rollout(env, policy, params, tasks, E, 0, noise_seeds, torch.float32)
                     times[name].append((timing["policy"], timing["env"]))
                     outs[name] = out
+                    if policy is new:
+                        replays.append(replay(new, params, out, noise))
     finally:
         if competitor is not None and competitor.poll() is None:
             competitor.terminate()  # SIGTERM: metarl train saves its checkpoint and stops
@@ -113,10 +164,15 @@ def main(argv: list[str] | None = None) -> int:
         pol, phys = (float(np.median([pair[i] for pair in pairs])) for i in (0, 1))
         shares = ", ".join(f"{a / b:.1%}" for a, b in pairs)
         print(f"  {name:38s} policy {pol:6.3f} s  physics {phys:6.3f} s  share {pol / phys:6.1%}  (passes: {shares})")
-    a, b = outs.values()
-    same = all(torch.equal(a[k], b[k]) for k in a)
-    print(f"  same episodes: {same}")
-    return 0 if same else 1
+    seconds = float(np.median([r[0] for r in replays]))
+    phys = float(np.median([pair[1] for pair in times["sampling_step (the sampler's)"]]))
+    print(f"  {'the same calls, no physics between':38s} policy {seconds:6.3f} s  (the sampler's calls replayed on "
+          f"the passes' observations; {seconds / phys:.1%} of the physics above)")
+    first, *others = outs.values()
+    same = all(torch.equal(first[k], other[k]) for other in others for k in first)
+    replayed = all(r[1] for r in replays)
+    print(f"  same episodes: {same}; replayed calls give the passes' actions: {replayed}")
+    return 0 if same and replayed else 1
 
 
 if __name__ == "__main__":

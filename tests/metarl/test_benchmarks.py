@@ -134,8 +134,10 @@ def test_bench_sampling_times_both_calls_beside_a_competitor(monkeypatch, capsys
         assert bench_sampling.main(["--config", "smoke_navigation2d", "--repeat", "2", "--competitor",
                                     "--output", str(run)]) == 0
         out = capsys.readouterr().out
-        assert "competitor: a training run of the same config" in out and "same episodes: True" in out
-        for name in ("sampling_step (the sampler's)", "policy.sample per call (reference)"):
+        assert "competitor: a training run of the same config" in out
+        assert "same episodes: True; replayed calls give the passes' actions: True" in out
+        assert "the same calls, no physics between" in out
+        for name in ("sampling_step (the sampler's)", "former sampling_step", "policy.sample per call (reference)"):
             line = next(row for row in out.splitlines() if name in row)
             assert line.count("%") == 3  # the median share and one per pass
         assert started[-1].returncode is not None  # the competing run was stopped
@@ -349,3 +351,27 @@ def test_bench_scripts_name_a_bad_config(monkeypatch, capsys):
             module.main()
         err = capsys.readouterr().err
         assert exc.value.code == 2 and needle in err and "Traceback" not in err
+
+
+def test_bench_sampling_replay_gives_the_pass_actions_and_notices_other_noise():
+    import torch
+
+    from experiments import bench_sampling
+    from metarl.config import load_config
+    from metarl.environment import make_env
+    from metarl.policy import GaussianMLPPolicy
+    from metarl.sampler import rollout, task_noise, task_noise_seeds
+
+    cfg = load_config(os.path.join(os.path.dirname(bench_sampling.__file__), "configs", "smoke_halfcheetah_vel.yaml"))
+    T, E = 3, 2
+    env = make_env(cfg.env, T * E)
+    obs_dim, act_dim = env.single_observation_space.shape[0], env.single_action_space.shape[0]
+    policy = GaussianMLPPolicy(obs_dim, act_dim, cfg.policy.hidden_sizes)
+    gen = torch.Generator().manual_seed(1)
+    params = {k: v.unsqueeze(0) + 0.01 * torch.randn(T, *v.shape, generator=gen) for k, v in policy.init_params(gen).items()}
+    seeds = task_noise_seeds(gen, T)
+    episodes, _ = rollout(env, policy, params, env.sample_tasks(T, np.random.default_rng(0)), E, 0, seeds, torch.float32)
+    noise = task_noise(seeds, E, env.horizon, act_dim, torch.float32)
+    seconds, same = bench_sampling.replay(policy, params, episodes, noise)
+    assert same and seconds > 0
+    assert not bench_sampling.replay(policy, params, episodes, noise.flip(0))[1]
