@@ -8,8 +8,9 @@ at every step) and with the reference that calls ``policy.sample`` at every step
 ``--repeat`` times each, on the sampler's torch threads.  It prints each one's median policy and physics
 seconds and their ratio (the goal for the released configs: policy time <= 10% of the physics with a
 competing process), and checks that all three give the same episodes.  It also replays the sampler's calls
-of each pass on that pass's observations with no physics between the steps (``replay``): the difference to
-the calls' time inside the pass is what the physics between two calls costs them.
+of each pass on that pass's observations with no physics between the steps (``replay``): against the
+pass's policy time, which also holds the pass's set-up (its noise, the parameters' copies) and the per-step
+writes of observations, rewards and the alive mask, it bounds what the physics between two calls costs them.
 ``--competitor`` runs a ``metarl train`` of the same config in ``--output`` beside it for the whole
 measurement (the same niceness as the bench, torch's default threads), the busy machine of a user who
 trains one seed while sampling another; it is stopped when the measurement ends, however it ends.
@@ -72,17 +73,18 @@ def replay(policy: GaussianMLPPolicy, params: Params, episodes: dict[str, torch.
            noise: torch.Tensor) -> tuple[float, bool]:
     """The sampler's per-step calls of one pass run again on the pass's own observations, one step after the
     other with no physics between them: their seconds, and whether they give the pass's actions (on every
-    step an episode was running).  Against the calls' time inside the pass, this is what the physics between
-    two calls costs them (the simulations' state passing through the caches in between)."""
+    step an episode was running).  Only the steps the pass called the policy for are replayed: up to the
+    last one on which an episode was still running, where the sampler's loop stops."""
     obs = episodes["obs"].permute(2, 0, 1, 3).contiguous()  # [H, T, E, obs]
-    actions = torch.empty(*obs.shape[:3], noise.shape[-1], dtype=obs.dtype)
+    ran = episodes["mask"].permute(2, 0, 1).bool()  # [H, T, E]
+    called = int(ran.flatten(1).any(1).nonzero().max()) + 1 if bool(ran.any()) else 0
+    actions = torch.zeros(*obs.shape[:3], noise.shape[-1], dtype=obs.dtype)
     with torch.no_grad():
         step = policy.sampling_step({k: v.detach() for k, v in params.items()}, noise)
         start = time.perf_counter()
-        for t in range(obs.shape[0]):
+        for t in range(called):
             step(t, obs[t], actions[t])
         seconds = time.perf_counter() - start
-    ran = episodes["mask"].permute(2, 0, 1).bool()
     return seconds, torch.equal(actions[ran], episodes["actions"].permute(2, 0, 1, 3)[ran])
 
 

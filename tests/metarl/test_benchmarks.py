@@ -375,3 +375,16 @@ def test_bench_sampling_replay_gives_the_pass_actions_and_notices_other_noise():
     seconds, same = bench_sampling.replay(policy, params, episodes, noise)
     assert same and seconds > 0
     assert not bench_sampling.replay(policy, params, episodes, noise.flip(0))[1]
+
+    calls = []
+
+    class Counting(GaussianMLPPolicy):
+        def sampling_step(self, params, noise):
+            step = super().sampling_step(params, noise)
+            return lambda t, obs, out: (calls.append(t), step(t, obs, out))[1]
+
+    ended = {k: v.clone() for k, v in episodes.items()}  # every episode over after 5 steps: the loop stopped there
+    for k in ended:
+        ended[k][:, :, 5:] = 0
+    counting = Counting(obs_dim, act_dim, cfg.policy.hidden_sizes)
+    assert bench_sampling.replay(counting, params, ended, noise)[1] and calls == [0, 1, 2, 3, 4]
