@@ -19,3 +19,11 @@ def config_path(parser: argparse.ArgumentParser, name: str, flag: str = "--confi
         names = sorted(n[:-5] for n in os.listdir(CONFIGS) if n.endswith(".yaml"))
         parser.error(f"{flag}: no experiments/configs/{name}.yaml; give one of {', '.join(names)}")
     return path
+
+
+def positive(parser: argparse.ArgumentParser, **flags: int | None) -> None:
+    """A usage error (exit 2) for the first of ``flags`` (``name=value``, checked as ``--name``) given a number
+    below 1; ``None`` (not given) passes.  Checked before a script spends minutes on work it would then throw away."""
+    for name, value in flags.items():
+        if value is not None and value < 1:
+            parser.error(f"--{name.replace('_', '-')}: expected a positive integer, got {value}")

@@ -16,6 +16,7 @@ import time
 import numpy as np
 import torch
 
+from experiments import positive
 from metarl.algorithms import initial_params, make_algorithm
 from metarl.baseline import LinearFeatureBaseline
 from metarl.config import load_config
@@ -31,6 +32,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=3)
     args = p.parse_args()
+    positive(p, rounds=args.rounds)
     here = os.path.join(os.path.dirname(__file__), "configs")
     cfgs = {name: load_config(os.path.join(here, f)) for name, f in CONFIGS.items()}
     cfg = cfgs["MAML-TRPO"]

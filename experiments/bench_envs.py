@@ -25,6 +25,7 @@ import mujoco
 import numpy as np
 from mujoco import batch as mjbatch
 
+from experiments import positive
 from metarl import envs
 
 ACTION_STD = 0.3  # small random actions: ants keep walking rather than flipping at once
@@ -115,6 +116,7 @@ def main() -> None:
     parser.add_argument("--target", type=int, default=60_000, help="slot-steps per measurement")
     parser.add_argument("--repeats", type=int, default=3, help="measurements per cell; the median is reported")
     args = parser.parse_args()
+    positive(parser, target=args.target, repeats=args.repeats)
     slots = [40] if args.quick else [40, 800]
     threads = [2] if args.quick else [1, 2]
     target = args.target // 4 if args.quick else args.target

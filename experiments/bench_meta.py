@@ -31,6 +31,7 @@ Everything that is compared is measured in the same run, on the same data:
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import statistics
 import time
@@ -40,6 +41,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from experiments import positive
 from metarl import curvature, trpo
 from metarl.baseline import LinearFeatureBaseline
 from metarl.config import ConfigError, load_config
@@ -48,6 +50,7 @@ from metarl.maml import MAMLTRPO
 from metarl.memory import keep_freed_memory
 from metarl.policy import GaussianMLPPolicy
 from metarl.sampler import Sampler, torch_threads
+from metarl.trainer import resolve_device
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -283,12 +286,17 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=1, help="time each update this many times, in alternating order; "
                    "medians are reported")
     args = p.parse_args()
+    # every flag checked before the minutes of sampling and timing that come first
+    positive(p, repeat=args.repeat, threads=args.threads)
+    if args.subsample is not None and not (math.isfinite(args.subsample) and 0.0 < args.subsample <= 1.0):
+        p.error(f"--subsample: expected a fraction in (0, 1] of the tasks (algo.hvp_subsample), got {args.subsample}; "
+                "e.g. 0.2 for a fifth")
     try:
+        device = resolve_device(args.device)
         cfg = load_config(os.path.join(HERE, "configs", f"{args.config}.yaml"), args.set)
     except ConfigError as exc:
-        p.error(str(exc))
+        p.error(str(exc).replace("config field 'device'", "--device"))
     kept = keep_freed_memory()  # as the trainer does (experiments/bench_memory.py measures what it changes)
-    device = torch.device(args.device)
     a = cfg.algo
     T, E = a.num_tasks, a.episodes_per_task
     env = make_env(cfg.env, T * E)

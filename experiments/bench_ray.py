@@ -25,12 +25,15 @@ load average of the machine is printed with the results: on a shared machine it 
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import sys
 import time
 
 import numpy as np
 import torch
 
+from experiments import positive
 from metarl.config import TrainConfig, from_dict
 from metarl.environment import env_dims, make_env
 from metarl.policy import GaussianMLPPolicy
@@ -82,8 +85,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="timed iterations per sampler (interleaved)")
     parser.add_argument("--bandwidth-gbit", type=float, default=10.0, help="network of the projection, Gbit/s")
     args = parser.parse_args()
+    positive(parser, tasks=args.tasks, episodes=args.episodes, rounds=args.rounds)
+    if not (math.isfinite(args.bandwidth_gbit) and args.bandwidth_gbit > 0):
+        parser.error(f"--bandwidth-gbit: expected a positive network speed in Gbit/s, got {args.bandwidth_gbit}")
 
-    import ray
+    try:
+        import ray
+    except ImportError as exc:
+        sys.exit(f"bench_ray needs Ray, which is not installed here ({exc}); install it with pip install -e \".[ray]\"")
 
     from metarl.ray_sampler import RaySampler
 

@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 
-from experiments import config_path
+from experiments import config_path, positive
 from metarl import threads
 
 MARKER = ".bench_side_by_side"  # marks an --output this script wrote, the only kind it replaces
@@ -90,6 +90,8 @@ def main() -> None:
     p.add_argument("--wait-policy", default="openmp,metarl",
                    help=f"comma-separated OpenMP wait policies to compare, of {', '.join(POLICIES)} (default: openmp,metarl)")
     args = p.parse_args()
+    positive(p, iterations=args.iterations, rounds=args.rounds, sampling_threads=args.sampling_threads,
+             torch_threads=args.torch_threads)
     policies = [w.strip() for w in args.wait_policy.split(",") if w.strip()]
     if not policies or any(w not in POLICIES for w in policies):
         p.error(f"--wait-policy: {args.wait_policy!r} is not a comma-separated list of {', '.join(POLICIES)}")

@@ -18,8 +18,11 @@ import csv
 import json
 import math
 import os
+import sys
 
 import numpy as np
+
+from experiments import positive
 
 METHODS = {"maml_trpo": "MAML-TRPO", "promp": "ProMP", "maml_ppo": "MAML-PPO", "metasgd": "Meta-SGD (TRPO)"}
 
@@ -53,6 +56,7 @@ def main() -> None:
     p.add_argument("--runs-dir", default="runs")
     p.add_argument("--figure", default="", help="figure file to write (.png, .pdf or .svg)")
     args = p.parse_args()
+    positive(p, iteration=args.iteration)
     if args.figure:
         from metarl.errors import UsageError
         from metarl.plotting import figure_format
@@ -85,7 +89,11 @@ def main() -> None:
         curves[label] = {"summary": summary}
         sec = seconds_per_iteration(args.runs_dir, args.task, method, seeds, args.iteration)
         print(f"| {label} | {', '.join(map(str, seeds))} | " + " | ".join(cells) + f" | {sec:.1f} |")
-    if args.figure and curves:
+    if not curves:
+        pattern = os.path.join(args.eval_dir, f"{args.task}_<method>_s<seed>_it{args.iteration}", "results.json")
+        sys.exit(f"no evaluation found: looked for {pattern} with <method> one of {', '.join(METHODS)}; check "
+                 "--eval-dir, --task and --iteration against the names `metarl evaluate --output` was given")
+    if args.figure:
         from metarl.plotting import plot_curves
 
         task = {"nav": "Navigation2D", "hcv": "HalfCheetahVel", "hcvel": "HalfCheetahVel"}.get(args.task, args.task)

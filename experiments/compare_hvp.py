@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from metarl.baseline import LinearFeatureBaseline
-from metarl.config import load_config
+from experiments import positive
+from metarl.config import ConfigError, check_seed, load_config
 from metarl.environment import make_env
 from metarl.evaluation import load_policy, resolve_source
 from metarl.maml import MAMLTRPO, finite_difference_eps
@@ -37,6 +38,11 @@ def main() -> None:
     p.add_argument("--tasks", type=int, help="tasks in the meta-batch (default: the config's)")
     p.add_argument("--seed", type=int, default=0, help="seed of the tasks, the episodes and a fresh policy")
     args = p.parse_args()
+    positive(p, tasks=args.tasks)
+    try:
+        check_seed(args.seed, "--seed")
+    except ConfigError as exc:
+        p.error(str(exc))
     overrides = [f"algo.num_tasks={args.tasks}"] if args.tasks else []
     cfg = load_config(os.path.join(HERE, "configs", f"{args.config}.yaml"), overrides)
     a = cfg.algo

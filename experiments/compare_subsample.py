@@ -26,7 +26,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 def metarl(*args: str) -> None:
     print("+ python -m metarl.cli " + " ".join(args), flush=True)
-    subprocess.run([sys.executable, "-m", "metarl.cli", *args], check=True)
+    code = subprocess.run([sys.executable, "-m", "metarl.cli", *args]).returncode
+    if code != 0:  # its own message is above; the comparison stops here and picks up from it when run again
+        sys.exit(f"metarl {args[0]} stopped with exit status {code}; its message is above")
 
 
 def trained(run_dir: str, iterations: int) -> bool:
@@ -66,9 +68,23 @@ def main() -> None:
     if not os.path.exists(config):
         sys.exit(f"task: no config {config!r}; pass the name of a file in experiments/configs without .yaml")
     sys.path.insert(0, os.path.dirname(HERE))
-    from metarl.config import load_config
+    from experiments import positive
+    from metarl.config import ConfigError, check_seed, load_config
 
-    iterations = args.iterations or load_config(config).iterations
+    # every value checked before the first of the runs, which take minutes to hours each
+    bad = [f for f in args.fractions if not (math.isfinite(f) and 0.0 < f <= 1.0)]
+    if bad:
+        p.error(f"--fractions: expected fractions in (0, 1] of the tasks (algo.hvp_subsample), got {bad[0]}; "
+                "e.g. --fractions 1.0 0.2")
+    try:
+        for seed in args.seeds:
+            check_seed(seed, "--seeds")
+    except ConfigError as exc:
+        p.error(str(exc))
+    positive(p, iterations=args.iterations)
+    if args.batch_steps is not None and args.batch_steps < 0:
+        p.error(f"--batch-steps: expected env steps per batch >= 0 (0: exactly E episodes per batch), got {args.batch_steps}")
+    iterations = load_config(config).iterations if args.iterations is None else args.iterations
     results: dict[float, list] = {f: [] for f in args.fractions}
     batches = set()  # the evaluations' batch_steps (None: exactly E episodes per batch)
 

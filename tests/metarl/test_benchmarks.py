@@ -353,6 +353,62 @@ def test_bench_scripts_name_a_bad_config(monkeypatch, capsys):
         assert exc.value.code == 2 and needle in err and "Traceback" not in err
 
 
+BAD_FLAGS = [
+    ("bench_meta", ["--repeat", "0"], "--repeat: expected a positive integer, got 0"),
+    ("bench_meta", ["--threads", "-2"], "--threads: expected a positive integer, got -2"),
+    ("bench_meta", ["--subsample", "1.5"], "--subsample: expected a fraction in (0, 1]"),
+    ("bench_meta", ["--subsample", "nan"], "--subsample: expected a fraction in (0, 1]"),
+    ("bench_meta", ["--device", "tpu"], "--device: expected 'cpu' or 'cuda[:N]'"),
+    ("bench_algorithms", ["--rounds", "0"], "--rounds: expected a positive integer, got 0"),
+    ("bench_envs", ["--repeats", "0"], "--repeats: expected a positive integer, got 0"),
+    ("bench_envs", ["--target", "-5"], "--target: expected a positive integer, got -5"),
+    ("bench_ray", ["--episodes", "0"], "--episodes: expected a positive integer, got 0"),
+    ("bench_ray", ["--bandwidth-gbit", "0"], "--bandwidth-gbit: expected a positive network speed"),
+    ("bench_side_by_side", ["--output", "OUT", "--rounds", "0"], "--rounds: expected a positive integer, got 0"),
+    ("bench_side_by_side", ["--output", "OUT", "--sampling-threads", "0"], "--sampling-threads: expected a positive integer"),
+    ("compare_hvp", ["--tasks", "0"], "--tasks: expected a positive integer, got 0"),
+    ("compare_hvp", ["--seed", "-1"], "--seed: expected an integer >= 0"),
+    ("compare_subsample", ["navigation2d", "--output", "OUT", "--fractions", "1", "0"], "--fractions: expected fractions in (0, 1]"),
+    ("compare_subsample", ["navigation2d", "--output", "OUT", "--seeds", "0", "-3"], "--seeds: expected an integer >= 0"),
+    ("compare_subsample", ["navigation2d", "--output", "OUT", "--iterations", "0"], "--iterations: expected a positive integer"),
+    ("compare_subsample", ["navigation2d", "--output", "OUT", "--batch-steps", "-1"], "--batch-steps: expected env steps"),
+    ("compare_algorithms", ["--iteration", "0"], "--iteration: expected a positive integer, got 0"),
+]
+
+
+@pytest.mark.parametrize("script, argv, needle", BAD_FLAGS, ids=[f"{s}{' '.join(a[-2:])}" for s, a, _ in BAD_FLAGS])
+def test_scripts_refuse_bad_flags_before_any_work(script, argv, needle, monkeypatch, capsys, tmp_path):
+    """A usage error (exit 2) that names the flag and the value, before any run, file or measurement."""
+    import importlib
+
+    module = importlib.import_module(f"experiments.{script}")
+    out = tmp_path / "out"
+    monkeypatch.setattr(sys, "argv", [script, *(str(out) if a == "OUT" else a for a in argv)])
+    with pytest.raises(SystemExit) as exc:
+        module.main()
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and needle in err and "Traceback" not in err, err
+    assert not out.exists()
+
+
+def test_scripts_say_what_is_missing_instead_of_a_traceback(monkeypatch, capsys, tmp_path):
+    from experiments import compare_algorithms
+
+    monkeypatch.setattr(sys, "argv", ["compare_algorithms", "--eval-dir", str(tmp_path), "--task", "nav"])
+    with pytest.raises(SystemExit) as exc:
+        compare_algorithms.main()
+    assert "no evaluation found" in str(exc.value.code) and str(tmp_path) in str(exc.value.code)
+    try:
+        import ray  # noqa: F401
+    except ImportError:  # the default install: bench_ray says how to get Ray
+        from experiments import bench_ray
+
+        monkeypatch.setattr(sys, "argv", ["bench_ray"])
+        with pytest.raises(SystemExit) as exc:
+            bench_ray.main()
+        assert 'pip install -e ".[ray]"' in str(exc.value.code)
+
+
 def test_bench_sampling_replay_gives_the_pass_actions_and_notices_other_noise():
     import torch
 
