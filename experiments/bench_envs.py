@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 
 import gymnasium
@@ -25,8 +26,10 @@ import mujoco
 import numpy as np
 from mujoco import batch as mjbatch
 
-from experiments import positive
 from metarl import envs
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run as a file (make bench): the repository root
+from experiments import positive  # noqa: E402
 
 ACTION_STD = 0.3  # small random actions: ants keep walking rather than flipping at once
 

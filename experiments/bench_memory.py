@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 
-from experiments import config_path
+from experiments import config_path, positive
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SETTINGS = {"kept (trainer's default)": "1", "glibc defaults": "0"}  # "0": malloc left as glibc sets it
@@ -80,8 +80,7 @@ def main() -> None:
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     config_path(p, args.config)
-    if args.rounds < 1 or args.updates < 1:
-        p.error(f"--rounds and --updates: expected positive integers, got {args.rounds} and {args.updates}")
+    positive(p, rounds=args.rounds, updates=args.updates)
     if args.child:
         print(json.dumps(child(args.config, args.updates)))
         return

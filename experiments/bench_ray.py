@@ -33,11 +33,13 @@ import time
 import numpy as np
 import torch
 
-from experiments import positive
 from metarl.config import TrainConfig, from_dict
 from metarl.environment import env_dims, make_env
 from metarl.policy import GaussianMLPPolicy
 from metarl.sampler import Sampler
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run as a file (make bench): the repository root
+from experiments import positive  # noqa: E402
 
 ENVS = {"AntVel": "metarl/AntVel-v0", "HalfCheetahVel": "metarl/HalfCheetahVel-v0"}
 LOCAL, LOCAL1, RAY1, RAY2 = "local", "local, torch 1 thread", "ray, 1 worker x 2 CPUs", "ray, 2 workers x 1 CPU"

@@ -31,7 +31,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from experiments import config_path
+from experiments import config_path, positive
 from metarl.config import load_config
 from metarl.environment import make_env
 from metarl.policy import GaussianMLPPolicy, Params
@@ -96,8 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output", help="run directory of the competitor (required with --competitor; replaced as "
                    "metarl train --overwrite replaces one)")
     args = p.parse_args(argv)
-    if args.repeat < 1:
-        p.error(f"--repeat: expected a positive number of passes, got {args.repeat}")
+    positive(p, repeat=args.repeat)
     if args.competitor and not args.output:
         p.error("--output: required with --competitor (the competing training run writes there)")
     path = config_path(p, args.config)

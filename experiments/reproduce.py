@@ -52,12 +52,12 @@ def main() -> None:
                    help="the RL algorithm of the pretrained and oracle baselines (default trpo, the paper's)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
+    sys.path.insert(0, os.path.dirname(HERE))  # run as a file: the repository root
+    from experiments import positive
+
+    positive(p, baseline_steps=args.baseline_steps, iterations=args.iterations)
     if args.baseline_steps is None:
         args.baseline_steps = BASELINE_STEPS.get(args.task, DEFAULT_BASELINE_STEPS)
-    elif args.baseline_steps < 1:
-        p.error(f"--baseline-steps: expected a positive integer, got {args.baseline_steps}")
-    if args.iterations is not None and args.iterations < 1:
-        p.error(f"--iterations: expected a positive integer, got {args.iterations}")
     config = os.path.join(HERE, "configs", f"{args.task}.yaml")
     if not os.path.isfile(config):
         names = sorted(f[:-5] for f in os.listdir(os.path.join(HERE, "configs")) if f.endswith(".yaml"))

@@ -444,3 +444,21 @@ def test_bench_sampling_replay_gives_the_pass_actions_and_notices_other_noise():
         ended[k][:, :, 5:] = 0
     counting = Counting(obs_dim, act_dim, cfg.policy.hidden_sizes)
     assert bench_sampling.replay(counting, params, ended, noise)[1] and calls == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("script, argv, needle", [
+    ("bench_envs.py", ["--repeats", "0"], "--repeats: expected a positive integer"),
+    ("bench_ray.py", ["--rounds", "0"], "--rounds: expected a positive integer"),
+    ("reproduce.py", ["navigation2d", "--output", "OUT", "--iterations", "0"], "--iterations: expected a positive integer"),
+    ("compare_subsample.py", ["navigation2d", "--output", "OUT", "--seeds", "-1"], "--seeds: expected an integer >= 0"),
+])
+def test_scripts_the_docs_run_as_files_work_as_files(script, argv, needle, tmp_path):
+    """``python experiments/X.py`` from anywhere (as the README and `make bench` run them), not only ``-m``."""
+    import subprocess
+
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "experiments", script)
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, path, *(str(out) if a == "OUT" else a for a in argv)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and needle in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert not out.exists()
