@@ -16,10 +16,14 @@ table can be re-made from the repository (``python -m experiments.seed_spread``)
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
+import signal
+import sys
 
 import metarl
+from metarl.config import ConfigError, load_config, to_dict
 from metarl.errors import UsageError
 
 SHIPPED = ("config.yaml", "metarl-run.json", "progress.csv", os.path.join("checkpoints", "best.pt"))
@@ -31,11 +35,38 @@ class ShipError(ValueError):
     """Bad arguments, found before anything is written or removed."""
 
 
+class Interrupted(BaseException):
+    """SIGTERM while shipping: raised like Ctrl-C's KeyboardInterrupt, so that the entry is restored."""
+
+
+def backup_path(entry: str) -> str:
+    """Where ``ship`` keeps the entry as it was while the new one is written."""
+    return os.path.normpath(entry) + ".ship-backup"
+
+
+def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
+    out = []
+    for key in sorted(set(a) | set(b)):
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, dict) and isinstance(y, dict):
+            out += _differences(x, y, f"{prefix}{key}.")
+        elif x != y:
+            out.append(f"{prefix}{key}: {x!r} in config.yaml, {y!r} in the checkpoint")
+    return out
+
+
 def check_paths(run_dir: str, entry: str, overwrite: bool) -> None:
     """Everything ``ship`` needs, checked before it removes or writes anything."""
     for name in SHIPPED:
         if not os.path.isfile(os.path.join(run_dir, name)):
             raise ShipError(f"run: {run_dir!r} has no {name}; give a finished metarl run directory")
+    if not entry:
+        raise ShipError("entry: expected a folder path, e.g. experiments/zoo/ant_vel, got ''")
+    above = os.path.dirname(os.path.abspath(entry))
+    while not os.path.exists(above):
+        above = os.path.dirname(above)
+    if not os.path.isdir(above):
+        raise ShipError(f"entry: {entry!r} lies under {above!r}, which is a file; choose a folder path")
     run, target = os.path.realpath(run_dir), os.path.realpath(entry)
     if target == run or target.startswith(run + os.sep) or run.startswith(target + os.sep):
         raise ShipError(f"entry: {entry!r} is the run {run_dir!r}, inside it or around it; give a separate zoo folder")
@@ -43,21 +74,44 @@ def check_paths(run_dir: str, entry: str, overwrite: bool) -> None:
         raise ShipError(f"entry: {entry!r} is a file; give a folder path (a zoo entry is a directory)")
     if os.path.isdir(entry) and os.listdir(entry) and not overwrite:
         raise ShipError(f"entry: {entry!r} exists; pass --overwrite to replace it")
+    backup = backup_path(entry)
+    if os.path.lexists(backup):  # never removed here: it may be the only copy of an entry, or a folder of yours
+        raise ShipError(f"entry: {backup!r} exists: the entry as it was before a ship that was killed (or a folder "
+                        f"of that name); move it back (rm -rf {entry!r} && mv {backup!r} {entry!r}) or move it away, "
+                        "then run again")
     try:  # a readable metarl checkpoint on a task that needs no plug-in modules (the zoo holds the paper's tasks)
-        metarl.load_run(run_dir)
+        run_config = metarl.load_run(run_dir).config
     except UsageError as exc:
         if "env.imports" in str(exc):
             raise ShipError(f"run: {run_dir!r} is a run on a plug-in task (its env.imports name modules); the zoo "
                             "holds runs on metarl's own tasks, the paper's, so ship_zoo does not ship it") from None
         raise ShipError(f"run: {exc}") from None
+    # the shipped files are the ones users read and resume from: they must be the run's own
+    config_file = os.path.join(run_dir, "config.yaml")
+    try:
+        shipped_config = load_config(config_file, flag="run")
+    except ConfigError as exc:
+        raise ShipError(f"{exc}; restore the run's own config.yaml") from None
+    differences = _differences(to_dict(shipped_config), to_dict(run_config))
+    if differences:
+        raise ShipError(f"run: {config_file!r} does not match checkpoints/best.pt ({'; '.join(differences)}); "
+                        "restore the run's own config.yaml")
+    marker = os.path.join(run_dir, "metarl-run.json")
+    try:
+        with open(marker, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ShipError(f"run: {marker!r} is not readable JSON ({exc}); give a run directory written by metarl train") from None
+    if not isinstance(data, dict) or data.get("format") != "metarl-run":
+        raise ShipError(f"run: {marker!r} is not a metarl run marker (no \"format\": \"metarl-run\"); give a run "
+                        "directory written by metarl train")
 
 
 def ship(run_dir: str, entry: str, overwrite: bool = False, curve: bool = True) -> int:
     check_paths(run_dir, entry, overwrite)
     backup = None
     if os.path.exists(entry):  # set aside, not removed, until the new entry is complete
-        backup = os.path.normpath(entry) + ".ship-backup"
-        shutil.rmtree(backup, ignore_errors=True)  # a leftover of an earlier ship of this entry that was killed
+        backup = backup_path(entry)
         os.rename(entry, backup)
     try:
         for name in SHIPPED:
@@ -72,7 +126,7 @@ def ship(run_dir: str, entry: str, overwrite: bool = False, curve: bool = True) 
         size = sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(entry) for f in files)
         if size > MAX_BYTES:
             raise ShipError(f"entry: {entry} would hold {size} bytes; a zoo entry must stay under {MAX_BYTES}")
-    except BaseException:  # a failed or interrupted ship leaves the entry as it was
+    except BaseException:  # a failed or interrupted ship (Ctrl-C, SIGTERM) leaves the entry as it was
         shutil.rmtree(entry, ignore_errors=True)
         if backup is not None:
             os.rename(backup, entry)
@@ -89,10 +143,22 @@ def main() -> None:
     parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--no-curve", action="store_true", help="leave the figure out (for an entry's other seeds)")
     args = parser.parse_args()
+    signalled: list[int] = []
+
+    def terminate(signum: int, frame: object) -> None:
+        signalled.append(signum)
+        raise Interrupted()
+
+    signal.signal(signal.SIGTERM, terminate)
     try:  # ship checks every path before it removes or writes anything
         size = ship(args.run, args.entry, args.overwrite, curve=not args.no_curve)
     except ShipError as exc:
         parser.error(str(exc))
+    except BaseException as exc:
+        # interrupted (also where the signal landed inside an import, which turns it into an ImportError)
+        if signalled or isinstance(exc, KeyboardInterrupt):
+            sys.exit(f"ship_zoo: interrupted; {args.entry!r} is as it was before (nothing shipped)")
+        raise
     print(f"wrote {args.entry} ({size / 1e3:.0f} kB)")
 
 

@@ -324,6 +324,86 @@ def test_ship_zoo_leaves_the_old_entry_when_the_new_one_fails(monkeypatch, tmp_p
     assert sorted(os.listdir(entry)) == ["old.txt"] and sorted(os.listdir(tmp_path)) == ["entry"]
 
 
+def test_ship_zoo_refuses_files_that_are_not_the_runs_own_and_keeps_a_backup(monkeypatch, capsys, tmp_path):
+    """config.yaml and metarl-run.json are checked against the checkpoint; a leftover backup is never removed."""
+    import shutil
+
+    from experiments import ship_zoo
+
+    zoo_run = os.path.join(os.path.dirname(__file__), "..", "..", "experiments", "zoo", "navigation2d")
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+
+    def copy() -> str:
+        run = tmp_path / f"run{len(os.listdir(tmp_path))}"
+        for name in ship_zoo.SHIPPED:
+            (run / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(os.path.join(zoo_run, name), run / name)
+        return str(run)
+
+    edits = {"config.yaml": [("env: [unclosed", "not valid YAML"),
+                             ("seed: !!python/object/apply:os.system [echo hi]\n", "config.yaml"),
+                             ("seed: 7\n", "seed: 7 in config.yaml, 0 in the checkpoint")],
+             "metarl-run.json": [("{bad", "is not readable JSON"), ('{"format": "other"}', "not a metarl run marker")]}
+    entry = tmp_path / "entry"
+    for name, changes in edits.items():
+        for text, needle in changes:
+            run = copy()
+            if text.startswith("seed: 7"):  # a valid config that is not the checkpoint's
+                saved = (tmp_path / run / name).read_text()
+                assert "\nseed: 0\n" in saved
+                (tmp_path / run / name).write_text(saved.replace("\nseed: 0\n", "\n" + text))
+            else:
+                (tmp_path / run / name).write_text(text)
+            monkeypatch.setattr(sys, "argv", ["ship_zoo", run, str(entry)])
+            with pytest.raises(SystemExit) as exc:
+                ship_zoo.main()
+            err = capsys.readouterr().err
+            assert exc.value.code == 2 and needle in err and "Traceback" not in err, err
+            assert not entry.exists()
+    run = copy()
+    for target, needle in ((a_file / "entry", "which is a file"), ("", "expected a folder path")):
+        monkeypatch.setattr(sys, "argv", ["ship_zoo", run, str(target) if target else ""])
+        with pytest.raises(SystemExit) as exc:
+            ship_zoo.main()
+        assert exc.value.code == 2 and needle in capsys.readouterr().err
+    entry.mkdir()
+    (entry / "old.txt").write_text("shipped before")
+    backup = tmp_path / "entry.ship-backup"
+    backup.mkdir()
+    (backup / "mine.txt").write_text("only copy")
+    monkeypatch.setattr(sys, "argv", ["ship_zoo", run, str(entry), "--overwrite"])
+    with pytest.raises(SystemExit) as exc:
+        ship_zoo.main()
+    assert exc.value.code == 2 and "entry.ship-backup' exists" in capsys.readouterr().err
+    assert (backup / "mine.txt").read_text() == "only copy" and (entry / "old.txt").read_text() == "shipped before"
+
+
+def test_ship_zoo_killed_with_sigterm_leaves_the_entry_as_it_was(tmp_path):
+    import shutil
+    import signal
+    import subprocess
+    import time
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    root = os.path.dirname(os.path.dirname(here))
+    run = tmp_path / "run"
+    shutil.copytree(os.path.join(root, "experiments", "zoo", "navigation2d"), run)
+    entry = tmp_path / "entry"
+    entry.mkdir()
+    (entry / "old.txt").write_text("shipped before")
+    proc = subprocess.Popen([sys.executable, os.path.join(root, "experiments", "ship_zoo.py"), str(run), str(entry),
+                             "--overwrite"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (entry / "checkpoints").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # killed once the new entry is being written (its evaluation takes seconds)
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0 and "is as it was before" in err and "Traceback" not in err, err
+    assert sorted(os.listdir(entry)) == ["old.txt"] and sorted(os.listdir(tmp_path)) == ["entry", "run"]
+
+
 def test_reproduce_checks_its_arguments_before_writing(monkeypatch, capsys, tmp_path):
     from experiments import reproduce
 
