@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 
 import numpy as np
@@ -90,6 +91,9 @@ def spread(results: dict[str, dict], method: str = "maml",
         k: {"mean_return": float(np.mean(v)), "sem": float(np.std(v) / math.sqrt(len(v)))}
         for k, by_goal in published.items() for v in [np.array([by_goal[g] for g in np.flatnonzero(keep)])]}
     steps = min(len(r["summary"]) for r in results.values())
+    if len({len(r["summary"]) for r in results.values()}) > 1:
+        notes.append("the evaluations have different numbers of adaptation steps (" + ", ".join(
+            f"{label}: {len(r['summary']) - 1}" for label, r in results.items()) + f"); the table shows steps 0-{steps - 1}")
     means = np.array([[r["summary"][k]["mean_return"] for k in range(steps)] for r in results.values()])
 
     def cell(mean: float, se: float, k: int) -> str:
@@ -113,7 +117,7 @@ def spread(results: dict[str, dict], method: str = "maml",
     if paper:
         lines.append("| paper | " + " | ".join(f"{paper[k]['mean_return']:.2f} ± {paper[k]['sem']:.2f}"
                                                if k in paper else "-" for k in range(steps)) + " |")
-        ours = np.mean([np.asarray(r["returns"], dtype=np.float64)[keep] for r in results.values()], axis=0)
+        ours = np.mean([np.asarray(r["returns"], dtype=np.float64)[keep][:, :steps] for r in results.values()], axis=0)
         cells = []
         for k in range(steps):
             if k not in published:
@@ -152,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
                    "negative LO: --goals=-0.5:0)")
     args = p.parse_args(argv)
     results = {}
+    files: dict[str, str] = {}  # each evaluation's results.json, resolved: the same one twice is one seed, not two
     try:
         for item in args.evaluations:
             if "=" not in item:
@@ -159,9 +164,19 @@ def main(argv: list[str] | None = None) -> int:
             label, path = item.split("=", 1)
             if not label.strip():
                 raise UsageError(f"evaluations: {item!r} has no label; write LABEL=DIR, e.g. seed1={path}")
+            if "|" in label:
+                raise UsageError(f"evaluations: the label {label!r} holds '|', which splits a Markdown table cell; "
+                                 "choose a label without it")
+            if not path:
+                raise UsageError(f"evaluations: {item!r} has no DIR; write LABEL=DIR, e.g. {label}=runs/s1/evaluation")
             if label in results:
                 raise UsageError(f"evaluations: the label {label!r} is given twice; give each seed its own")
             results[label] = ev.load_results(path)
+            file = os.path.realpath(os.path.join(path, "results.json") if os.path.isdir(path) else path)
+            if file in files:
+                raise UsageError(f"evaluations: {files[file]} and {label} are the same evaluation ({path!r}); give one "
+                                 "per training seed")
+            files[file] = label
         goal_range = None
         if args.goals is not None:
             try:

@@ -193,6 +193,49 @@ def test_seed_spread_tabulates_seeds_against_the_paper(capsys, tmp_path):
     assert "10 test goals" in err and "paper" not in out and "(-" not in out
 
 
+def test_seed_spread_names_bad_evaluations_and_takes_the_common_steps(capsys, tmp_path):
+    import json
+    import shutil
+
+    from experiments import seed_spread
+
+    zoo = os.path.join(os.path.dirname(__file__), "..", "..", "experiments", "zoo", "navigation2d", "evaluation")
+    good = tmp_path / "good"
+    shutil.copytree(zoo, good)
+    saved = json.loads((good / "results.json").read_text())
+
+    def variant(name, change):
+        folder = tmp_path / name
+        folder.mkdir()
+        data = json.loads(json.dumps(saved))
+        change(data)
+        (folder / "results.json").write_text(json.dumps(data))
+        return str(folder)
+
+    def two_more_steps(d):  # evaluated with --steps 6 where the other seed has the default
+        d["returns"] = [row + [row[-1], row[-1]] for row in d["returns"]]
+        d["summary"] += [dict(d["summary"][-1], adaptation_steps=len(d["summary"]) + i) for i in range(2)]
+        d["settings"]["steps"] += 2
+
+    more = variant("more", two_more_steps)
+    assert seed_spread.main([f"seed0={good}", f"seed1={more}"]) == 0
+    out, err = capsys.readouterr()
+    steps = len(saved["summary"])
+    assert f"step {steps - 1} |" in out and f"step {steps} " not in out and "different numbers of adaptation steps" in err
+    corrupt = {"no_tasks": lambda d: d.pop("tasks"), "flat_tasks": lambda d: d.update(tasks=[t[0] for t in d["tasks"]]),
+               "short_returns": lambda d: d.update(returns=d["returns"][:10]),
+               "text_kwargs": lambda d: d["settings"]["env"].update(kwargs="abc"),
+               "text_steps": lambda d: d["settings"].update(steps="4")}
+    cases = [([f"seed0={good}", f"seed1={variant(name, change)}"], "is not a readable metarl evaluation")
+             for name, change in corrupt.items()]
+    cases += [([f"seed0={good}", f"seed1={good}/"], "seed0 and seed1 are the same evaluation"),
+              (["seed0="], "'seed0=' has no DIR"), ([f"a|b={good}"], "holds '|'")]
+    for argv, needle in cases:
+        assert seed_spread.main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert needle in err and "Traceback" not in err, (argv, err)
+
+
 def test_zoo_seeds_reproduce_the_seed_spread_tables():
     """An entry's other seeds: finished ones load and their evaluations follow the paper's protocol; one still
     training (no evaluation yet) is a run directory that ``metarl train --resume`` continues."""
