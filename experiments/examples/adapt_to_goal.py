@@ -9,10 +9,13 @@ rollouts before and after show what the step bought.
 from __future__ import annotations
 
 import argparse
+import sys
 
 import numpy as np
 
 import metarl
+from metarl.config import check_seed
+from metarl.errors import UsageError
 
 
 def rollout(run: metarl.Run, goal: np.ndarray, params: dict | None, episodes: int, seed: int) -> float:
@@ -46,8 +49,13 @@ def main() -> None:
                         help="a plug-in module of the run's env.imports to allow (repeatable; see docs/plugins.md)")
     args = parser.parse_args()
 
+    check_seed(args.seed, "--seed")
     run = metarl.load_run(args.run, imports=args.imports)
     goal = np.asarray(args.goal, dtype=np.float64)
+    size = run.make_env(1).sample_tasks(1, np.random.default_rng(0)).shape[1]  # the task vector's length
+    if goal.shape[0] != size:
+        raise UsageError(f"--goal: {run.config.env.id} takes {size} number(s) per task, got {goal.shape[0]}: "
+                         f"{' '.join(map(str, args.goal))}")
     adapted = run.adapt(goal[None], steps=args.steps, episodes=args.episodes, seed=args.seed)
     before = rollout(run, goal, None, 10, args.seed + 1)
     after = rollout(run, goal, adapted, 10, args.seed + 1)
@@ -56,4 +64,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except UsageError as exc:  # bad input (a flag, a path, a checkpoint): the message says what to change
+        print(f"adapt_to_goal: error: {exc}", file=sys.stderr)
+        sys.exit(2)

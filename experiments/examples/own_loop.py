@@ -10,13 +10,15 @@ one TRPO step on the post-adaptation surrogate through the inner step.
 from __future__ import annotations
 
 import argparse
+import sys
 
 import numpy as np
 import torch
 
 from metarl.baseline import LinearFeatureBaseline
-from metarl.config import AlgoConfig, EnvConfig
+from metarl.config import AlgoConfig, EnvConfig, check_seed
 from metarl.environment import env_dims, make_env
+from metarl.errors import UsageError
 from metarl.maml import MAMLTRPO
 from metarl.policy import GaussianMLPPolicy
 from metarl.sampler import Sampler
@@ -32,6 +34,10 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    for flag in ("tasks", "episodes", "iterations"):
+        if getattr(args, flag) < 1:
+            raise UsageError(f"--{flag}: expected a positive integer, got {getattr(args, flag)}")
+    check_seed(args.seed, "--seed")
 
     # the env: T * E slots, one task per block of E slots
     kwargs = {} if args.horizon is None else {"horizon": args.horizon}
@@ -58,4 +64,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except UsageError as exc:  # bad input (a flag, a path, a checkpoint): the message says what to change
+        print(f"own_loop: error: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import sys
 
 import matplotlib
 
@@ -15,21 +16,32 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 import metarl  # noqa: E402
+from metarl.errors import UsageError  # noqa: E402
+from metarl.plotting import figure_format  # noqa: E402
+from metarl.rundir import check_output_file  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", help="a run directory")
-    parser.add_argument("--output", required=True, help="PNG file to write")
+    parser.add_argument("--output", required=True, help="figure file to write (.png, .pdf or .svg)")
+    parser.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
     parser.add_argument("--tasks", type=int, default=40, help="test goals of the evaluation")
     parser.add_argument("--episodes", type=int, help="episodes per goal per batch (default: the paper's)")
     parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
                         help="a plug-in module of the run's env.imports to allow (repeatable; see docs/plugins.md)")
     args = parser.parse_args()
+    figure_format(args.output, "--output")  # checked before the evaluation, which takes a while
+    output = check_output_file(args.output, args.overwrite)  # an existing file is replaced only with --overwrite
 
     run = metarl.load_run(args.run, imports=args.imports)  # the best checkpoint
-    with open(os.path.join(args.run, "progress.csv")) as fh:
+    if run.path is None or not os.path.isfile(os.path.join(run.path, "progress.csv")):
+        raise UsageError(f"run: {args.run!r} has no progress.csv; give a run directory written by metarl train")
+    with open(os.path.join(run.path, "progress.csv")) as fh:
         rows = list(csv.DictReader(fh))
+    if not rows or any(key not in rows[0] for key in ("iteration", "return/pre_adaptation", "return/post_adaptation")):
+        raise UsageError(f"run: {os.path.join(run.path, 'progress.csv')!r} has no training rows with iteration and "
+                         "return/pre_adaptation, return/post_adaptation; give a run directory written by metarl train")
     curve = metarl.evaluate(run, tasks=args.tasks, episodes=args.episodes)
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
@@ -43,9 +55,14 @@ def main() -> None:
     right.set(xlabel="adaptation steps", ylabel="average return",
               title=f"adaptation on {curve.returns.shape[0]} test goals (iteration {run.iteration})")
     fig.tight_layout()
-    fig.savefig(args.output, dpi=120)
+    os.makedirs(os.path.dirname(output), exist_ok=True)
+    fig.savefig(output, dpi=120)
     print(f"wrote {args.output}: return {curve.mean[0]:.2f} before adaptation, {curve.mean[1]:.2f} after one step")
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except UsageError as exc:  # bad input (a flag, a path, a checkpoint): the message says what to change
+        print(f"plot_run: error: {exc}", file=sys.stderr)
+        sys.exit(2)

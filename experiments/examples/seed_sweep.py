@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 import numpy as np
 
 import metarl
 from metarl.config import load_config
+from metarl.errors import UsageError
 
 
 def main() -> None:
@@ -27,6 +29,12 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=40, help="test goals of the evaluation")
     parser.add_argument("--episodes", type=int, help="episodes per goal per batch (default: the paper's)")
     args = parser.parse_args()
+    # the evaluation's flags, checked before the training they would otherwise stop after
+    for flag, value in (("tasks", args.tasks), ("episodes", args.episodes)):
+        if value is not None and value < 1:
+            raise UsageError(f"--{flag}: expected a positive integer, got {value}")
+    if len(set(args.seeds)) != len(args.seeds):
+        raise UsageError(f"--seeds: {args.seeds} names a seed twice; give each seed once")
 
     curves = {}
     for seed in args.seeds:
@@ -48,4 +56,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except UsageError as exc:  # bad input (a flag, a path, a checkpoint): the message says what to change
+        print(f"seed_sweep: error: {exc}", file=sys.stderr)
+        sys.exit(2)
