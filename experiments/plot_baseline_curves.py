@@ -64,15 +64,25 @@ def _read_curve(path: str) -> tuple[np.ndarray, np.ndarray]:
     if not points:
         raise CurveError(f"{path}: no finished episodes recorded; train the baseline longer")
     steps, returns = np.array(points).T
+    bad = np.flatnonzero(~np.isfinite(steps) | (steps < 0) | ~np.isfinite(returns))
+    if bad.size:
+        raise CurveError(f"{path}: row {int(bad[0]) + 1} of the finished episodes has env_steps {float(steps[bad[0]])} and "
+                         f"return {float(returns[bad[0]])}; expected finite returns at env_steps >= 0, as the "
+                         "training_curve.csv that `metarl baseline` writes holds")
+    if np.any(np.diff(steps) < 0):
+        raise CurveError(f"{path}: env_steps go back in time after row {int(np.flatnonzero(np.diff(steps) < 0)[0]) + 1}; "
+                         "expected the training_curve.csv that `metarl baseline` writes, in the order it wrote it")
     return steps, returns
 
 
 def env_id_of(run: str) -> str:
     path = os.path.join(run, "config.yaml")
+    if not os.path.isfile(path):
+        raise CurveError(f"{run}: no config.yaml; pass directories written by `metarl baseline` (they hold their config.yaml)")
     try:
-        return load_config(path).env.id
+        return load_config(path, flag="config.yaml").env.id
     except ConfigError as exc:
-        raise CurveError(f"{path}: {exc}; pass directories written by `metarl baseline` (they hold their config.yaml)") from None
+        raise CurveError(f"{exc}; pass directories written by `metarl baseline` (they hold their config.yaml)") from None
 
 
 def smooth(y: np.ndarray, window: int) -> np.ndarray:

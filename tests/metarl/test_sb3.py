@@ -173,7 +173,7 @@ def test_plot_baseline_curves_bad_input_is_one_line(tmp_path, monkeypatch, capsy
     png = tmp_path / "c.png"
     cases = [
         ([tmp_path / "absent"], "no such directory"),
-        ([run], "config.yaml"),  # no config.yaml beside the curve
+        ([run], "run: no config.yaml; pass directories written by `metarl baseline`"),  # none beside the curve
         ([run, "--window", "0"], "--window: expected a positive integer, got 0"),
     ]
     for args, needle in cases:
@@ -183,6 +183,14 @@ def test_plot_baseline_curves_bad_input_is_one_line(tmp_path, monkeypatch, capsy
     (run / "training_curve.csv").write_text("steps,return\n1,2\n")
     code, _, err = plot_here(monkeypatch, capsys, run, "--output", png)
     assert code != 0 and "no column" in err and "Traceback" not in err, err
+    header = "env_steps,mean_episode_return,episodes\n"
+    for rows, needle in (("80,-3.5,4\ninf,-2.5,4\n", "row 2 of the finished episodes has env_steps inf"),
+                         ("nan,-3.5,4\n", "row 1 of the finished episodes has env_steps nan"),
+                         ("-80,-3.5,4\n", "env_steps -80.0"), ("80,inf,4\n", "return inf"),
+                         ("160,-3.5,4\n80,-2.5,4\n", "env_steps go back in time after row 1")):
+        (run / "training_curve.csv").write_text(header + rows)
+        code, _, err = plot_here(monkeypatch, capsys, run, "--output", png)
+        assert code == 2 and needle in err and "Traceback" not in err, (rows, err)
     (run / "training_curve.csv").write_text("env_steps,mean_episode_return,episodes\n80,-3.5,4\n160,-2.5,4\n")
     # the formats `metarl plot` writes and no others (matplotlib would also write .jpg, .eps, .tiff ...)
     for output, needle in ((tmp_path / "c.txt2", "--output"), ("/proc/no/c.png", "--output"),
