@@ -138,6 +138,13 @@ def draw(args: argparse.Namespace) -> None:
         raise UsageError(f"--window: expected a positive integer, got {args.window}")
     extension = figure_format(args.output)  # png, pdf or svg, as `metarl plot`
     check_output_file(args.output, args.overwrite)
+    labels: dict[str, str] = {}  # the legend names runs by their folder's name: one run per name
+    for run in args.runs:
+        label = os.path.basename(os.path.normpath(run))
+        if label in labels:
+            raise UsageError(f"runs: {labels[label]!r} and {run!r} would both be {label!r} in the legend (the same run "
+                             "twice, or two folders of that name); give each run once, in folders of different names")
+        labels[label] = run
     for run in args.runs:  # every run read before the figure is drawn or anything is written
         read_curve(run)
         env_id_of(run)

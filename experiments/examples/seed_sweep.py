@@ -39,6 +39,9 @@ def main() -> None:
     curves = {}
     for seed in args.seeds:
         out = os.path.join(args.output, f"seed-{seed}")
+        if os.path.isdir(out) and not os.path.isfile(os.path.join(out, "metarl-run.json")):
+            raise UsageError(f"--output: {out!r} exists and is not a run directory of a sweep; move it away or give "
+                             "another --output")
         if os.path.isdir(out):  # a sweep run again continues where it stopped
             # the plug-in modules are the ones of the --config given to this command (see docs/plugins.md)
             imports = load_config(args.config, args.set).env.imports

@@ -135,17 +135,21 @@ def test_examples_name_bad_input_and_keep_files(tmp_path):
     zoo = os.path.join(ROOT, "experiments", "zoo", "navigation2d")
     mine = tmp_path / "mine.png"
     mine.write_bytes(b"my figure")
+    (tmp_path / "seed-0").mkdir()  # not a run: a sweep into tmp_path must leave it alone
+    (tmp_path / "seed-0" / "notes.txt").write_text("mine")
     cases = [("plot_run.py", [zoo, "--output", mine], "--output: ", "exists; pass --overwrite"),
              ("plot_run.py", [zoo, "--output", tmp_path / "x.txt"], "--output: ", "ends in .txt"),
              ("adapt_to_goal.py", [zoo, "--goal", 0.3], "--goal: ", "takes 2 number(s) per task, got 1"),
              ("own_loop.py", ["--tasks", -2], "--tasks: ", "expected a positive integer, got -2"),
-             ("seed_sweep.py", ["--config", SMOKE, "--output", tmp_path / "sweep", "--seeds", 0, 0], "--seeds: ", "twice")]
+             ("seed_sweep.py", ["--config", SMOKE, "--output", tmp_path / "sweep", "--seeds", 0, 0], "--seeds: ", "twice"),
+             ("seed_sweep.py", ["--config", SMOKE, "--output", tmp_path, "--seeds", 0], "--output: ", "is not a run directory")]
     for name, args, flag, needle in cases:
         res = subprocess.run([sys.executable, os.path.join(ROOT, "experiments", "examples", name), *map(str, args)],
                              capture_output=True, text=True, timeout=300, cwd=tmp_path, env={**os.environ, "MPLBACKEND": "Agg"})
         assert res.returncode == 2 and flag in res.stderr and needle in res.stderr, (name, res.stderr[-2000:])
         assert "Traceback" not in res.stderr
-    assert mine.read_bytes() == b"my figure" and sorted(os.listdir(tmp_path)) == ["mine.png"]
+    assert mine.read_bytes() == b"my figure" and sorted(os.listdir(tmp_path)) == ["mine.png", "seed-0"]
+    assert os.listdir(tmp_path / "seed-0") == ["notes.txt"]
 
 
 def test_example_plot_run(run_dir, tmp_path):

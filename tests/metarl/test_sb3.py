@@ -175,6 +175,7 @@ def test_plot_baseline_curves_bad_input_is_one_line(tmp_path, monkeypatch, capsy
         ([tmp_path / "absent"], "no such directory"),
         ([run], "run: no config.yaml; pass directories written by `metarl baseline`"),  # none beside the curve
         ([run, "--window", "0"], "--window: expected a positive integer, got 0"),
+        ([run, f"{run}/"], "would both be 'run' in the legend"),
     ]
     for args, needle in cases:
         code, _, err = plot_here(monkeypatch, capsys, *args, "--output", png)
