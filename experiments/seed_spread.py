@@ -154,6 +154,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--goals", metavar="LO:HI", help="only the test goals whose (first) task parameter lies in "
                    "[LO, HI), e.g. --goals 1:2 for the faster half of HalfCheetahVel's goal velocities (a "
                    "negative LO: --goals=-0.5:0)")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    for i in range(len(argv) - 1):  # `--goals -0.5:0`: argparse reads a value that starts with '-' as a flag
+        if argv[i] == "--goals" and argv[i + 1].startswith("-") and ":" in argv[i + 1]:
+            argv[i:i + 2] = [f"--goals={argv[i + 1]}"]
+            break
     args = p.parse_args(argv)
     results = {}
     files: dict[str, str] = {}  # each evaluation's results.json, resolved: the same one twice is one seed, not two

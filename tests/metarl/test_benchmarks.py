@@ -234,6 +234,11 @@ def test_seed_spread_names_bad_evaluations_and_takes_the_common_steps(capsys, tm
         assert seed_spread.main(argv) == 2, argv
         err = capsys.readouterr().err
         assert needle in err and "Traceback" not in err, (argv, err)
+    # a negative LO after a space, as well as with '=' (Navigation2D's goals: both coordinates in [-0.5, 0.5])
+    assert seed_spread.main([f"seed0={good}", "--goals", "-0.5:0"]) == 0
+    spaced = capsys.readouterr()
+    assert seed_spread.main([f"seed0={good}", "--goals=-0.5:0"]) == 0
+    assert capsys.readouterr() == spaced and "test goals, those in [-0.5, 0.0)" in spaced.err
 
 
 def test_zoo_seeds_reproduce_the_seed_spread_tables():
