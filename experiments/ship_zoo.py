@@ -11,6 +11,11 @@ The other training seeds of an entry's config go under the entry, without the fi
 table can be re-made from the repository (``python -m experiments.seed_spread``) and each seed re-evaluated:
 
     python experiments/ship_zoo.py runs/hcvel-seed1 experiments/zoo/halfcheetah_vel/seeds/seed1 --no-curve
+
+The run's config.yaml and metarl-run.json must be its own (the config the same as its checkpoint's).  With
+``--overwrite`` the existing entry is set aside as ``ENTRY.ship-backup`` until the new one is complete; a
+ship that fails or is interrupted (Ctrl-C, SIGTERM) puts it back.  After a SIGKILL it stays in
+``ENTRY.ship-backup``, which a later ship refuses to remove: move it back or away first.
 """
 
 from __future__ import annotations
