@@ -12,10 +12,12 @@ table can be re-made from the repository (``python -m experiments.seed_spread``)
 
     python experiments/ship_zoo.py runs/hcvel-seed1 experiments/zoo/halfcheetah_vel/seeds/seed1 --no-curve
 
-The run's config.yaml and metarl-run.json must be its own (the config the same as its checkpoint's).  With
-``--overwrite`` the existing entry is set aside as ``ENTRY.ship-backup`` until the new one is complete; a
-ship that fails or is interrupted (Ctrl-C, SIGTERM) puts it back.  After a SIGKILL it stays in
-``ENTRY.ship-backup``, which a later ship refuses to remove: move it back or away first.
+The run's config.yaml and metarl-run.json must be its own (the config the same as its checkpoint's, but for
+the fields a resume may change: iterations, device, progress_bar, sampler.address).  With ``--overwrite``
+the existing entry is set aside as ``ENTRY.ship-backup`` until the new one is complete; a ship that fails or
+is interrupted (Ctrl-C, SIGTERM) puts it back.  Once the new entry is complete, what else the old one held
+(its ``seeds/``) is moved into it and the rest removed, by way of ``ENTRY.ship-old``.  After a SIGKILL one of
+those two folders is left, and a later ship refuses to remove it: its message says what to move where.
 """
 
 from __future__ import annotations
@@ -26,10 +28,14 @@ import os
 import shutil
 import signal
 import sys
+import threading
+from contextlib import contextmanager
+from typing import Iterator
 
 import metarl
 from metarl.config import ConfigError, load_config, to_dict
 from metarl.errors import UsageError
+from metarl.trainer import RESUMABLE_FIELDS, RESUMABLE_KEYS
 
 SHIPPED = ("config.yaml", "metarl-run.json", "progress.csv", os.path.join("checkpoints", "best.pt"))
 EVALUATION = ("summary.csv", "per_goal.csv", "results.json", "curve.png")
@@ -49,14 +55,37 @@ def backup_path(entry: str) -> str:
     return os.path.normpath(entry) + ".ship-backup"
 
 
+def old_path(entry: str) -> str:
+    """Where the replaced entry goes once the new one is complete, until its other items are moved and it is removed."""
+    return os.path.normpath(entry) + ".ship-old"
+
+
+# what a ship writes at the top of an entry; anything else in a replaced entry (its seeds/) is kept
+WRITTEN = {name.split(os.sep)[0] for name in SHIPPED} | {"evaluation"}
+
+
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """Ctrl-C and SIGTERM ignored for the block (a restore or a clean-up that must not stop half-way)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
+
+
 def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
     out = []
     for key in sorted(set(a) | set(b)):
         x, y = a.get(key), b.get(key)
         if isinstance(x, dict) and isinstance(y, dict):
             out += _differences(x, y, f"{prefix}{key}.")
-        elif x != y:
-            out.append(f"{prefix}{key}: {x!r} in config.yaml, {y!r} in the checkpoint")
+        elif x != y and (prefix + key).split(".")[0] not in RESUMABLE_FIELDS and prefix + key not in RESUMABLE_KEYS:
+            out.append(f"{prefix}{key}: {x!r} in config.yaml, {y!r} in the checkpoint")  # a resume may change the others
     return out
 
 
@@ -79,11 +108,15 @@ def check_paths(run_dir: str, entry: str, overwrite: bool) -> None:
         raise ShipError(f"entry: {entry!r} is a file; give a folder path (a zoo entry is a directory)")
     if os.path.isdir(entry) and os.listdir(entry) and not overwrite:
         raise ShipError(f"entry: {entry!r} exists; pass --overwrite to replace it")
-    backup = backup_path(entry)
+    backup, old = backup_path(entry), old_path(entry)
     if os.path.lexists(backup):  # never removed here: it may be the only copy of an entry, or a folder of yours
-        raise ShipError(f"entry: {backup!r} exists: the entry as it was before a ship that was killed (or a folder "
-                        f"of that name); move it back (rm -rf {entry!r} && mv {backup!r} {entry!r}) or move it away, "
-                        "then run again")
+        raise ShipError(f"entry: {backup!r} exists: the entry as it was before a ship that was killed before it "
+                        f"finished (or a folder of that name); move it back (rm -rf {entry!r} && mv {backup!r} "
+                        f"{entry!r}) or move it away, then run again")
+    if os.path.lexists(old):
+        raise ShipError(f"entry: {old!r} exists: the entry a finished ship replaced, killed while it moved that "
+                        f"entry's other folders (seeds/) into {entry!r} and removed the rest (or a folder of that "
+                        f"name); move what you keep from it into {entry!r}, remove it, then run again")
     try:  # a readable metarl checkpoint on a task that needs no plug-in modules (the zoo holds the paper's tasks)
         run_config = metarl.load_run(run_dir).config
     except UsageError as exc:
@@ -132,12 +165,18 @@ def ship(run_dir: str, entry: str, overwrite: bool = False, curve: bool = True) 
         if size > MAX_BYTES:
             raise ShipError(f"entry: {entry} would hold {size} bytes; a zoo entry must stay under {MAX_BYTES}")
     except BaseException:  # a failed or interrupted ship (Ctrl-C, SIGTERM) leaves the entry as it was
-        shutil.rmtree(entry, ignore_errors=True)
-        if backup is not None:
-            os.rename(backup, entry)
+        with signals_held():  # a second Ctrl-C must not stop the restore half-way
+            shutil.rmtree(entry, ignore_errors=True)
+            if backup is not None:
+                os.rename(backup, entry)
         raise
-    if backup is not None:
-        shutil.rmtree(backup)
+    if backup is not None:  # the new entry is complete: keep what it does not replace (seeds/), drop the rest
+        with signals_held():
+            old = old_path(entry)
+            os.rename(backup, old)
+            for name in sorted(set(os.listdir(old)) - WRITTEN):
+                os.rename(os.path.join(old, name), os.path.join(entry, name))
+            shutil.rmtree(old)
     return size
 
 

@@ -427,6 +427,31 @@ def test_ship_zoo_refuses_files_that_are_not_the_runs_own_and_keeps_a_backup(mon
     assert (backup / "mine.txt").read_text() == "only copy" and (entry / "old.txt").read_text() == "shipped before"
 
 
+def test_ship_zoo_overwrite_keeps_the_entrys_seeds_and_ships_resumed_runs(monkeypatch, tmp_path):
+    import shutil
+
+    from experiments import ship_zoo
+
+    run = tmp_path / "run"
+    shutil.copytree(os.path.join(os.path.dirname(__file__), "..", "..", "experiments", "zoo", "navigation2d"), run)
+    # a resume may change the run's iterations, device and progress bar: config.yaml then differs from best.pt there
+    text = (run / "config.yaml").read_text()
+    assert "\niterations: " in text
+    (run / "config.yaml").write_text(text.replace("\niterations: ", "\niterations: 9", 1))
+    entry = tmp_path / "entry"
+    (entry / "seeds" / "seed1").mkdir(parents=True)
+    (entry / "seeds" / "seed1" / "progress.csv").write_text("a seed's run")
+    (entry / "config.yaml").write_text("the old entry's")
+    monkeypatch.setattr(ship_zoo.metarl, "evaluate", lambda entry, output: os.makedirs(output))
+    ship_zoo.ship(str(run), str(entry), overwrite=True, curve=True)
+    assert (entry / "seeds" / "seed1" / "progress.csv").read_text() == "a seed's run"
+    assert (entry / "config.yaml").read_text() == (run / "config.yaml").read_text()
+    assert sorted(os.listdir(tmp_path)) == ["entry", "run"]  # no backup or replaced entry left beside it
+    (tmp_path / "entry.ship-old").mkdir()  # what a SIGKILL while moving the seeds would leave
+    with pytest.raises(ship_zoo.ShipError, match="entry.ship-old' exists: the entry a finished ship replaced"):
+        ship_zoo.ship(str(run), str(entry), overwrite=True)
+
+
 def test_ship_zoo_killed_with_sigterm_leaves_the_entry_as_it_was(tmp_path):
     import shutil
     import signal
