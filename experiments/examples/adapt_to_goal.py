@@ -15,7 +15,7 @@ import numpy as np
 
 import metarl
 from metarl.config import check_seed
-from metarl.errors import UsageError
+from metarl.errors import RunError, UsageError
 
 
 def rollout(run: metarl.Run, goal: np.ndarray, params: dict | None, episodes: int, seed: int) -> float:
@@ -66,6 +66,6 @@ def main() -> None:
 if __name__ == "__main__":
     try:
         main()
-    except UsageError as exc:  # bad input (a flag, a path, a checkpoint): the message says what to change
+    except (UsageError, RunError) as exc:  # bad input (exit 2), or the disk or permissions (exit 1): the message says what to do
         print(f"adapt_to_goal: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(2 if isinstance(exc, UsageError) else 1)

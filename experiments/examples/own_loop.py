@@ -18,7 +18,7 @@ import torch
 from metarl.baseline import LinearFeatureBaseline
 from metarl.config import AlgoConfig, EnvConfig, check_seed
 from metarl.environment import env_dims, make_env
-from metarl.errors import UsageError
+from metarl.errors import RunError, UsageError
 from metarl.maml import MAMLTRPO
 from metarl.policy import GaussianMLPPolicy
 from metarl.sampler import Sampler
@@ -66,6 +66,6 @@ def main() -> None:
 if __name__ == "__main__":
     try:
         main()
-    except UsageError as exc:  # bad input (a flag, a path, a checkpoint): the message says what to change
+    except (UsageError, RunError) as exc:  # bad input (exit 2), or the disk or permissions (exit 1): the message says what to do
         print(f"own_loop: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(2 if isinstance(exc, UsageError) else 1)

@@ -16,7 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 import metarl  # noqa: E402
-from metarl.errors import UsageError  # noqa: E402
+from metarl.errors import RunError, UsageError  # noqa: E402
 from metarl.plotting import figure_format  # noqa: E402
 from metarl.rundir import check_output_file  # noqa: E402
 
@@ -63,6 +63,6 @@ def main() -> None:
 if __name__ == "__main__":
     try:
         main()
-    except UsageError as exc:  # bad input (a flag, a path, a checkpoint): the message says what to change
+    except (UsageError, RunError) as exc:  # bad input (exit 2), or the disk or permissions (exit 1): the message says what to do
         print(f"plot_run: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(2 if isinstance(exc, UsageError) else 1)

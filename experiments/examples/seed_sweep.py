@@ -17,7 +17,7 @@ import numpy as np
 
 import metarl
 from metarl.config import load_config
-from metarl.errors import UsageError
+from metarl.errors import RunError, UsageError
 
 
 def main() -> None:
@@ -61,6 +61,6 @@ def main() -> None:
 if __name__ == "__main__":
     try:
         main()
-    except UsageError as exc:  # bad input (a flag, a path, a checkpoint): the message says what to change
+    except (UsageError, RunError) as exc:  # bad input (exit 2), or the disk or permissions (exit 1): the message says what to do
         print(f"seed_sweep: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(2 if isinstance(exc, UsageError) else 1)
