@@ -53,6 +53,8 @@ def main() -> None:
     run = metarl.load_run(args.run, imports=args.imports)
     goal = np.asarray(args.goal, dtype=np.float64)
     size = run.make_env(1).sample_tasks(1, np.random.default_rng(0)).shape[1]  # the task vector's length
+    if not np.isfinite(goal).all():
+        raise UsageError(f"--goal: expected finite numbers, got {' '.join(map(str, args.goal))}")
     if goal.shape[0] != size:
         raise UsageError(f"--goal: {run.config.env.id} takes {size} number(s) per task, got {goal.shape[0]}: "
                          f"{' '.join(map(str, args.goal))}")

@@ -38,6 +38,8 @@ def main() -> None:
         if getattr(args, flag) < 1:
             raise UsageError(f"--{flag}: expected a positive integer, got {getattr(args, flag)}")
     check_seed(args.seed, "--seed")
+    if not (np.isfinite(args.alpha) and args.alpha > 0):
+        raise UsageError(f"--alpha: expected a positive inner step size, e.g. 0.5, got {args.alpha}")
 
     # the env: T * E slots, one task per block of E slots
     kwargs = {} if args.horizon is None else {"horizon": args.horizon}

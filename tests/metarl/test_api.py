@@ -140,7 +140,9 @@ def test_examples_name_bad_input_and_keep_files(tmp_path):
     cases = [("plot_run.py", [zoo, "--output", mine], "--output: ", "exists; pass --overwrite"),
              ("plot_run.py", [zoo, "--output", tmp_path / "x.txt"], "--output: ", "ends in .txt"),
              ("adapt_to_goal.py", [zoo, "--goal", 0.3], "--goal: ", "takes 2 number(s) per task, got 1"),
+             ("adapt_to_goal.py", [zoo, "--goal", 0.3, "nan"], "--goal: ", "expected finite numbers"),
              ("own_loop.py", ["--tasks", -2], "--tasks: ", "expected a positive integer, got -2"),
+             ("own_loop.py", ["--alpha", "nan"], "--alpha: ", "expected a positive inner step size"),
              ("seed_sweep.py", ["--config", SMOKE, "--output", tmp_path / "sweep", "--seeds", 0, 0], "--seeds: ", "twice"),
              ("seed_sweep.py", ["--config", SMOKE, "--output", tmp_path, "--seeds", 0], "--output: ", "is not a run directory")]
     for name, args, flag, needle in cases:
