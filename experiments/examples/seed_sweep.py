@@ -36,12 +36,14 @@ def main() -> None:
     if len(set(args.seeds)) != len(args.seeds):
         raise UsageError(f"--seeds: {args.seeds} names a seed twice; give each seed once")
 
-    curves = {}
-    for seed in args.seeds:
+    for seed in args.seeds:  # every seed's folder checked before the first one trains
         out = os.path.join(args.output, f"seed-{seed}")
         if os.path.isdir(out) and not os.path.isfile(os.path.join(out, "metarl-run.json")):
             raise UsageError(f"--output: {out!r} exists and is not a run directory of a sweep; move it away or give "
                              "another --output")
+    curves = {}
+    for seed in args.seeds:
+        out = os.path.join(args.output, f"seed-{seed}")
         if os.path.isdir(out):  # a sweep run again continues where it stopped
             # the plug-in modules are the ones of the --config given to this command (see docs/plugins.md)
             imports = load_config(args.config, args.set).env.imports

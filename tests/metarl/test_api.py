@@ -144,7 +144,7 @@ def test_examples_name_bad_input_and_keep_files(tmp_path):
              ("own_loop.py", ["--tasks", -2], "--tasks: ", "expected a positive integer, got -2"),
              ("own_loop.py", ["--alpha", "nan"], "--alpha: ", "expected a positive inner step size"),
              ("seed_sweep.py", ["--config", SMOKE, "--output", tmp_path / "sweep", "--seeds", 0, 0], "--seeds: ", "twice"),
-             ("seed_sweep.py", ["--config", SMOKE, "--output", tmp_path, "--seeds", 0], "--output: ", "is not a run directory")]
+             ("seed_sweep.py", ["--config", SMOKE, "--output", tmp_path, "--seeds", 1, 0], "--output: ", "is not a run directory")]
     for name, args, flag, needle in cases:
         res = subprocess.run([sys.executable, os.path.join(ROOT, "experiments", "examples", name), *map(str, args)],
                              capture_output=True, text=True, timeout=300, cwd=tmp_path, env={**os.environ, "MPLBACKEND": "Agg"})
