@@ -292,10 +292,10 @@ def main() -> None:
         p.error(f"--subsample: expected a fraction in (0, 1] of the tasks (algo.hvp_subsample), got {args.subsample}; "
                 "e.g. 0.2 for a fifth")
     try:
-        device = resolve_device(args.device)
+        device = resolve_device(args.device, "--device")
         cfg = load_config(os.path.join(HERE, "configs", f"{args.config}.yaml"), args.set)
     except ConfigError as exc:
-        p.error(str(exc).replace("config field 'device'", "--device"))
+        p.error(str(exc))
     kept = keep_freed_memory()  # as the trainer does (experiments/bench_memory.py measures what it changes)
     a = cfg.algo
     T, E = a.num_tasks, a.episodes_per_task

@@ -55,10 +55,11 @@ class TrainingInterrupted(Exception):
         self.resume_command = ""  # set by the trainer once the checkpoint is saved
 
 
-def resolve_device(name: str) -> torch.device:
-    check_device(name, "config field 'device'")
+def resolve_device(name: str, where: str = "config field 'device'") -> torch.device:
+    """The torch device ``name`` (``cpu``, ``cuda``, ``cuda:N``), or a :class:`ConfigError` naming ``where`` it came from."""
+    check_device(name, where)
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"config field 'device': {name!r} requested but CUDA is not available here; use --device cpu")
+        raise ConfigError(f"{where}: {name!r} requested but CUDA is not available here; use --device cpu")
     return torch.device(name)
 
 
