@@ -35,7 +35,7 @@ from typing import Iterator
 import metarl
 from metarl.config import ConfigError, load_config, to_dict
 from metarl.errors import UsageError
-from metarl.trainer import RESUMABLE_FIELDS, RESUMABLE_KEYS
+from metarl.trainer import config_differences
 
 SHIPPED = ("config.yaml", "metarl-run.json", "progress.csv", os.path.join("checkpoints", "best.pt"))
 EVALUATION = ("summary.csv", "per_goal.csv", "results.json", "curve.png")
@@ -76,17 +76,6 @@ def signals_held() -> Iterator[None]:
     finally:
         for s, handler in before.items():
             signal.signal(s, handler)
-
-
-def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
-    out = []
-    for key in sorted(set(a) | set(b)):
-        x, y = a.get(key), b.get(key)
-        if isinstance(x, dict) and isinstance(y, dict):
-            out += _differences(x, y, f"{prefix}{key}.")
-        elif x != y and (prefix + key).split(".")[0] not in RESUMABLE_FIELDS and prefix + key not in RESUMABLE_KEYS:
-            out.append(f"{prefix}{key}: {x!r} in config.yaml, {y!r} in the checkpoint")  # a resume may change the others
-    return out
 
 
 def check_paths(run_dir: str, entry: str, overwrite: bool) -> None:
@@ -130,7 +119,9 @@ def check_paths(run_dir: str, entry: str, overwrite: bool) -> None:
         shipped_config = load_config(config_file, flag="run")
     except ConfigError as exc:
         raise ShipError(f"{exc}; restore the run's own config.yaml") from None
-    differences = _differences(to_dict(shipped_config), to_dict(run_config))
+    # as --resume compares them: a resume may change the run's iterations, device, progress bar, Ray address
+    differences = [f"{k}: {mine!r} in config.yaml, {theirs!r} in the checkpoint"
+                   for k, mine, theirs in config_differences(to_dict(shipped_config), to_dict(run_config))]
     if differences:
         raise ShipError(f"run: {config_file!r} does not match checkpoints/best.pt ({'; '.join(differences)}); "
                         "restore the run's own config.yaml")

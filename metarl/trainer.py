@@ -157,16 +157,22 @@ def saved_run(run_dir: str, run_id: str = "") -> tuple[TrainConfig, dict | None]
         theirs = to_dict(from_dict(saved.get("config", {})))
     except ConfigError as exc:
         raise CheckpointError(f"--resume: checkpoints/latest.pt in {run_dir!r} carries a config this metarl cannot read ({exc})") from None
-    mine = to_dict(cfg)
-    differ = [k for k in _flat_keys(mine) if k.split(".")[0] not in RESUMABLE_FIELDS and k not in RESUMABLE_KEYS
-              and _get(mine, k) != _get(theirs, k)]
+    differ = config_differences(to_dict(cfg), theirs)
     if differ:
-        shown = ", ".join(f"{k}: config.yaml {_get(mine, k)!r} vs checkpoint {_get(theirs, k)!r}" for k in differ[:4])
+        shown = ", ".join(f"{k}: config.yaml {mine!r} vs checkpoint {saved_value!r}" for k, mine, saved_value in differ[:4])
         raise CheckpointError(
             f"--resume: checkpoints/latest.pt in {run_dir!r} does not belong to this run's config ({shown}); "
             "restore the run's own config.yaml and checkpoint, or start a new --output"
         )
     return cfg, saved  # the checkpoint's fit to the env is checked where the env is built (Trainer._build)
+
+
+def config_differences(mine: dict, theirs: dict) -> list[tuple[str, Any, Any]]:
+    """``(field, mine, theirs)`` for each dotted field (env kwargs as one) where two configs (``to_dict``) differ,
+    leaving out those a resume may change (``RESUMABLE_FIELDS``, ``RESUMABLE_KEYS``): whether a checkpoint
+    belongs to a run's config.yaml."""
+    return [(k, _get(mine, k), _get(theirs, k)) for k in _flat_keys(mine)
+            if k.split(".")[0] not in RESUMABLE_FIELDS and k not in RESUMABLE_KEYS and _get(mine, k) != _get(theirs, k)]
 
 
 def _flat_keys(d: dict, prefix: str = "") -> list[str]:
