@@ -315,6 +315,23 @@ def test_resume_refuses_a_different_config(tmp_path):
     assert load_checkpoint(out / "checkpoints" / "latest.pt")["iteration"] == 1
 
 
+def test_resume_refuses_a_checkpoint_of_another_config_but_not_a_changed_iteration_count(tmp_path):
+    """trainer.config_differences: config.yaml against latest.pt's config, the fields a resume changes left out."""
+    out = tmp_path / "r"
+    run(tmp_path, "r", overrides=["iterations=1"])
+    saved = (out / "config.yaml").read_text()
+    assert "\nseed: 0\n" in saved and "\niterations: 1\n" in saved
+    (out / "config.yaml").write_text(saved.replace("\nseed: 0\n", "\nseed: 5\n"))
+    res = subprocess.run([sys.executable, "-m", "metarl.cli", "train", "--output", str(out), "--resume", "--iterations", "2",
+                          "--no-progress"], capture_output=True, text=True)
+    assert res.returncode == 2 and "does not belong to this run's config (seed: config.yaml 5 vs checkpoint 0)" in res.stderr
+    (out / "config.yaml").write_text(saved.replace("\niterations: 1\n", "\niterations: 3\n"))
+    res = subprocess.run([sys.executable, "-m", "metarl.cli", "train", "--output", str(out), "--resume", "--iterations", "2",
+                          "--no-progress"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert load_checkpoint(out / "checkpoints" / "latest.pt")["iteration"] == 2
+
+
 def test_resume_is_exact_with_the_previous_batch_baseline(tmp_path):
     opts = ["algo.baseline_fit=previous_batch"]
     _, full = run(tmp_path, "full", overrides=[*opts, "iterations=3"])
