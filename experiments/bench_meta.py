@@ -31,7 +31,6 @@ Everything that is compared is measured in the same run, on the same data:
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import statistics
 import time
@@ -44,7 +43,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from experiments import positive
 from metarl import curvature, trpo
 from metarl.baseline import LinearFeatureBaseline
-from metarl.config import ConfigError, load_config
+from metarl.config import ConfigError, check_hvp_subsample, load_config
 from metarl.environment import make_env
 from metarl.maml import MAMLTRPO
 from metarl.memory import keep_freed_memory
@@ -288,10 +287,9 @@ def main() -> None:
     args = p.parse_args()
     # every flag checked before the minutes of sampling and timing that come first
     positive(p, repeat=args.repeat, threads=args.threads)
-    if args.subsample is not None and not (math.isfinite(args.subsample) and 0.0 < args.subsample <= 1.0):
-        p.error(f"--subsample: expected a fraction in (0, 1] of the tasks (algo.hvp_subsample), got {args.subsample}; "
-                "e.g. 0.2 for a fifth")
     try:
+        if args.subsample is not None:
+            check_hvp_subsample(args.subsample, "--subsample")
         device = resolve_device(args.device, "--device")
         cfg = load_config(os.path.join(HERE, "configs", f"{args.config}.yaml"), args.set)
     except ConfigError as exc:

@@ -193,11 +193,7 @@ class TrainConfig:
                               f"is {a.name!r}; remove algo.hvp or use algo.name: maml_trpo")
         if a.baseline_fit not in BASELINE_FITS:
             raise ConfigError(f"config field 'algo.baseline_fit': expected one of {list(BASELINE_FITS)}, got {a.baseline_fit!r}")
-        if not (math.isfinite(a.hvp_subsample) and 0.0 < a.hvp_subsample <= 1.0):
-            raise ConfigError(
-                f"config field 'algo.hvp_subsample': expected a fraction in (0, 1] of the tasks, got "
-                f"{a.hvp_subsample!r}; use 1.0 for exact products over every task or e.g. 0.2 for a fifth"
-            )
+        check_hvp_subsample(a.hvp_subsample, "config field 'algo.hvp_subsample'")
         if self.dtype not in ("float32", "float64"):
             raise ConfigError(f"config field 'dtype': expected 'float32' or 'float64', got {self.dtype!r}")
         check_device(self.device, "config field 'device'")
@@ -251,6 +247,14 @@ def check_device(device: str, where: str) -> None:
         device == "cpu" or device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit())
     ):
         raise ConfigError(f"{where}: expected 'cpu' or 'cuda[:N]' (e.g. cuda:0), got {device!r}")
+
+
+def check_hvp_subsample(fraction: float, where: str) -> float:
+    """A curvature subsample, a fraction in ``(0, 1]`` of the tasks, else a :class:`ConfigError` naming ``where``."""
+    if not (math.isfinite(fraction) and 0.0 < fraction <= 1.0):
+        raise ConfigError(f"{where}: expected a fraction in (0, 1] of the tasks, got {fraction!r}; use 1.0 for exact "
+                          "products over every task or e.g. 0.2 for a fifth")
+    return fraction
 
 
 def check_seed(seed: Any, where: str) -> int:

@@ -23,7 +23,7 @@ from torch import Tensor
 from metarl import curvature, trpo
 from metarl.adaptation import AdaptationData, adapt
 from metarl.baseline import LinearFeatureBaseline
-from metarl.config import AlgoConfig
+from metarl.config import AlgoConfig, check_hvp_subsample
 from metarl.episodes import EpisodeBatch, advantages
 from metarl.policy import GaussianMLPPolicy, Params, flat, gaussian_kl, gaussian_log_prob, unflat
 
@@ -249,9 +249,7 @@ def _kl_hvp(leaves: list[Tensor], outputs: tuple[Tensor, Tensor], weights: Tenso
 
 def subsample_size(num_tasks: int, fraction: float) -> int:
     """Tasks in a curvature subsample: ``fraction`` of ``num_tasks`` rounded to the nearest, at least one."""
-    if not (math.isfinite(fraction) and 0.0 < fraction <= 1.0):
-        raise ValueError(f"hvp_subsample: expected a fraction in (0, 1] of the tasks, got {fraction!r}; "
-                         "use 1.0 for exact products over every task or e.g. 0.2 for a fifth")
+    check_hvp_subsample(fraction, "hvp_subsample")
     return min(num_tasks, max(1, math.floor(fraction * num_tasks + 0.5)))
 
 
