@@ -15,9 +15,10 @@ table can be re-made from the repository (``python -m experiments.seed_spread``)
 The run's config.yaml and metarl-run.json must be its own (the config the same as its checkpoint's, but for
 the fields a resume may change: iterations, device, progress_bar, sampler.address).  With ``--overwrite``
 the existing entry is set aside as ``ENTRY.ship-backup`` until the new one is complete; a ship that fails or
-is interrupted (Ctrl-C, SIGTERM) puts it back.  Once the new entry is complete, what else the old one held
-(its ``seeds/``) is moved into it and the rest removed, by way of ``ENTRY.ship-old``.  After a SIGKILL one of
-those two folders is left, and a later ship refuses to remove it: its message says what to move where.
+is interrupted (Ctrl-C, SIGTERM, a closed terminal's SIGHUP) puts it back.  Once the new entry is complete,
+what else the old one held (its ``seeds/``) is moved into it and the rest removed, by way of
+``ENTRY.ship-old``.  After a SIGKILL one of those two folders is left, and a later ship refuses to remove
+it: its message says what to move where.  The entry must be a folder, not a symbolic link to one.
 """
 
 from __future__ import annotations
@@ -47,7 +48,11 @@ class ShipError(ValueError):
 
 
 class Interrupted(BaseException):
-    """SIGTERM while shipping: raised like Ctrl-C's KeyboardInterrupt, so that the entry is restored."""
+    """SIGTERM or SIGHUP while shipping: raised like Ctrl-C's KeyboardInterrupt, so that the entry is restored."""
+
+
+# the signals that stop a ship: Ctrl-C, a kill, a closed terminal
+STOPPING = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def backup_path(entry: str) -> str:
@@ -66,11 +71,11 @@ WRITTEN = {name.split(os.sep)[0] for name in SHIPPED} | {"evaluation"}
 
 @contextmanager
 def signals_held() -> Iterator[None]:
-    """Ctrl-C and SIGTERM ignored for the block (a restore or a clean-up that must not stop half-way)."""
+    """Ctrl-C, SIGTERM and SIGHUP ignored for the block (a restore or a clean-up that must not stop half-way)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    before = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    before = {s: signal.signal(s, signal.SIG_IGN) for s in STOPPING}
     try:
         yield
     finally:
@@ -85,6 +90,9 @@ def check_paths(run_dir: str, entry: str, overwrite: bool) -> None:
             raise ShipError(f"run: {run_dir!r} has no {name}; give a finished metarl run directory")
     if not entry:
         raise ShipError("entry: expected a folder path, e.g. experiments/zoo/ant_vel, got ''")
+    if os.path.islink(os.path.normpath(entry)):  # renaming the link would leave the folder it names as it was
+        raise ShipError(f"entry: {entry!r} is a symbolic link to {os.path.realpath(entry)!r}; give that folder "
+                        "itself as the entry")
     above = os.path.dirname(os.path.abspath(entry))
     while not os.path.exists(above):
         above = os.path.dirname(above)
@@ -138,11 +146,12 @@ def check_paths(run_dir: str, entry: str, overwrite: bool) -> None:
 
 def ship(run_dir: str, entry: str, overwrite: bool = False, curve: bool = True) -> int:
     check_paths(run_dir, entry, overwrite)
-    backup = None
-    if os.path.exists(entry):  # set aside, not removed, until the new entry is complete
-        backup = backup_path(entry)
-        os.rename(entry, backup)
+    backup = backup_path(entry) if os.path.exists(entry) else None  # set aside, not removed, until the new entry is complete
+    moved = False
     try:
+        if backup is not None:
+            os.rename(entry, backup)
+            moved = True
         for name in SHIPPED:
             source = os.path.join(run_dir, name)
             os.makedirs(os.path.dirname(os.path.join(entry, name)) or entry, exist_ok=True)
@@ -157,9 +166,12 @@ def ship(run_dir: str, entry: str, overwrite: bool = False, curve: bool = True) 
             raise ShipError(f"entry: {entry} would hold {size} bytes; a zoo entry must stay under {MAX_BYTES}")
     except BaseException:  # a failed or interrupted ship (Ctrl-C, SIGTERM) leaves the entry as it was
         with signals_held():  # a second Ctrl-C must not stop the restore half-way
-            shutil.rmtree(entry, ignore_errors=True)
-            if backup is not None:
-                os.rename(backup, entry)
+            # a signal handled as the rename returned comes before `moved` is set: the entry is then in the backup
+            moved = moved or (backup is not None and os.path.lexists(backup) and not os.path.lexists(entry))
+            if backup is None or moved:  # otherwise the entry was never moved: nothing of it to remove
+                shutil.rmtree(entry, ignore_errors=True)
+                if backup is not None:
+                    os.rename(backup, entry)
         raise
     if backup is not None:  # the new entry is complete: keep what it does not replace (seeds/), drop the rest
         with signals_held():
@@ -184,7 +196,8 @@ def main() -> None:
         signalled.append(signum)
         raise Interrupted()
 
-    signal.signal(signal.SIGTERM, terminate)
+    for signum in STOPPING[1:]:
+        signal.signal(signum, terminate)
     try:  # ship checks every path before it removes or writes anything
         size = ship(args.run, args.entry, args.overwrite, curve=not args.no_curve)
     except ShipError as exc:

@@ -372,6 +372,35 @@ def test_ship_zoo_leaves_the_old_entry_when_the_new_one_fails(monkeypatch, tmp_p
     assert sorted(os.listdir(entry)) == ["old.txt"] and sorted(os.listdir(tmp_path)) == ["entry"]
 
 
+def test_ship_zoo_restores_the_entry_when_stopped_at_the_rename(monkeypatch, tmp_path):
+    """A Ctrl-C handled as the entry's rename returns (before the ship records it) still puts the entry back; one
+    before the rename removes nothing."""
+    from experiments import ship_zoo
+
+    run = os.path.join(os.path.dirname(__file__), "..", "..", "experiments", "zoo", "navigation2d")
+    entry = tmp_path / "entry"
+    entry.mkdir()
+    (entry / "old.txt").write_text("shipped before")
+    rename = os.rename
+
+    def renamed_then_stopped(src, dst):  # the first rename only: the restore's is the real one
+        monkeypatch.setattr(ship_zoo.os, "rename", rename)
+        rename(src, dst)
+        raise KeyboardInterrupt
+
+    def stopped_before(src, dst):
+        monkeypatch.setattr(ship_zoo.os, "rename", rename)
+        raise KeyboardInterrupt
+
+    for stop in (renamed_then_stopped, stopped_before):
+        monkeypatch.setattr(ship_zoo.os, "rename", stop)
+        with pytest.raises(KeyboardInterrupt):
+            ship_zoo.ship(run, str(entry), overwrite=True)
+        assert ship_zoo.os.rename is rename  # the ship reached the rename
+        assert (entry / "old.txt").read_text() == "shipped before", stop.__name__
+        assert sorted(os.listdir(tmp_path)) == ["entry"], stop.__name__
+
+
 def test_ship_zoo_refuses_files_that_are_not_the_runs_own_and_keeps_a_backup(monkeypatch, capsys, tmp_path):
     """config.yaml and metarl-run.json are checked against the checkpoint; a leftover backup is never removed."""
     import shutil
@@ -410,11 +439,17 @@ def test_ship_zoo_refuses_files_that_are_not_the_runs_own_and_keeps_a_backup(mon
             assert exc.value.code == 2 and needle in err and "Traceback" not in err, err
             assert not entry.exists()
     run = copy()
-    for target, needle in ((a_file / "entry", "which is a file"), ("", "expected a folder path")):
+    (tmp_path / "real_entry").mkdir()
+    (tmp_path / "real_entry" / "old.txt").write_text("shipped before")
+    (tmp_path / "link").symlink_to(tmp_path / "real_entry")
+    for target, needle in ((a_file / "entry", "which is a file"), ("", "expected a folder path"),
+                           (tmp_path / "link", "is a symbolic link to"), (f"{tmp_path / 'link'}/", "is a symbolic link to")):
         monkeypatch.setattr(sys, "argv", ["ship_zoo", run, str(target) if target else ""])
         with pytest.raises(SystemExit) as exc:
             ship_zoo.main()
         assert exc.value.code == 2 and needle in capsys.readouterr().err
+    assert (tmp_path / "link").is_symlink() and (tmp_path / "link" / "old.txt").read_text() == "shipped before"
+    assert sorted(os.listdir(tmp_path / "real_entry")) == ["old.txt"] and not (tmp_path / "link.ship-backup").exists()
     entry.mkdir()
     (entry / "old.txt").write_text("shipped before")
     backup = tmp_path / "entry.ship-backup"
@@ -452,7 +487,8 @@ def test_ship_zoo_overwrite_keeps_the_entrys_seeds_and_ships_resumed_runs(monkey
         ship_zoo.ship(str(run), str(entry), overwrite=True)
 
 
-def test_ship_zoo_killed_with_sigterm_leaves_the_entry_as_it_was(tmp_path):
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
+def test_ship_zoo_killed_or_hung_up_leaves_the_entry_as_it_was(tmp_path, signame):
     import shutil
     import signal
     import subprocess
@@ -471,7 +507,7 @@ def test_ship_zoo_killed_with_sigterm_leaves_the_entry_as_it_was(tmp_path):
     while not (entry / "checkpoints").exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)  # killed once the new entry is being written (its evaluation takes seconds)
     assert proc.poll() is None, proc.communicate()
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(getattr(signal, signame))
     _, err = proc.communicate(timeout=120)
     assert proc.returncode != 0 and "is as it was before" in err and "Traceback" not in err, err
     assert sorted(os.listdir(entry)) == ["old.txt"] and sorted(os.listdir(tmp_path)) == ["entry", "run"]
