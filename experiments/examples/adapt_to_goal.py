@@ -50,6 +50,11 @@ def main() -> None:
     args = parser.parse_args()
 
     check_seed(args.seed, "--seed")
+    if args.steps < 1:
+        raise UsageError(f"--steps: expected a positive number of adaptation steps, got {args.steps}")
+    if args.episodes is not None and args.episodes < 1:
+        raise UsageError(f"--episodes: expected a positive number of episodes per step, got {args.episodes}; or leave "
+                         "it out for the run's own")
     run = metarl.load_run(args.run, imports=args.imports)
     goal = np.asarray(args.goal, dtype=np.float64)
     size = run.make_env(1).sample_tasks(1, np.random.default_rng(0)).shape[1]  # the task vector's length

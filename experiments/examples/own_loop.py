@@ -37,6 +37,9 @@ def main() -> None:
     for flag in ("tasks", "episodes", "iterations"):
         if getattr(args, flag) < 1:
             raise UsageError(f"--{flag}: expected a positive integer, got {getattr(args, flag)}")
+    if args.horizon is not None and args.horizon < 1:
+        raise UsageError(f"--horizon: expected a positive episode length, got {args.horizon}; or leave it out for the "
+                         "env's own")
     check_seed(args.seed, "--seed")
     if not (np.isfinite(args.alpha) and args.alpha > 0):
         raise UsageError(f"--alpha: expected a positive inner step size, e.g. 0.5, got {args.alpha}")

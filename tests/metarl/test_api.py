@@ -141,7 +141,10 @@ def test_examples_name_bad_input_and_keep_files(tmp_path):
              ("plot_run.py", [zoo, "--output", tmp_path / "x.txt"], "--output: ", "ends in .txt"),
              ("adapt_to_goal.py", [zoo, "--goal", 0.3], "--goal: ", "takes 2 number(s) per task, got 1"),
              ("adapt_to_goal.py", [zoo, "--goal", 0.3, "nan"], "--goal: ", "expected finite numbers"),
+             ("adapt_to_goal.py", [zoo, "--goal", 0.3, 0, "--steps", 0], "--steps: ", "positive number of adaptation steps"),
+             ("adapt_to_goal.py", [zoo, "--goal", 0.3, 0, "--episodes", 0], "--episodes: ", "got 0; or leave it out"),
              ("own_loop.py", ["--tasks", -2], "--tasks: ", "expected a positive integer, got -2"),
+             ("own_loop.py", ["--horizon", 0], "--horizon: ", "expected a positive episode length, got 0"),
              ("own_loop.py", ["--alpha", "nan"], "--alpha: ", "expected a positive inner step size"),
              ("seed_sweep.py", ["--config", SMOKE, "--output", tmp_path / "sweep", "--seeds", 0, 0], "--seeds: ", "twice"),
              ("seed_sweep.py", ["--config", SMOKE, "--output", tmp_path, "--seeds", 1, 0], "--output: ", "is not a run directory")]
