@@ -19,6 +19,7 @@ import io
 import json
 import math
 import os
+import shutil
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -358,21 +359,64 @@ def summarize(returns: np.ndarray) -> list[dict[str, float]]:
     return rows
 
 
+# what an evaluation writes in its output directory
+WRITTEN = ("per_goal.csv", "summary.csv", "results.json", "curve.png", "tensorboard")
+# results.json while an evaluation writes its files: a folder holding it is metarl's, its results are not complete
+UNFINISHED = {"format": "metarl-evaluation", "complete": False,
+              "note": "an evaluation that is being written or was stopped before it finished; run it again with --overwrite"}
+
+
+def _results_owner(out_dir: str) -> str:
+    """Whose results.json ``out_dir`` holds: "" none, "unfinished" metarl's mid-write marker, "metarl" an
+    evaluation, "other" a file metarl did not write."""
+    file = os.path.join(out_dir, "results.json")
+    if not os.path.lexists(file):
+        return ""
+    try:
+        with open(file, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, UnicodeDecodeError, ValueError):
+        return "other"
+    if isinstance(data, dict) and data.get("format") == UNFINISHED["format"] and data.get("complete") is False:
+        return "unfinished"
+    return "metarl" if isinstance(data, dict) and {"settings", "returns", "summary"} <= set(data) else "other"
+
+
 def check_output(out_dir: str, overwrite: bool) -> None:
-    """Refuse an output that is a file, cannot be written, or already holds results (unless ``overwrite``)."""
+    """Refuse an output that is a file, cannot be written, or already holds files an evaluation writes (with
+    ``overwrite``: unless they are an earlier evaluation's, finished or not)."""
     out_dir = check_output_dir(out_dir)
-    if os.path.exists(os.path.join(out_dir, "results.json")) and not overwrite:
-        raise UsageError(
-            f"--output: {out_dir!r} already holds evaluation results; pass --overwrite to replace them or "
-            "choose another --output"
-        )
+    present = [name for name in WRITTEN if os.path.lexists(os.path.join(out_dir, name))]
+    if not present:
+        return
+    owner = _results_owner(out_dir)
+    if owner == "metarl" and not overwrite:
+        raise UsageError(f"--output: {out_dir!r} already holds evaluation results; pass --overwrite to replace them "
+                         "or choose another --output")
+    if owner == "unfinished" and not overwrite:
+        raise UsageError(f"--output: {out_dir!r} holds an evaluation that was stopped before it finished; pass "
+                         "--overwrite to replace it or choose another --output")
+    if owner not in ("metarl", "unfinished"):
+        what = "results.json is not a metarl evaluation" if owner else "there is no results.json of a metarl evaluation"
+        raise UsageError(f"--output: {out_dir!r} already holds {', '.join(present)} and {what}: they may be files of "
+                         "yours, which an evaluation would replace; move them away or choose another --output")
 
 
 def write_results(out_dir: str, settings: EvalSettings, tasks: np.ndarray, task_names: list[str],
                   returns: np.ndarray, overwrite: bool = False) -> dict[str, Any]:
-    """per_goal.csv, summary.csv, results.json, curve.png and TensorBoard events under ``out_dir``."""
+    """per_goal.csv, summary.csv, results.json, curve.png and TensorBoard events under ``out_dir``.
+
+    results.json is first replaced by a marker of an unfinished evaluation and written last, and an earlier
+    evaluation's TensorBoard events are removed, so a folder never mixes two evaluations' results."""
     check_output(out_dir, overwrite)
+    out_dir = os.path.abspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)
+    atomic_write_bytes(os.path.join(out_dir, "results.json"), json.dumps(UNFINISHED, indent=1).encode())
+    events = os.path.join(out_dir, "tensorboard")  # the replaced evaluation's events (a link: the link alone)
+    if os.path.islink(events):
+        os.unlink(events)
+    else:
+        shutil.rmtree(events, ignore_errors=True)
     summary = summarize(returns)
     per_goal = io.StringIO()
     w = csv.writer(per_goal)
@@ -418,6 +462,9 @@ def load_results(path: str) -> dict[str, Any]:
     try:
         with open(file, encoding="utf-8") as fh:
             data = json.load(fh)
+        if isinstance(data, dict) and data.get("format") == UNFINISHED["format"] and data.get("complete") is False:
+            raise UsageError(f"{file!r} is an evaluation that was stopped before it finished; run it again with "
+                             "`metarl evaluate ... --output DIR --overwrite`")
         settings = data["settings"]
         env_id = settings["env"]["id"]
         returns = np.asarray(data["returns"], dtype=np.float64)
@@ -428,6 +475,8 @@ def load_results(path: str) -> dict[str, Any]:
             raise ValueError(f"tasks of shape {list(tasks.shape)} against returns of {list(returns.shape)}: one row per goal")
         if not isinstance(settings["env"].get("kwargs", {}), dict) or not isinstance(settings.get("steps", 0), int):
             raise ValueError("settings: env.kwargs should be a mapping and steps an integer")
+    except UsageError:
+        raise
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise UsageError(
             f"{file!r} is not a readable metarl evaluation ({type(exc).__name__}: {exc}); "

@@ -189,6 +189,45 @@ def test_results_files_and_refusal_to_overwrite(tmp_path):
     assert (tmp_path / "e" / "results.json").read_bytes() == before
 
 
+def test_results_never_replace_files_of_yours_or_mix_two_evaluations(tmp_path, monkeypatch):
+    """Without a metarl results.json, evaluate's file names in the output are refused even with overwrite; an
+    overwrite removes the earlier events and marks the folder unfinished until results.json is written."""
+    s = tiny_settings()
+    tasks = ev.paper_test_tasks(s.env_id, 3)
+    returns = np.array([[-10.0, -8.0, -7.0], [-12.0, -9.0, -6.0], [-11.0, -10.0, -9.0]])
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "summary.csv").write_text("my table")
+    (mine / "notes.txt").write_text("mine too")
+    for overwrite in (False, True):
+        with pytest.raises(UsageError, match="already holds summary.csv and there is no results.json of a metarl"):
+            ev.write_results(str(mine), s, tasks, ["goal_x", "goal_y"], returns, overwrite=overwrite)
+    (mine / "results.json").write_text('{"my": "data"}')
+    with pytest.raises(UsageError, match="results.json is not a metarl evaluation"):
+        ev.write_results(str(mine), s, tasks, ["goal_x", "goal_y"], returns, overwrite=True)
+    assert (mine / "summary.csv").read_text() == "my table" and sorted(os.listdir(mine)) == ["notes.txt", "results.json", "summary.csv"]
+    ev.write_results(str(tmp_path / "notes"), s, tasks, ["goal_x", "goal_y"], returns)  # an empty or new folder is fine
+    out = tmp_path / "e"
+    ev.write_results(str(out), s, tasks, ["goal_x", "goal_y"], returns)
+    first_events = os.listdir(out / "tensorboard")
+
+    def stopped(*args, **kwargs):  # killed while the figure is drawn: summary.csv already new, results.json not
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(plotting, "plot_curves", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        ev.write_results(str(out), s, tasks, ["goal_x", "goal_y"], returns * 2, overwrite=True)
+    with pytest.raises(UsageError, match="stopped before it finished; run it again with"):
+        ev.load_results(str(out))
+    with pytest.raises(UsageError, match="stopped before it finished; pass --overwrite"):
+        ev.write_results(str(out), s, tasks, ["goal_x", "goal_y"], returns * 2)
+    monkeypatch.undo()
+    ev.write_results(str(out), s, tasks, ["goal_x", "goal_y"], returns * 2, overwrite=True)
+    assert ev.load_results(str(out))["summary"][0]["mean_return"] == pytest.approx(-22.0)
+    events = os.listdir(out / "tensorboard")
+    assert len(events) == 1 and events != first_events  # the earlier evaluation's events are gone
+
+
 def test_plot_and_table_against_the_paper(tmp_path):
     published = plotting.published_summary("HalfCheetahVel")
     assert set(published) == {"maml", "pretrained", "random", "oracle"}
