@@ -12,10 +12,12 @@ PPO; :func:`sb3_policy_params` converts the actor to metarl parameters, so the i
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import signal
 import threading
+import time
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
@@ -197,7 +199,9 @@ class _EpisodeCurve:
 
 
 BASELINE_SAVE_EVERY = 1_000_000  # env steps between the periodic saves of a baseline run
-BASELINE_FILES = {"sb3_model.zip", "training_curve.csv", "config.yaml", "checkpoints", ".lock"}
+# written first into a baseline's folder: what says the folder is metarl's, so --overwrite may replace it
+BASELINE_MARKER = "metarl-baseline.json"
+BASELINE_FILES = {"sb3_model.zip", "training_curve.csv", "config.yaml", "checkpoints", ".lock", BASELINE_MARKER}
 _DEFAULTS: dict[str, Any] = {"num_slots": 16, "seed": 0, "algo": "trpo"}
 # env slots (trajectories per TRPO update) where the default falls short: the authors trained their Ant
 # baselines with 100 trajectories of 200 steps per update, and both Ant oracles reach the paper's return only
@@ -301,6 +305,47 @@ def _blocked_signals() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
+def _check_new_output(output: str, ckpt: str, overwrite: bool) -> None:
+    """A new baseline may go into ``output``: empty, or (with ``overwrite``) a baseline's folder; never files of yours."""
+    from metarl.errors import UsageError
+    from metarl.rundir import LOCK
+
+    present = sorted(n for n in os.listdir(output) if not n.startswith(".tmp-") and n != LOCK)
+    others = [n for n in present if n not in BASELINE_FILES]
+    if others:
+        raise UsageError(f"--output: {output!r} already holds other files ({', '.join(others[:3])}); "
+                         "choose a new or empty directory")
+    if present and not _is_baseline_folder(output):  # names a baseline writes, but not a baseline's
+        raise UsageError(f"--output: {output!r} holds {', '.join(present)} but is not a metarl baseline's "
+                         f"folder (no {BASELINE_MARKER}, and no checkpoints/best.pt of a baseline): they may "
+                         "be files of yours, which a baseline would replace; move them away or choose a new "
+                         "or empty directory")
+    if present and not overwrite:
+        if os.path.exists(ckpt):
+            raise UsageError(f"--output: {output!r} already holds a trained baseline; pass --overwrite, --resume "
+                             "to continue it, or choose another --output")
+        raise UsageError(f"--output: {output!r} already holds an unfinished baseline (no "
+                         "checkpoints/best.pt); choose a new or empty directory, or pass --overwrite to replace it")
+
+
+def _is_baseline_folder(output: str) -> bool:
+    """Whether ``output`` is a baseline's folder: it holds the marker, or (a baseline saved before the marker)
+    a ``checkpoints/best.pt`` that loads as a pretrained or oracle baseline's."""
+    from metarl.checkpoint import CheckpointError, load_checkpoint
+
+    try:
+        with open(os.path.join(output, BASELINE_MARKER), encoding="utf-8") as fh:
+            data = json.load(fh)
+        if isinstance(data, dict) and data.get("format") == "metarl-baseline":
+            return True
+    except (OSError, UnicodeDecodeError, ValueError):
+        pass
+    try:
+        return load_checkpoint(os.path.join(output, "checkpoints", "best.pt")).get("method") in ("pretrained", "oracle")
+    except CheckpointError:
+        return False
+
+
 def _load_saved_baseline(ckpt: str) -> dict[str, Any]:
     """``checkpoints/best.pt`` of a baseline folder, or a one-line error that says what to do instead."""
     from metarl.checkpoint import CheckpointError, load_checkpoint
@@ -346,7 +391,7 @@ def train_baseline(kind: str, cfg: Any, output: str, timesteps: int, seed: int |
     from metarl.config import ConfigError, check_seed, import_flags, resume_flags, save_config, to_dict
     from metarl.environment import make_env
     from metarl.errors import UsageError
-    from metarl.rundir import LOCK, RunDirectory, check_output_dir
+    from metarl.rundir import RunDirectory, check_output_dir
 
     if kind not in ("pretrained", "oracle"):
         raise ConfigError(f"baseline: expected 'pretrained' or 'oracle', got {kind!r}")
@@ -377,6 +422,8 @@ def train_baseline(kind: str, cfg: Any, output: str, timesteps: int, seed: int |
         if not isinstance(value, int) or value < 1:
             raise ConfigError(f"{flag}: expected a positive integer, got {value!r}")
     check_seed(seed, "--seed")
+    if not resume and os.path.isdir(output):  # before the lock file is made in a folder that may be yours
+        _check_new_output(output, ckpt, overwrite)
     os.makedirs(output, exist_ok=True)
     lock = RunDirectory.lock(output)  # one process writes a baseline folder at a time
     try:
@@ -403,14 +450,8 @@ def train_baseline(kind: str, cfg: Any, output: str, timesteps: int, seed: int |
             else:  # saved before best.pt held the networks: the zip's tensor entries
                 loaded = (_read_zip_state(zip_path, "policy.pth"), _read_zip_state(zip_path, "policy.optimizer.pth"))
             old_rows = _read_curve(os.path.join(output, "training_curve.csv"), done, progress)
-        else:
-            if os.path.exists(ckpt) and not overwrite:
-                raise UsageError(f"--output: {output!r} already holds a trained baseline; pass --overwrite, --resume to "
-                                 "continue it, or choose another --output")
-            others = [n for n in os.listdir(output) if n not in BASELINE_FILES and not n.startswith(".tmp-") and n != LOCK]
-            if others or (not overwrite and any(n != LOCK for n in os.listdir(output))):
-                raise UsageError(f"--output: {output!r} already holds other files ({', '.join(sorted(others)[:3]) or 'an unfinished baseline'}); "
-                                 "choose a new or empty directory" + ("" if others else ", or pass --overwrite to replace it"))
+        else:  # again under the lock: another process may have written there since
+            _check_new_output(output, ckpt, overwrite)
         env = make_env(cfg.env, num_slots)
         vec = SB3TaskVecEnv(env, oracle=kind == "oracle", seed=seed)
         horizon = env.horizon
@@ -455,6 +496,10 @@ def train_baseline(kind: str, cfg: Any, output: str, timesteps: int, seed: int |
         def save(steps: int) -> dict[str, Any]:
             """Export the zip, the curve and the config, then commit with best.pt (atomic, written last)."""
             with _blocked_signals():
+                marker = os.path.join(output, BASELINE_MARKER)
+                if not os.path.exists(marker):  # first: the folder is a baseline's before any of its files
+                    atomic_write_bytes(marker, json.dumps({"format": "metarl-baseline",
+                                                           "created": time.strftime("%Y-%m-%dT%H:%M:%S")}).encode())
                 os.makedirs(os.path.join(output, "checkpoints"), exist_ok=True)
                 model.num_timesteps = steps
                 tmp = os.path.join(output, ".tmp-sb3_model.zip")

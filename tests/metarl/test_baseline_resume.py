@@ -197,6 +197,17 @@ def test_resume_refuses_what_it_cannot_continue(tmp_path, capsys):
     assert run_cli("oracle", "--output", str(run), "--resume", "--timesteps", "400", "--config", str(other)) == 2
     assert "--config: differs from the baseline's own config in policy.hidden_sizes" in capsys.readouterr().err
     assert saved(run)["sb3_timesteps"] == ROLLOUT  # nothing was touched
+    assert (run / "metarl-baseline.json").exists()
+    # files of yours under a baseline's names are not a baseline: refused even with --overwrite, left as they were
+    for name, text in (("config.yaml", "# my commented config\n"), (os.path.join("checkpoints", "best.pt"), "my weights")):
+        mine = tmp_path / f"mine-{len(os.listdir(tmp_path))}"
+        (mine / name).parent.mkdir(parents=True, exist_ok=True)
+        (mine / name).write_text(text)
+        for flags in ([], ["--overwrite"]):
+            assert run_cli("oracle", "--output", str(mine), "--config", CONFIG, "--timesteps", "80", *flags) == 2
+            err = capsys.readouterr().err
+            assert "is not a metarl baseline's folder" in err and "Traceback" not in err, err
+        assert (mine / name).read_text() == text and sorted(os.listdir(mine)) == [name.split(os.sep)[0]]
     # a folder a crash left without best.pt: --overwrite takes it, a plain run names the way out
     os.remove(run / "checkpoints" / "best.pt")
     assert run_cli("oracle", "--output", str(run), "--config", CONFIG, "--timesteps", "80", "--slots", "4") == 2
