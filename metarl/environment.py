@@ -130,6 +130,8 @@ def make_env(env: EnvConfig, num_envs: int, *, oracle: bool = False) -> Any:
     from metarl.envs import TaskSyncVectorEnv
     from metarl.envs.wrappers import TaskInObservation
 
+    if isinstance(num_envs, int) and num_envs > PROBE_SLOTS:  # sizes far past any config's: first what they need
+        check_memory(env, num_envs)
     spec = env_spec(env)
     kwargs = dict(env.kwargs)
     taken = sorted(set(kwargs) & {"vectorization_mode", "vector_kwargs", "wrappers", "num_envs"})
@@ -156,6 +158,48 @@ def make_env(env: EnvConfig, num_envs: int, *, oracle: bool = False) -> Any:
     except ValueError as exc:
         raise ConfigError(f"config field 'env.kwargs': {env.id} rejected {kwargs!r}: {exc}") from exc
     return TaskInObservation(vec) if oracle else vec
+
+
+# above this many slots make_env first checks that the rollouts can fit in memory (the paper's configs use 800)
+PROBE_SLOTS = 4096
+
+
+def available_memory() -> int | None:
+    """Bytes of memory the system can give without swapping (``MemAvailable``), or None where it does not say."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def check_memory(env: EnvConfig, num_envs: int) -> None:
+    """Refuse ``num_envs`` slots whose rollouts alone (every step's observation, action, reward and episode mask
+    of every slot, in float32, the least any sampler keeps) would not fit in the memory the system has free:
+    they would be allocated until the machine runs out, where a clear error now says so.  The sizes are read
+    from a one-slot env of the same config."""
+    free = available_memory()
+    if free is None:
+        return
+    probe = make_env(env, 1)
+    try:
+        obs_dim, act_dim = env_dims(probe)
+        horizon = int(probe.horizon)
+    finally:
+        probe.close()
+    numbers = obs_dim + act_dim + 2
+    needed = num_envs * horizon * numbers * 4
+    if needed > free:
+        raise ConfigError(f"env slots: {num_envs} slots of {env.id} would need at least {needed / 2**30:.1f} GiB for "
+                          f"their rollouts alone ({horizon} steps x {numbers} numbers x 4 bytes each), more than "
+                          f"the {free / 2**30:.1f} GiB this machine has free; use fewer slots (train: algo.num_tasks x "
+                          "algo.episodes_per_task; evaluate: --tasks x --episodes; baseline: --slots)")
 
 
 def env_dims(env: Any) -> tuple[int, int]:

@@ -389,9 +389,9 @@ def train_baseline(kind: str, cfg: Any, output: str, timesteps: int, seed: int |
 
     from metarl.checkpoint import CheckpointError, atomic_write_bytes, save_checkpoint
     from metarl.config import ConfigError, check_seed, import_flags, resume_flags, save_config, to_dict
-    from metarl.environment import make_env
+    from metarl.environment import PROBE_SLOTS, check_memory, make_env
     from metarl.errors import UsageError
-    from metarl.rundir import RunDirectory, check_output_dir
+    from metarl.rundir import LOCK, RunDirectory, check_output_dir
 
     if kind not in ("pretrained", "oracle"):
         raise ConfigError(f"baseline: expected 'pretrained' or 'oracle', got {kind!r}")
@@ -422,8 +422,11 @@ def train_baseline(kind: str, cfg: Any, output: str, timesteps: int, seed: int |
         if not isinstance(value, int) or value < 1:
             raise ConfigError(f"{flag}: expected a positive integer, got {value!r}")
     check_seed(seed, "--seed")
+    if num_slots > PROBE_SLOTS:  # slots that may not fit in memory: refused before anything is made on disk
+        check_memory(cfg.env, num_slots)
     if not resume and os.path.isdir(output):  # before the lock file is made in a folder that may be yours
         _check_new_output(output, ckpt, overwrite)
+    created = not os.path.exists(output)
     os.makedirs(output, exist_ok=True)
     lock = RunDirectory.lock(output)  # one process writes a baseline folder at a time
     try:
@@ -561,5 +564,8 @@ def train_baseline(kind: str, cfg: Any, output: str, timesteps: int, seed: int |
         state = save(model.num_timesteps)
     finally:
         lock.release()
+        if created and os.listdir(output) == [LOCK]:  # stopped before its first save: no folder left behind
+            os.remove(os.path.join(output, LOCK))
+            os.rmdir(output)
     progress(f"{kind}: trained {algo.upper()} for {state['sb3_timesteps']} env steps; wrote {zip_path} and {ckpt}")
     return state

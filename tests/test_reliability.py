@@ -556,3 +556,26 @@ def test_a_run_that_lost_its_marker_resumes_under_its_checkpoints_run_id(trained
     code, err = run_cli(capsys, "train", "--output", trained, "--resume", "--iterations", "4", "--no-progress")
     assert code == 0, err
     assert run_id in marker.read_text() and load_checkpoint(trained / "checkpoints" / "latest.pt")["iteration"] == 4
+
+
+def test_slots_that_cannot_fit_in_memory_are_refused_before_anything_is_written(tmp_path, capsys, monkeypatch):
+    """Sizes whose rollouts alone exceed the free memory get one line naming the sizes to lower, not an
+    allocation that grows until the machine runs out; nothing is left on disk."""
+    from metarl import environment
+
+    assert environment.available_memory() > 0  # this machine's MemAvailable
+    monkeypatch.setattr(environment, "available_memory", lambda: 2**20)  # 1 MiB free
+    zoo = os.path.join(ROOT, "experiments", "zoo", "navigation2d")
+    cases = [(["train", "--config", SMOKE, "--output", str(tmp_path / "t"), "--set", "algo.num_tasks=50",
+               "--set", "algo.episodes_per_task=100"], "5000 slots of metarl/Navigation2D-v0", "algo.num_tasks"),
+             (["evaluate", zoo, "--tasks", "1000", "--episodes", "100", "--output", str(tmp_path / "e")],
+              "100000 slots", "--tasks x --episodes"),
+             (["baseline", "oracle", "--config", SMOKE, "--output", str(tmp_path / "b"), "--slots", "1000000"],
+              "1000000 slots", "baseline: --slots")]
+    for argv, *needles in cases:
+        code, err = run_cli(capsys, *argv)
+        assert code == 2, err
+        one_line_error(err, "env slots: ", "GiB for their rollouts alone", "the 0.0 GiB this machine has free", *needles)
+    assert os.listdir(tmp_path) == []
+    # the paper's configs' sizes are far below the probe's threshold: no check, no probe env
+    assert environment.PROBE_SLOTS >= 800
