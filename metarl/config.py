@@ -344,10 +344,33 @@ def _mapping_without_duplicates(loader: _Loader, node: yaml.MappingNode, deep: b
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
 
 
+# the most values a config may hold once its aliases are expanded: a few hundred bytes of anchors nested in
+# each other expand to billions, which copying and printing the config would then try to build
+MAX_VALUES = 100_000
+
+
+def _count_values(data: Any, budget: int) -> int:
+    """``budget`` less the values in ``data`` as expanded (shared parts counted each time), stopping below 0."""
+    stack = [data]
+    while stack and budget >= 0:
+        item = stack.pop()
+        budget -= 1
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return budget
+
+
 def parse_yaml(text: str, where: str) -> Any:
     """YAML text as Python data, or a :class:`ConfigError` naming ``where`` and the line."""
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
+        if _count_values(data, MAX_VALUES) < 0:
+            raise ConfigError(f"expands to more than {MAX_VALUES} values (anchors and aliases repeated inside each "
+                              "other); write the values out")
+        return data
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     except yaml.YAMLError as exc:

@@ -87,3 +87,17 @@ def test_env_imports_must_be_module_names(tmp_path, module):
     path.write_text(f"env: {{id: metarl/Navigation2D-v0, imports: [{module!r}]}}\n")
     with pytest.raises(ConfigError, match="env.imports.*dotted Python identifiers"):
         load_config(path)
+
+
+def test_a_config_whose_aliases_expand_without_bound_is_refused(tmp_path):
+    """Anchors nested in each other: 9 levels of 10 aliases are 10^9 values; refused at once, not expanded."""
+    from metarl.config import MAX_VALUES, parse_yaml
+
+    lines = ["env:", "  id: metarl/Navigation2D-v0", "  kwargs:", "    l0: &l0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"    l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]" for i in range(1, 9)]
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ConfigError, match=f"bomb.yaml: expands to more than {MAX_VALUES} values"):
+        load_config(str(path))
+    shared = "a: &a [1, 2, 3]\nb: [*a, *a]\n"  # aliases that expand to little are still read
+    assert parse_yaml(shared, "x") == {"a": [1, 2, 3], "b": [[1, 2, 3], [1, 2, 3]]}
