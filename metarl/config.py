@@ -449,8 +449,37 @@ def apply_overrides(data: Any, overrides: Sequence[str] | Mapping[str, Any]) -> 
                 raise ConfigError(f"{where}: '{part}' is not a section")
             node[part] = dict(child)
             node = node[part]
+        old = node.get(parts[-1])
+        if isinstance(value, Mapping) and isinstance(old, dict) and _section(parts) is not None:
+            value = _merged(old, value, _section(parts))  # a section's fields given are set, the others kept
         node[parts[-1]] = value
     return data
+
+
+def _section(parts: Sequence[str]) -> type | None:
+    """The config dataclass a dotted field path names (``["algo"]``: AlgoConfig), or None for a plain field
+    (``env.kwargs`` is a mapping that an override replaces whole)."""
+    cls: Any = TrainConfig
+    for part in parts:
+        hints = get_type_hints(cls) if dataclasses.is_dataclass(cls) else {}
+        if part not in hints or not dataclasses.is_dataclass(hints[part]):
+            return None
+        cls = hints[part]
+    return cls
+
+
+def _merged(old: dict, new: Mapping, cls: type) -> dict:
+    """``old`` with the fields of ``new`` set, merged the same way inside nested sections."""
+    hints = get_type_hints(cls)
+    out = dict(old)
+    for key, value in new.items():
+        inner = hints.get(key)
+        if (isinstance(value, Mapping) and isinstance(out.get(key), dict) and inner is not None
+                and dataclasses.is_dataclass(inner)):
+            out[key] = _merged(out[key], value, inner)
+        else:
+            out[key] = value
+    return out
 
 
 def save_config(cfg: TrainConfig, path: str | os.PathLike) -> None:

@@ -58,6 +58,21 @@ def test_overrides_from_the_command_line(tmp_path):
         load_config(write(tmp_path, ""), ["algo.bogus=1"])
 
 
+def test_a_section_given_as_a_mapping_keeps_its_other_fields(tmp_path):
+    """``--set algo={max_kl: 0.02}`` or ``overrides={"algo": {...}}`` sets the fields named and keeps the section's
+    others (they were reset to the defaults); a mapping for ``env.kwargs`` still replaces the kwargs whole."""
+    path = write(tmp_path, "env: {id: metarl/Navigation2D-v0, kwargs: {horizon: 20}}\n"
+                           "algo: {num_tasks: 4, episodes_per_task: 3, max_kl: 0.01}\npolicy: {hidden_sizes: [8, 8]}\n")
+    for overrides in (["algo={max_kl: 0.02}"], {"algo": {"max_kl": 0.02}}):
+        cfg = load_config(path, overrides)
+        assert (cfg.algo.max_kl, cfg.algo.num_tasks, cfg.algo.episodes_per_task) == (0.02, 4, 3), overrides
+        assert cfg.env.kwargs == {"horizon": 20} and cfg.policy.hidden_sizes == [8, 8]
+    cfg = load_config(path, {"env": {"kwargs": {"dynamics": "gymnasium"}}})
+    assert cfg.env.id == "metarl/Navigation2D-v0" and cfg.env.kwargs == {"dynamics": "gymnasium"}
+    with pytest.raises(ConfigError, match="'algo.max_kll' is unknown; did you mean 'algo.max_kl'"):
+        load_config(path, ["algo={max_kll: 0.02}"])
+
+
 def test_missing_config_file():
     with pytest.raises(ConfigError, match="no such file"):
         load_config("nope.yaml")
