@@ -449,9 +449,9 @@ def apply_overrides(data: Any, overrides: Sequence[str] | Mapping[str, Any]) -> 
                 raise ConfigError(f"{where}: '{part}' is not a section")
             node[part] = dict(child)
             node = node[part]
-        old = node.get(parts[-1])
-        if isinstance(value, Mapping) and isinstance(old, dict) and _section(parts) is not None:
-            value = _merged(old, value, _section(parts))  # a section's fields given are set, the others kept
+        old, section = node.get(parts[-1]), _section(parts)
+        if isinstance(value, Mapping) and isinstance(old, dict) and section is not None:
+            value = _merged(old, value, section)  # a section's fields given are set, the others kept
         node[parts[-1]] = value
     return data
 
@@ -468,7 +468,7 @@ def _section(parts: Sequence[str]) -> type | None:
     return cls
 
 
-def _merged(old: dict, new: Mapping, cls: type) -> dict:
+def _merged(old: dict, new: Mapping, cls: Any) -> dict:
     """``old`` with the fields of ``new`` set, merged the same way inside nested sections."""
     hints = get_type_hints(cls)
     out = dict(old)
