@@ -184,7 +184,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     else:
         if not args.source:
             raise ConfigError("source: pass a run directory or a checkpoint file (or --random --config CFG --output DIR)")
-        checkpoint: str | int = int(args.checkpoint) if args.checkpoint.isdigit() else args.checkpoint
+        checkpoint: str | int = int(args.checkpoint) if args.checkpoint.isascii() and args.checkpoint.isdigit() else args.checkpoint
         if args.set and not args.output:
             raise ConfigError("--set: pass --output too (an evaluation with a changed env does not go into the "
                               "run's own evaluation/ folder)")

@@ -244,7 +244,7 @@ class TrainConfig:
 def check_device(device: str, where: str) -> None:
     """``cpu``, ``cuda`` or ``cuda:N``, else a :class:`ConfigError` that says so."""
     if not isinstance(device, str) or not (
-        device == "cpu" or device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit())
+        device == "cpu" or device == "cuda" or (device.startswith("cuda:") and device[5:].isascii() and device[5:].isdigit())
     ):
         raise ConfigError(f"{where}: expected 'cpu' or 'cuda[:N]' (e.g. cuda:0), got {device!r}")
 

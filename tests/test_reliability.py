@@ -315,13 +315,21 @@ def test_a_full_disk_keeps_the_run_resumable(tmp_path, capsys):
     assert load_checkpoint(out / "checkpoints" / "latest.pt")["iteration"] == 3
 
 
-@pytest.mark.parametrize("device,needle", [("nonsense", "expected 'cpu' or 'cuda"), ("cuda", "CUDA is not available")])
+@pytest.mark.parametrize("device,needle", [("nonsense", "expected 'cpu' or 'cuda"), ("cuda:²", "expected 'cpu' or 'cuda"),
+                                           ("cuda", "CUDA is not available")])
 def test_evaluate_bad_devices(trained, tmp_path, capsys, device, needle):
     if device == "cuda" and torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     code, err = run_cli(capsys, "evaluate", trained, "--output", tmp_path / "e", "--device", device, "--tasks", "2")
     assert code == 2
     one_line_error(err, "--device", needle)
+
+
+def test_evaluate_a_checkpoint_that_is_not_a_number_of_ascii_digits(trained, tmp_path, capsys):
+    """'²' is a digit to str.isdigit but not to int(): named, not a traceback."""
+    code, err = run_cli(capsys, "evaluate", trained, "--output", tmp_path / "e", "--checkpoint", "²")
+    assert code == 2
+    one_line_error(err, "checkpoint: expected 'best', 'latest' or an iteration number, got '²'")
 
 
 def test_plot_with_damaged_results_or_a_directory_output(tmp_path, trained, capsys):
