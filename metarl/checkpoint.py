@@ -136,12 +136,50 @@ def check_params(state: dict[str, Any], path: str) -> None:
                 f"metadata (obs {state['obs_dim']}, act {state['act_dim']}, hidden {state['hidden_sizes']}) needs {shape}; "
                 "the file is inconsistent, use another one"
             )
+    step_sizes = {"step_size." + name: shape for name, shape in want.items()}  # Meta-SGD's learned step sizes
     for name, value in params.items():
+        if name not in want and name not in step_sizes:
+            raise CheckpointError(f"checkpoint {path!r}: {name!r} is not a parameter of metarl's policy (those are "
+                                  f"{', '.join(want)} and Meta-SGD's step_size.*); the file is inconsistent, use another one")
+        if name in step_sizes and (not isinstance(value, torch.Tensor) or tuple(value.shape) != step_sizes[name]):
+            raise CheckpointError(f"checkpoint {path!r}: step size {name!r} does not have its parameter's shape "
+                                  f"{step_sizes[name]}; the file is inconsistent, use another one")
         if not isinstance(value, torch.Tensor) or not torch.isfinite(value).all():
             raise CheckpointError(
                 f"checkpoint {path!r}: parameter {name!r} is not a finite tensor (NaN or inf); "
                 "use an earlier checkpoint of the run (an iter_*.pt or best.pt)"
             )
+    dtypes = sorted({str(value.dtype).removeprefix("torch.") for value in params.values()})
+    if len(dtypes) > 1 or dtypes[0] not in ("float32", "float64"):
+        raise CheckpointError(f"checkpoint {path!r}: its parameters are {' and '.join(dtypes)}, where metarl writes "
+                              "all of them float32 or all float64; the file is inconsistent, use another one")
+
+
+def check_resume_state(state: dict[str, Any], path: str) -> None:
+    """The fields a resume continues from (iteration, random streams, counters) have the types metarl writes."""
+    import numpy as np
+
+    def bad(field: str, why: str) -> CheckpointError:
+        return CheckpointError(f"checkpoint {path!r}: {field} {why}; the file is damaged or not a training checkpoint, "
+                               "copy an iter_*.pt of the run to checkpoints/latest.pt and resume again")
+
+    for field, least in (("iteration", 0), ("env_steps", 0), ("best_iteration", -1)):
+        value = state.get(field)
+        if not isinstance(value, int) or isinstance(value, bool) or value < least:
+            raise bad(field, f"is {value!r}, not an integer >= {least}")
+    best = state.get("best_return")
+    if not isinstance(best, (int, float)) or isinstance(best, bool) or best != best:
+        raise bad("best_return", f"is {best!r}, not a number")
+    if not isinstance(state.get("algo_state", {}), dict):
+        raise bad("algo_state", f"is a {type(state.get('algo_state')).__name__}, not a mapping")
+    try:
+        np.random.default_rng().bit_generator.state = state["np_rng"]
+    except (TypeError, ValueError, KeyError) as exc:  # a missing field: KeyError
+        raise bad("np_rng", f"is not a numpy PCG64 state ({exc})") from None
+    try:
+        torch.Generator().set_state(state["torch_rng"])
+    except (TypeError, ValueError, RuntimeError, KeyError) as exc:
+        raise bad("torch_rng", f"is not a torch CPU generator state ({str(exc).splitlines()[0]})") from None
 
 
 def check_compatible(state: dict[str, Any], obs_dim: int, act_dim: int, hidden_sizes: list[int], env_id: str) -> None:

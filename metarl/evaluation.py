@@ -343,8 +343,14 @@ def resolve_source(source: str) -> str:
 
 def load_policy(path: str) -> tuple[GaussianMLPPolicy, Params, dict[str, Any]]:
     state = load_policy_checkpoint(path)
-    cfg = state["config"]
-    policy = GaussianMLPPolicy(state["obs_dim"], state["act_dim"], state["hidden_sizes"], cfg["policy"]["init_std"])
+    try:
+        init_std = float(state["config"]["policy"]["init_std"])
+        if not (math.isfinite(init_std) and init_std > 0):
+            raise ValueError(init_std)
+    except (KeyError, TypeError, ValueError):
+        raise CheckpointError(f"checkpoint {path!r} carries no readable config (its policy.init_std); it is incomplete, "
+                              "use another checkpoint of the run") from None
+    policy = GaussianMLPPolicy(state["obs_dim"], state["act_dim"], state["hidden_sizes"], init_std)
     return policy, dict(state["params"]), state
 
 

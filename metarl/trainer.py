@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from metarl.algorithms import algorithm_state, initial_params, load_algorithm_state, make_algorithm
 from metarl.baseline import LinearFeatureBaseline
-from metarl.checkpoint import CheckpointError, check_compatible, load_policy_checkpoint, save_checkpoint
+from metarl.checkpoint import CheckpointError, check_compatible, check_resume_state, load_policy_checkpoint, save_checkpoint
 from metarl.config import (ConfigError, TrainConfig, check_device, from_dict, read_config_file, resume_flags, save_config,
                            to_dict)
 from metarl.environment import check_named_imports, env_dims, make_env
@@ -143,6 +143,8 @@ def saved_run(run_dir: str, run_id: str = "") -> tuple[TrainConfig, dict | None]
     """
     latest = os.path.join(run_dir, "checkpoints", "latest.pt")
     saved = load_policy_checkpoint(latest) if os.path.isfile(latest) else None
+    if saved is not None:
+        check_resume_state(saved, latest)
     cfg = saved_config(run_dir, saved)
     if saved is None:
         _refuse_restart_over_saved_work(run_dir)

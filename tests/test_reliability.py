@@ -510,9 +510,16 @@ def test_evaluate_of_a_loose_checkpoint_needs_output(trained, tmp_path, capsys, 
     assert (trained / "evaluation" / "summary.csv").exists()
 
 
-def test_an_evaluation_too_large_for_memory_is_a_named_error(trained, tmp_path, capsys):
-    code, err = run_cli(capsys, "evaluate", trained, "--output", tmp_path / "huge", "--tasks", "100000000",
-                        "--episodes", "100000000", "--steps", "1")
+def test_an_evaluation_too_large_for_memory_is_a_named_error(trained, tmp_path, capsys, monkeypatch):
+    argv = ("evaluate", trained, "--output", tmp_path / "huge", "--tasks", "100000000", "--episodes", "100000000",
+            "--steps", "1")
+    code, err = run_cli(capsys, *argv)  # refused from the sizes, before any allocation
+    assert code == 2
+    one_line_error(err, "env slots: 10000000000000000 slots", "--tasks x --episodes")
+    from metarl import environment
+
+    monkeypatch.setattr(environment, "available_memory", lambda: None)  # a system that does not say: the allocation fails
+    code, err = run_cli(capsys, *argv)
     assert code == 1
     one_line_error(err, "not enough memory", "--tasks 100000000", "--episodes 100000000", "smaller sizes")
 
@@ -587,3 +594,48 @@ def test_slots_that_cannot_fit_in_memory_are_refused_before_anything_is_written(
     assert os.listdir(tmp_path) == []
     # the paper's configs' sizes are far below the probe's threshold: no check, no probe env
     assert environment.PROBE_SLOTS >= 800
+
+
+def test_checkpoints_with_malformed_fields_are_refused_in_one_line(trained, tmp_path, capsys):
+    """A checkpoint that loads safely but holds what metarl never writes (found by a sweep): evaluate and --resume
+    name the field; a negative iteration no longer resumes over the run's progress.csv and checkpoints."""
+    import copy
+    import shutil
+
+    good = load_checkpoint(trained / "checkpoints" / "latest.pt")
+
+    def params(change):
+        return lambda s: s.update(params=change(dict(s["params"])))
+
+    edits = {
+        "no config": (lambda s: s.update(config={}), "carries no readable config"),  # --resume: not the run's config
+        "init_std text": (lambda s: s["config"]["policy"].update(init_std="abc"), "carries no readable config"),
+        "mixed dtypes": (params(lambda p: {**p, "w0": p["w0"].double()}), "float32 and float64"),
+        "half precision": (params(lambda p: {k: v.half() for k, v in p.items()}), "its parameters are float16"),
+        "extra parameter": (params(lambda p: {**p, "extra": torch.zeros(3)}), "'extra' is not a parameter"),
+    }
+    resume_edits = {
+        "negative iteration": (lambda s: s.update(iteration=-5), "iteration is -5, not an integer >= 0"),
+        "iteration text": (lambda s: s.update(iteration="5"), "iteration is '5'"),
+        "best_return None": (lambda s: s.update(best_return=None), "best_return is None"),
+        "np_rng empty": (lambda s: s.update(np_rng={}), "np_rng is not a numpy PCG64 state"),
+        "torch_rng short": (lambda s: s.update(torch_rng=s["torch_rng"][:10]), "torch_rng is not a torch CPU generator"),
+        "algo_state list": (lambda s: s.update(algo_state=[1, 2]), "algo_state is a list"),
+    }
+    for name, (edit, needle) in {**edits, **resume_edits}.items():
+        run = tmp_path / name.replace(" ", "_")
+        shutil.copytree(trained, run)
+        state = copy.deepcopy(good)
+        edit(state)
+        save_checkpoint(run / "checkpoints" / "latest.pt", state)
+        before = snapshot(run)
+        if name in edits:
+            code, err = run_cli(capsys, "evaluate", run / "checkpoints" / "latest.pt", "--output", tmp_path / "e",
+                                "--tasks", "2", "--episodes", "2", "--steps", "1")
+            assert code == 2, (name, err)
+            one_line_error(err, needle)
+        code, err = run_cli(capsys, "train", "--output", run, "--resume", "--iterations", "5", "--no-progress")
+        assert code == 2, (name, err)
+        one_line_error(err, "does not belong to this run's config" if "config" in name or "init_std" in name else needle)
+        assert snapshot(run) == before, name  # nothing of the run was rewritten
+    assert not (tmp_path / "e").exists()
