@@ -21,6 +21,8 @@ do the same thing::
 from __future__ import annotations
 
 import copy
+import math
+import numbers
 import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
@@ -112,6 +114,20 @@ def train(config: str | os.PathLike | TrainConfig | Mapping[str, Any] | None, ou
 
 
 # ---- a trained (or fresh) meta-policy ----------------------------------------------------------------------
+def _count(value: Any, name: str, what: str) -> int:
+    """A positive integer argument (numpy integers too), or a ConfigError naming it."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ConfigError(f"{name}: expected {what}, got {value!r}")
+    return int(value)
+
+
+def _step_size(value: Any) -> float:
+    """A finite step size >= 0 (numpy numbers too), or a ConfigError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
+        raise ConfigError(f"step_size: expected a finite number >= 0 per step, got {value!r}")
+    return float(value)
+
+
 class Run:
     """A meta-policy with its config: loaded from a run directory or checkpoint, or freshly initialised.
 
@@ -171,24 +187,41 @@ class Run:
         sizes; a list gives one per step).  ``seed`` seeds the
         episodes, so the same call gives the same parameters.
         """
-        tasks = np.asarray(tasks, dtype=np.float64)
+        try:
+            tasks = np.asarray(tasks, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ConfigError(f"tasks: expected an array [T, k] of task vectors (numbers), got {tasks!r}") from None
         if tasks.ndim == 1:
             tasks = tasks[None]
-        if tasks.ndim != 2:
-            raise ConfigError(f"tasks: expected an array [T, k] of task vectors, got shape {tasks.shape}")
-        if not isinstance(steps, int) or steps < 1:
-            raise ConfigError(f"steps: expected a positive number of adaptation steps, got {steps!r}")
+        if tasks.ndim != 2 or tasks.shape[0] < 1:
+            raise ConfigError(f"tasks: expected an array [T, k] of task vectors, T >= 1, got shape {tasks.shape}")
+        width = self._env(1).sample_tasks(1, np.random.default_rng(0)).shape[1]
+        if tasks.shape[1] != width:
+            raise ConfigError(f"tasks: {self.config.env.id} takes {width} number(s) per task, got {tasks.shape[1]} "
+                              f"(an array of shape {tasks.shape})")
+        if not np.isfinite(tasks).all():
+            raise ConfigError("tasks: expected finite numbers, got NaN or inf in row(s) "
+                              f"{np.flatnonzero(~np.isfinite(tasks).all(1)).tolist()[:5]}")
+        steps = _count(steps, "steps", "a positive number of adaptation steps")
         a = self.config.algo
-        episodes = a.episodes_per_task if episodes is None else episodes
-        if not isinstance(episodes, int) or episodes < 1:
-            raise ConfigError(f"episodes: expected a positive integer, got {episodes!r}")
+        episodes = _count(a.episodes_per_task if episodes is None else episodes, "episodes", "a positive integer")
+        check_seed(seed, "seed")
+        if params is not None:
+            names = {k: tuple(v.shape) for k, v in self.params.items()}
+            given = {k: tuple(v.shape) if isinstance(v, torch.Tensor) else None for k, v in params.items()} \
+                if isinstance(params, Mapping) else None
+            if given != names:
+                raise ConfigError(f"params: expected the run's parameters {names} (names and shapes, as Run.params), "
+                                  f"got {given if given is not None else type(params).__name__}")
         theta, learned = split_step_sizes({k: v.detach() for k, v in (self.params if params is None else params).items()})
         sizes: list[Any]
         if step_size is None:  # as trained: alpha, or a Meta-SGD run's learned per-parameter step sizes
             sizes = [a.inner_step_size if learned is None else learned] * steps
+        elif isinstance(step_size, (str, bytes)) or not isinstance(step_size, (numbers.Real, Sequence)):
+            raise ConfigError(f"step_size: expected a number >= 0 or a list of one per step, got {step_size!r}")
         else:
-            sizes = [float(step_size)] * steps if isinstance(step_size, (int, float)) else [
-                x if isinstance(x, dict) else float(x) for x in step_size]
+            sizes = [_step_size(step_size)] * steps if isinstance(step_size, numbers.Real) else [
+                x if isinstance(x, dict) else _step_size(x) for x in step_size]
         if len(sizes) != steps:
             raise ConfigError(f"step_size: got {len(sizes)} step sizes for {steps} steps")
         num_tasks = tasks.shape[0]
@@ -198,10 +231,20 @@ class Run:
         seeds = np.random.default_rng(seed).integers(0, 2**31 - 1, size=steps)
         baseline = LinearFeatureBaseline(a.baseline_reg)
         for k in range(steps):
-            batch = sampler.sample(theta, tasks, int(seeds[k]), generator)
+            try:
+                batch = sampler.sample(theta, tasks, int(seeds[k]), generator)
+            except ValueError as exc:  # the policy's actions: only a step before can have made them non-finite
+                if k == 0 or "not finite" not in str(exc):
+                    raise
+                raise ConfigError(f"step_size: the parameters after adaptation step {k} act with non-finite actions "
+                                  f"({exc}); use a smaller step size, or tasks within the task distribution's range") from None
             adv, _ = advantages(batch, a, baseline)
             theta = {n: v.detach() for n, v in
                      adapt(self.policy, theta, [AdaptationData(batch, adv)], [sizes[k]], create_graph=False).items()}
+            broken = [n for n, v in theta.items() if not torch.isfinite(v).all()]
+            if broken:
+                raise ConfigError(f"step_size: adaptation step {k + 1} gave parameters that are not finite ({broken[0]}); "
+                                  "use a smaller step size, or tasks within the task distribution's range")
         return theta
 
     def act(self, obs: np.ndarray, params: Params | None = None, deterministic: bool = True,

@@ -89,6 +89,35 @@ def test_adapt_equals_the_inner_step_the_trainer_takes(run_dir):
     assert not torch.equal(adapted["w0"][0], run.params["w0"])
 
 
+def test_adapt_names_bad_arguments(run_dir):
+    """Each bad argument is a UsageError naming it (found by a sweep: NaN step sizes gave NaN parameters silently,
+    others gave numpy's or torch's errors); numpy numbers are taken as numbers."""
+    from metarl.errors import UsageError
+
+    run = metarl.load_run(run_dir)
+    goal = np.array([[0.3, -0.2]])
+    cases = [({"tasks": [[0.3, -0.2, 0.1]]}, "tasks: metarl/Navigation2D-v0 takes 2 number(s) per task, got 3"),
+             ({"tasks": [[float("nan"), 0.1]]}, "tasks: expected finite numbers"),
+             ({"tasks": np.zeros((0, 2))}, "T >= 1"),
+             ({"tasks": [["a", "b"]]}, "tasks: expected an array [T, k] of task vectors (numbers)"),
+             ({"step_size": float("nan")}, "step_size: expected a finite number >= 0"),
+             ({"step_size": float("inf")}, "step_size: expected a finite number >= 0"),
+             ({"step_size": -1.0}, "step_size: expected a finite number >= 0"),
+             ({"step_size": "0.1"}, "step_size: expected a number >= 0 or a list"),
+             ({"step_size": 1e30, "steps": 2}, "step_size: the parameters after adaptation step 1 act with non-finite"),
+             ({"steps": True}, "steps: expected a positive number"),
+             ({"episodes": 0}, "episodes: expected a positive integer"),
+             ({"seed": -1}, "seed"), ({"seed": 1.5}, "seed"), ({"seed": 2**64}, "seed"),
+             ({"params": {"w0": torch.zeros(3)}}, "params: expected the run's parameters")]
+    for kwargs, needle in cases:
+        args = {"tasks": goal, "episodes": 2, **kwargs}
+        with pytest.raises(UsageError) as exc:
+            run.adapt(args.pop("tasks"), **args)
+        assert needle in str(exc.value), (kwargs, str(exc.value))
+    same = run.adapt(goal, steps=np.int64(1), episodes=np.int64(2), step_size=np.float32(0.5))
+    assert all(torch.equal(same[k], v) for k, v in run.adapt(goal, steps=1, episodes=2, step_size=0.5).items())
+
+
 def test_act_with_meta_and_adapted_parameters(run_dir):
     run = metarl.load_run(run_dir)
     obs = np.array([[0.1, -0.1], [0.2, 0.0]])
