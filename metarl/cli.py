@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from typing import Any
 
@@ -376,9 +377,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"metarl: error: not enough memory for this {args.command} ({detail}){'; asked for ' + sizes if sizes else ''}: "
               "use smaller sizes (or, for train, a smaller algo.num_tasks / algo.episodes_per_task)", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # a baseline's SIGTERM carries its number: 128 + N, as train's
         print("metarl: interrupted", file=sys.stderr)
-        return 130
+        return 128 + int(getattr(exc, "signum", signal.SIGINT))
 
 
 if __name__ == "__main__":

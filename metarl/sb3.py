@@ -305,6 +305,14 @@ def _blocked_signals() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
+class BaselineInterrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM during a baseline's training (after its save): ``signum`` says which, for exit 128 + N."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
 def _check_new_output(output: str, ckpt: str, overwrite: bool) -> None:
     """A new baseline may go into ``output``: empty, or (with ``overwrite``) a baseline's folder; never files of yours."""
     from metarl.errors import UsageError
@@ -542,7 +550,7 @@ def train_baseline(kind: str, cfg: Any, output: str, timesteps: int, seed: int |
         previous = {sig: signal.getsignal(sig) for sig in stops} if main_thread else {}
 
         def on_stop(signum: int, frame: Any) -> None:
-            raise KeyboardInterrupt
+            raise BaselineInterrupted(signum)
 
         for sig in previous:
             signal.signal(sig, on_stop)

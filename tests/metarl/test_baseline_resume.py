@@ -265,3 +265,22 @@ def test_resume_imports_the_baselines_plugin_modules_only_when_named(tmp_path, c
                    "--import", "planted") == 2
     assert "--import: only with --resume and the run's own config" in capsys.readouterr().err
     assert not (tmp_path / "pwned").exists() and saved(run)["sb3_timesteps"] == ROLLOUT
+
+
+def test_a_baseline_stopped_by_sigterm_exits_128_plus_its_number(tmp_path, monkeypatch, capsys):
+    """As `metarl train`: SIGTERM saves, then exit status 143 (it was 130, Ctrl-C's, for either signal)."""
+    import os
+
+    updates = {"n": 0}
+    original = TRPO.train
+
+    def terminated_train(self):  # SIGTERM to this process in the middle of the second update
+        updates["n"] += 1
+        original(self)
+        if updates["n"] == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(TRPO, "train", terminated_train)
+    run = tmp_path / "orc"
+    assert run_cli("oracle", "--output", str(run), "--config", CONFIG, "--timesteps", str(6 * ROLLOUT), "--slots", "4") == 143
+    assert "metarl: interrupted" in capsys.readouterr().err and saved(run)["sb3_timesteps"] == ROLLOUT
