@@ -92,6 +92,12 @@ class RunDirectory:
     def check_new(path: str, overwrite: bool = False) -> str:
         """Raise unless ``path`` can take a new run (see :meth:`create`); changes nothing. Returns the absolute path."""
         full = check_output_dir(path)
+        above = os.path.dirname(full)
+        while above != os.path.dirname(above):  # a run inside another would go when that one is overwritten
+            if is_run_dir(above):
+                raise RunDirError(f"--output: {full!r} lies inside the run directory {above!r}, whose --overwrite "
+                                  "would delete it; choose a path outside that run")
+            above = os.path.dirname(above)
         if os.path.isdir(full) and os.listdir(full):
             _refuse_if_locked(full)
             if not is_run_dir(full) and not _legacy_run(full):
@@ -106,6 +112,11 @@ class RunDirectory:
                     "--overwrite to delete and replace it, or choose another --output"
                 )
             _refuse_dangerous_delete(full)
+            for folder, dirs, files in os.walk(full):
+                if folder != full and MARKER in files:  # made before runs inside runs were refused
+                    raise RunDirError(f"--overwrite: {full!r} holds another run, {folder!r}, which replacing it would "
+                                      "delete; move that run out first")
+                dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(folder, d))]
         return full
 
     @classmethod

@@ -86,6 +86,24 @@ def test_overwrite_never_deletes_the_working_directory_or_a_parent(trained, caps
     assert {k: v for k, v in snapshot(trained).items()} == before
 
 
+def test_no_run_inside_another_run(trained, tmp_path, capsys):
+    """A run inside another run is refused (its outer run's --overwrite deleted it); a run holding one made
+    before this check is not replaced by --overwrite."""
+    before = snapshot(trained)
+    code, err = run_cli(capsys, "train", "--config", SMOKE, "--output", trained / "sub" / "inner", "--no-progress")
+    assert code == 2
+    one_line_error(err, "lies inside the run directory", "choose a path outside that run")
+    assert snapshot(trained) == before and not (trained / "sub").exists()
+    import shutil
+
+    shutil.copytree(trained, tmp_path / "outer")
+    shutil.copytree(trained, tmp_path / "outer" / "old-inner")  # as a copy, or an older metarl, could leave it
+    code, err = run_cli(capsys, "train", "--config", SMOKE, "--output", tmp_path / "outer", "--overwrite", "--no-progress")
+    assert code == 2
+    one_line_error(err, "holds another run", "old-inner", "move that run out first")
+    assert snapshot(tmp_path / "outer" / "old-inner") == before
+
+
 def test_overwrite_replaces_an_earlier_metarl_run(trained, capsys):
     first = load_checkpoint(trained / "checkpoints" / "latest.pt")["run_id"]
     code, _ = run_cli(capsys, "train", "--config", SMOKE, "--output", trained, "--overwrite", "--iterations", "1")
