@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import shlex
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -136,6 +137,19 @@ def check_ray_address(sampler: Any, ray_address: str | None, run_dir: str) -> No
         )
 
 
+def _warn_of_missing_rows(path: str, kept: tuple[list[str], list[dict[str, str]]] | None, done: int) -> None:
+    """A line on stderr where ``progress.csv`` lacks rows of iterations the checkpoint has done (the file was cut
+    or edited: metarl writes each row, flushed to disk, before the checkpoint of its iteration)."""
+    have = {int(float(r["iteration"])) for r in kept[1]} if kept is not None else set()
+    missing = [i for i in range(done) if i not in have]
+    if missing:
+        shown = f"{missing[0]}" if len(missing) == 1 else f"{missing[0]}-{missing[-1]}" if \
+            missing[-1] - missing[0] == len(missing) - 1 else f"{len(missing)} iterations from {missing[0]}"
+        print(f"metarl: warning: {path!r} has no row for iteration(s) {shown} of the {done} done (the file was cut "
+              "short or edited); the run continues and its log keeps that gap (restore the file from a copy to keep "
+              "those rows)", file=sys.stderr)
+
+
 def saved_run(run_dir: str, run_id: str = "") -> tuple[TrainConfig, dict | None]:
     """The saved config of a run directory and its ``latest.pt`` state (None if the run has none yet).
 
@@ -223,7 +237,8 @@ class Trainer:
                 check_named_imports(cfg.env, imports, f"the run in {self.run_dir!r}")  # as read under the lock
                 progress = os.path.join(self.run_dir, "progress.csv")
                 if os.path.exists(progress):  # damaged rows are refused before config.yaml is rewritten
-                    kept_rows(progress, saved["iteration"] if saved is not None else 0)
+                    _warn_of_missing_rows(progress, kept_rows(progress, saved["iteration"] if saved is not None else 0),
+                                          saved["iteration"] if saved is not None else 0)
             except BaseException:
                 self.close()
                 raise

@@ -657,3 +657,15 @@ def test_checkpoints_with_malformed_fields_are_refused_in_one_line(trained, tmp_
         one_line_error(err, "does not belong to this run's config" if "config" in name or "init_std" in name else needle)
         assert snapshot(run) == before, name  # nothing of the run was rewritten
     assert not (tmp_path / "e").exists()
+
+
+def test_resume_over_a_progress_log_that_lost_rows_says_so(trained, capsys):
+    """Rows of done iterations missing from progress.csv (cut or edited): the resume goes on and says which."""
+    lines = (trained / "progress.csv").read_text().splitlines(keepends=True)
+    assert len(lines) == 4
+    (trained / "progress.csv").write_text(lines[0] + lines[1])
+    code, err = run_cli(capsys, "train", "--output", trained, "--resume", "--iterations", "4", "--no-progress")
+    assert code == 0 and "Traceback" not in err, err
+    assert "metarl: warning:" in err and "has no row for iteration(s) 1-2 of the 3 done" in err
+    rows = (trained / "progress.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["0", "3"]
