@@ -481,6 +481,13 @@ def load_results(path: str) -> dict[str, Any]:
             raise ValueError(f"tasks of shape {list(tasks.shape)} against returns of {list(returns.shape)}: one row per goal")
         if not isinstance(settings["env"].get("kwargs", {}), dict) or not isinstance(settings.get("steps", 0), int):
             raise ValueError("settings: env.kwargs should be a mapping and steps an integer")
+        if settings.get("num_tasks", len(returns)) != len(returns):
+            raise ValueError(f"settings.num_tasks is {settings.get('num_tasks')!r} against {len(returns)} rows of returns")
+        summary = data["summary"]
+        if not isinstance(summary, list) or not all(
+                isinstance(row, dict) and all(isinstance(row.get(k), (int, float)) and not isinstance(row.get(k), bool)
+                                              for k in ("adaptation_steps", "mean_return", "sem")) for row in summary):
+            raise ValueError("summary: expected a list of rows with numbers adaptation_steps, mean_return and sem")
     except UsageError:
         raise
     except (OSError, ValueError, KeyError, TypeError) as exc:

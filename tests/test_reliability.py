@@ -369,6 +369,14 @@ def test_plot_with_damaged_results_or_a_directory_output(tmp_path, trained, caps
     assert not (tmp_path / "f.txt").exists()
     assert run_cli(capsys, "plot", f"maml={out}", "--output", tmp_path / "f.svg")[0] == 0
     assert b"<svg" in (tmp_path / "f.svg").read_bytes()[:500]
+    good = json.loads((out / "results.json").read_text())
+    for change, needle in (({"summary": [{"foo": 1}]}, "summary: expected a list of rows"),
+                           ({"summary": "abc"}, "summary: expected a list of rows"),
+                           ({"settings": {**good["settings"], "num_tasks": 40}}, "settings.num_tasks is 40 against 2 rows")):
+        (out / "results.json").write_text(json.dumps({**good, **change}))
+        code, err = run_cli(capsys, "plot", f"maml={out}", "--output", tmp_path / "p.png")
+        assert code == 2
+        one_line_error(err, "not a readable metarl evaluation", needle)
     (out / "results.json").write_text('{"settings": {"env": ')
     code, err = run_cli(capsys, "plot", f"maml={out}", "--output", tmp_path / "p.png")
     assert code == 2
