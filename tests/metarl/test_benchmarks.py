@@ -186,11 +186,11 @@ def test_seed_spread_tabulates_seeds_against_the_paper(capsys, tmp_path):
     (other / "results.json").write_text(json.dumps(data))
     assert seed_spread.main([seeds[0], f"b={other}"]) == 2 and "different test goals" in capsys.readouterr().err
     data["tasks"][0][0] -= 0.5
-    data["settings"]["num_tasks"] = 10
+    data["settings"]["episodes_per_task"] = 10
     (other / "results.json").write_text(json.dumps(data))
     assert seed_spread.main([seeds[0], f"b={other}"]) == 0
     out, err = capsys.readouterr()
-    assert "10 test goals" in err and "paper" not in out and "(-" not in out
+    assert "10 episodes per goal (the paper: 20)" in err and "paper" not in out and "(-" not in out
 
 
 def test_seed_spread_names_bad_evaluations_and_takes_the_common_steps(capsys, tmp_path):
