@@ -313,6 +313,7 @@ class Trainer:
             rng = np.random.default_rng(cfg.seed)
             self.state = RunState(0, params, dict(rng.bit_generator.state), self.generator.get_state(), 0, -float("inf"), -1)
         self._critical = False
+        self._stopping = False
         self._pending_signal: int | None = None
         self._eval: tuple[Any, Any, np.ndarray] | None = None
 
@@ -436,6 +437,7 @@ class Trainer:
             self.close()
 
     def _train(self) -> RunState:
+        self._stopping = False
         logger = self._write(lambda: RunLogger(self.run_dir, start_iteration=self.state.iteration), "progress.csv")
         main_thread = threading.current_thread() is threading.main_thread()
         handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)} if main_thread else {}
@@ -453,15 +455,17 @@ class Trainer:
                 bar.set_postfix(pre=f"{scalars['return/pre_adaptation']:.1f}",
                                 post=f"{scalars['return/post_adaptation']:.1f}")
         except TrainingInterrupted as exc:
+            self._stopping = True  # further signals while it saves and closes are ignored: it is stopping already
             with self._critical_section():
                 self._write(lambda: self._save(self.state), "checkpoints")
             exc.resume_command = self.resume_command()
             raise
         finally:
+            self._stopping = True
+            for s, h in handlers.items():  # first: a signal during the closing below must not leave ours installed
+                signal.signal(s, h)
             bar.close()
             logger.close()
-            for s, h in handlers.items():
-                signal.signal(s, h)
         return self.state
 
     def _commit(self, logger: RunLogger, nxt: RunState, scalars: dict[str, float]) -> None:
@@ -505,6 +509,8 @@ class Trainer:
             save_checkpoint(os.path.join(self.ckpt_dir, "best.pt"), best)
 
     def _on_signal(self, signum: int, frame: Any) -> None:
+        if self._stopping:
+            return
         if self._critical:
             self._pending_signal = signum
             return
@@ -519,7 +525,7 @@ class Trainer:
 
         def __exit__(self, *exc: Any) -> None:
             self.t._critical = False
-            if self.t._pending_signal is not None and exc[0] is None:
+            if self.t._pending_signal is not None and exc[0] is None and not self.t._stopping:
                 signum, self.t._pending_signal = self.t._pending_signal, None
                 raise TrainingInterrupted(signum)
 

@@ -171,7 +171,7 @@ def test_a_run_killed_before_its_first_checkpoint_can_be_resumed(tmp_path, capsy
     assert (out / "config.yaml").exists() and not (out / "checkpoints" / "latest.pt").exists()
     code, err = run_cli(capsys, "train", "--output", out, "--resume", "--no-progress")
     assert code == 0, err
-    assert load_checkpoint(out / "checkpoints" / "latest.pt")["iteration"] == 2
+    assert load_checkpoint(out / "checkpoints" / "latest.pt")["iteration"] == 1  # the iteration it stopped in is not kept
     assert [r.split(",")[0] for r in (out / "progress.csv").read_text().splitlines()[1:]] == ["0", "1"]
 
 
@@ -677,3 +677,36 @@ def test_resume_over_a_progress_log_that_lost_rows_says_so(trained, capsys):
     assert "metarl: warning:" in err and "has no row for iteration(s) 1-2 of the 3 done" in err
     rows = (trained / "progress.csv").read_text().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == ["0", "3"]
+
+
+def test_more_signals_while_a_run_stops_are_ignored_and_leave_no_handler(tmp_path, capsys, monkeypatch):
+    """Ctrl-C pressed again while the interrupted run saves and closes (a sweep saw a traceback after "checkpoint
+    saved" from a handler left installed): one exit, the handler put back, the checkpoint whole."""
+    from metarl import logger, trainer
+
+    before = signal.getsignal(signal.SIGINT)
+    iterate, save, close = trainer.Trainer.iterate, trainer.Trainer._save, logger.RunLogger.close
+
+    def iterate_then_ctrl_c(self, state):
+        out = iterate(self, state)
+        if state.iteration == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+        return out
+
+    def save_with_ctrl_c(self, state, best_params=None):
+        if self._stopping:  # the save of the interrupt
+            os.kill(os.getpid(), signal.SIGINT)
+        return save(self, state, best_params)
+
+    def close_with_ctrl_c(self):
+        os.kill(os.getpid(), signal.SIGINT)
+        return close(self)
+
+    monkeypatch.setattr(trainer.Trainer, "iterate", iterate_then_ctrl_c)
+    monkeypatch.setattr(trainer.Trainer, "_save", save_with_ctrl_c)
+    monkeypatch.setattr(logger.RunLogger, "close", close_with_ctrl_c)
+    out = tmp_path / "run"
+    code, err = run_cli(capsys, "train", "--config", SMOKE, "--output", out, "--no-progress")
+    assert code == 130 and "Traceback" not in err, err
+    assert signal.getsignal(signal.SIGINT) is before
+    assert load_checkpoint(out / "checkpoints" / "latest.pt")["iteration"] == 1  # the iteration it stopped in is not kept
