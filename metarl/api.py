@@ -80,6 +80,11 @@ def train(config: str | os.PathLike | TrainConfig | Mapping[str, Any] | None, ou
     SIGINT/SIGTERM save a checkpoint and raise :class:`metarl.trainer.TrainingInterrupted`; continue with
     ``train(None, output, resume=True)``.
     """
+    if not isinstance(output, (str, os.PathLike)) or not os.fspath(output).strip():
+        raise ConfigError(f"output: expected a run directory path, got {output!r}")
+    if isinstance(overrides, (str, bytes)):
+        raise ConfigError(f"overrides: expected a list of FIELD=VALUE strings or a mapping, got the string {overrides!r}; "
+                          f"write [{overrides!r}]")
     output = os.fspath(output)
     if resume:
         if config is not None or overrides or seed is not None or overwrite:
@@ -258,7 +263,12 @@ class Run:
         """
         theta, _ = split_step_sizes(self.params if params is None else params)
         batched = theta["w0"].dim() == 3
-        x = torch.as_tensor(np.asarray(obs), dtype=theta["w0"].dtype)
+        try:
+            x = torch.as_tensor(np.asarray(obs, dtype=np.float64), dtype=theta["w0"].dtype)
+        except (TypeError, ValueError):
+            raise ConfigError(f"obs: expected numbers, [obs_dim] or [N, obs_dim], got {obs!r}") from None
+        if x.dim() == 0:
+            raise ConfigError(f"obs: expected an observation of {self.policy.obs_dim} values, got the single number {obs!r}")
         squeeze: tuple[int, ...] = ()
         if batched:
             if x.dim() == 2:
@@ -285,7 +295,10 @@ class Run:
     @staticmethod
     def select(params: Params, task: int) -> Params:
         """Task ``task``'s parameters out of a task-batched set (from :meth:`adapt`), as a shared set."""
-        return {k: v[task] for k, v in params.items()}
+        count = next(iter(params.values())).shape[0] if params and next(iter(params.values())).dim() else 0
+        if isinstance(task, bool) or not isinstance(task, numbers.Integral) or not -count <= task < count:
+            raise ConfigError(f"task: expected an index of the {count} adapted policies (0 to {count - 1}), got {task!r}")
+        return {k: v[int(task)] for k, v in params.items()}
 
 
 def load_run(path: str | os.PathLike, checkpoint: str | int = "best", *, imports: Sequence[str] | None = None) -> Run:
@@ -296,7 +309,13 @@ def load_run(path: str | os.PathLike, checkpoint: str | int = "best", *, imports
     run that needs modules not named is refused with a :class:`~metarl.config.ConfigError` that lists them.
     Runs on metarl's own tasks need none.
     """
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        raise ConfigError(f"path: expected a run directory or a checkpoint file, got {path!r}")
     path = os.fspath(path)
+    if isinstance(checkpoint, numbers.Integral) and not isinstance(checkpoint, bool):
+        checkpoint = int(checkpoint)
+        if checkpoint < 0:
+            raise ConfigError(f"checkpoint: expected 'best', 'latest' or an iteration number >= 0, got {checkpoint}")
     if os.path.isdir(path):
         if isinstance(checkpoint, int) and not isinstance(checkpoint, bool):
             name = f"iter_{checkpoint:06d}.pt"
@@ -309,6 +328,9 @@ def load_run(path: str | os.PathLike, checkpoint: str | int = "best", *, imports
             file = ev.resolve_source(path)
         run_dir: str | None = os.path.abspath(path)
     else:
+        if checkpoint != "best":  # a file is the checkpoint: another one named as well is a mistake, not ignored
+            raise ConfigError(f"checkpoint: {path!r} is a checkpoint file already, so checkpoint={checkpoint!r} would not "
+                              "apply; give the run directory to choose one of its checkpoints, or leave checkpoint out")
         file = ev.resolve_source(path)
         run_dir = None
     policy, params, state = ev.load_policy(file)
@@ -381,6 +403,14 @@ def evaluate(source: str | os.PathLike | Run, *, output: str | os.PathLike | Non
     if output is not None:
         ev.check_output(os.fspath(output), overwrite)
     alpha = run.config.algo.inner_step_size if run.method == "maml" else None
+
+    def plain(value: Any) -> Any:  # numpy integers and floats as Python's, for the settings' checks and JSON
+        if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+            return int(value)
+        return float(value) if isinstance(value, numbers.Real) and not isinstance(value, bool) else value
+
+    steps, episodes, tasks, seed, batch_steps = map(plain, (steps, episodes, tasks, seed, batch_steps))
+    step_size, later_step_size = plain(step_size), plain(later_step_size)
     settings = ev.protocol_settings(run.config, run.method, run.oracle, alpha, steps=steps, episodes=episodes,
                                     step_size=step_size, later_step_size=later_step_size, num_tasks=tasks, seed=seed,
                                     device=device, source=run.checkpoint or "", batch_steps=batch_steps)

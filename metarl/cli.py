@@ -180,6 +180,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             raise ConfigError("--random: evaluates a fresh policy; drop the run directory argument, or drop --random")
         if args.imports:
             raise ConfigError("--import: for a saved run only; --random imports the env.imports of --config as it asks")
+        if args.checkpoint != "best":
+            raise ConfigError(f"--checkpoint {args.checkpoint}: for a saved run only; --random evaluates a fresh policy")
         run = api.Run.random(load_config(args.config, args.set), seed=check_seed(args.seed, "--seed"))
         out = args.output
     else:
@@ -318,6 +320,8 @@ def cmd_envs() -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
+    if args.config is not None and not args.config.strip():
+        raise ConfigError("--config: expected a YAML file, got ''; leave --config out to list every field")
     if not args.config:
         if args.set:
             raise ConfigError("--set: needs --config (the config to resolve)")

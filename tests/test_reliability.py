@@ -710,3 +710,13 @@ def test_more_signals_while_a_run_stops_are_ignored_and_leave_no_handler(tmp_pat
     assert code == 130 and "Traceback" not in err, err
     assert signal.getsignal(signal.SIGINT) is before
     assert load_checkpoint(out / "checkpoints" / "latest.pt")["iteration"] == 1  # the iteration it stopped in is not kept
+
+
+def test_flags_that_would_be_ignored_are_named(tmp_path, capsys):
+    code, err = run_cli(capsys, "evaluate", "--random", "--config", SMOKE, "--output", tmp_path / "r", "--checkpoint", "5")
+    assert code == 2
+    one_line_error(err, "--checkpoint 5: for a saved run only")
+    code, err = run_cli(capsys, "config", "--config", "")
+    assert code == 2
+    one_line_error(err, "--config: expected a YAML file, got ''")
+    assert os.listdir(tmp_path) == []

@@ -118,6 +118,35 @@ def test_adapt_names_bad_arguments(run_dir):
     assert all(torch.equal(same[k], v) for k, v in run.adapt(goal, steps=1, episodes=2, step_size=0.5).items())
 
 
+def test_api_arguments_are_named_or_taken(run_dir, tmp_path):
+    """Arguments that were ignored or gave Python's errors (a sweep): each a UsageError naming it; numpy numbers
+    are numbers."""
+    from metarl.errors import UsageError
+
+    run = metarl.load_run(run_dir)
+    best = str(run_dir / "checkpoints" / "best.pt")
+    adapted = run.adapt(np.array([[0.3, -0.2], [0.1, 0.1]]), episodes=2)
+    cases = [(lambda: metarl.load_run(best, "latest"), "is a checkpoint file already"),
+             (lambda: metarl.load_run(None), "path: expected a run directory or a checkpoint file"),
+             (lambda: metarl.load_run(run_dir, -1), "iteration number >= 0"),
+             (lambda: metarl.evaluate(None), "path: expected"),
+             (lambda: metarl.train(SMOKE, ""), "output: expected a run directory path"),
+             (lambda: metarl.train(SMOKE, str(tmp_path / "x"), overrides="algo.max_kl=0.02"), "write ['algo.max_kl=0.02']"),
+             (lambda: run.act(0.5), "got the single number 0.5"),
+             (lambda: run.act(np.array(["a", "b"])), "obs: expected numbers"),
+             (lambda: run.select(adapted, 5), "expected an index of the 2 adapted policies"),
+             (lambda: run.select(adapted, "0"), "expected an index of the 2 adapted policies")]
+    for call, needle in cases:
+        with pytest.raises(UsageError) as exc:
+            call()
+        assert needle in str(exc.value), (needle, str(exc.value))
+    assert not (tmp_path / "x").exists()
+    first = sorted(f for f in os.listdir(run_dir / "checkpoints") if f.startswith("iter_"))[0]
+    assert metarl.load_run(run_dir, np.int64(int(first[5:11]))).checkpoint.endswith(first)
+    curve = metarl.evaluate(run, tasks=np.int64(2), episodes=np.int64(2), steps=np.int64(1), step_size=np.float32(0.5))
+    assert curve.returns.shape == (2, 2) and run.select(adapted, np.int64(1))["w0"].shape == run.params["w0"].shape
+
+
 def test_act_with_meta_and_adapted_parameters(run_dir):
     run = metarl.load_run(run_dir)
     obs = np.array([[0.1, -0.1], [0.2, 0.0]])
