@@ -92,12 +92,6 @@ class RunDirectory:
     def check_new(path: str, overwrite: bool = False) -> str:
         """Raise unless ``path`` can take a new run (see :meth:`create`); changes nothing. Returns the absolute path."""
         full = check_output_dir(path)
-        above = os.path.dirname(full)
-        while above != os.path.dirname(above):  # a run inside another would go when that one is overwritten
-            if is_run_dir(above):
-                raise RunDirError(f"--output: {full!r} lies inside the run directory {above!r}, whose --overwrite "
-                                  "would delete it; choose a path outside that run")
-            above = os.path.dirname(above)
         if os.path.isdir(full) and os.listdir(full):
             _refuse_if_locked(full)
             if not is_run_dir(full) and not _legacy_run(full):

@@ -86,22 +86,18 @@ def test_overwrite_never_deletes_the_working_directory_or_a_parent(trained, caps
     assert {k: v for k, v in snapshot(trained).items()} == before
 
 
-def test_no_run_inside_another_run(trained, tmp_path, capsys):
-    """A run inside another run is refused (its outer run's --overwrite deleted it); a run holding one made
-    before this check is not replaced by --overwrite."""
-    before = snapshot(trained)
-    code, err = run_cli(capsys, "train", "--config", SMOKE, "--output", trained / "sub" / "inner", "--no-progress")
-    assert code == 2
-    one_line_error(err, "lies inside the run directory", "choose a path outside that run")
-    assert snapshot(trained) == before and not (trained / "sub").exists()
+def test_overwrite_never_replaces_a_run_holding_another_run(trained, tmp_path, capsys):
+    """A run inside a run (a zoo entry's seeds/seedN) is allowed, but the outer run's --overwrite is refused: it
+    deleted the inner run."""
     import shutil
 
+    before = snapshot(trained)
     shutil.copytree(trained, tmp_path / "outer")
-    shutil.copytree(trained, tmp_path / "outer" / "old-inner")  # as a copy, or an older metarl, could leave it
+    shutil.copytree(trained, tmp_path / "outer" / "seeds" / "seed1")
     code, err = run_cli(capsys, "train", "--config", SMOKE, "--output", tmp_path / "outer", "--overwrite", "--no-progress")
     assert code == 2
-    one_line_error(err, "holds another run", "old-inner", "move that run out first")
-    assert snapshot(tmp_path / "outer" / "old-inner") == before
+    one_line_error(err, "holds another run", "seed1", "move that run out first")
+    assert snapshot(tmp_path / "outer" / "seeds" / "seed1") == before
 
 
 def test_overwrite_replaces_an_earlier_metarl_run(trained, capsys):
@@ -171,7 +167,7 @@ def test_a_run_killed_before_its_first_checkpoint_can_be_resumed(tmp_path, capsy
     assert (out / "config.yaml").exists() and not (out / "checkpoints" / "latest.pt").exists()
     code, err = run_cli(capsys, "train", "--output", out, "--resume", "--no-progress")
     assert code == 0, err
-    assert load_checkpoint(out / "checkpoints" / "latest.pt")["iteration"] == 1  # the iteration it stopped in is not kept
+    assert load_checkpoint(out / "checkpoints" / "latest.pt")["iteration"] == 2
     assert [r.split(",")[0] for r in (out / "progress.csv").read_text().splitlines()[1:]] == ["0", "1"]
 
 
