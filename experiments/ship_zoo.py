@@ -197,7 +197,8 @@ def main() -> None:
         raise Interrupted()
 
     for signum in STOPPING[1:]:
-        signal.signal(signum, terminate)
+        if signal.getsignal(signum) is not signal.SIG_IGN:  # under nohup a closed terminal must not stop the ship
+            signal.signal(signum, terminate)
     try:  # ship checks every path before it removes or writes anything
         size = ship(args.run, args.entry, args.overwrite, curve=not args.no_curve)
     except ShipError as exc:

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from metarl import evaluation as ev
-from metarl.adaptation import AdaptationData, adapt, split_step_sizes
+from metarl.adaptation import STEP_SIZE_PREFIX, AdaptationData, adapt, split_step_sizes
 from metarl.baseline import LinearFeatureBaseline
 from metarl.config import ConfigError, TrainConfig, apply_overrides, check_seed, from_dict, load_config, to_dict
 from metarl.environment import check_named_imports, make_env
@@ -210,15 +210,16 @@ class Run:
         steps = _count(steps, "steps", "a positive number of adaptation steps")
         a = self.config.algo
         episodes = _count(a.episodes_per_task if episodes is None else episodes, "episodes", "a positive integer")
+        if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
+            seed = int(seed)
         check_seed(seed, "seed")
         if params is not None:
-            names = {k: tuple(v.shape) for k, v in self.params.items()}
-            given = {k: tuple(v.shape) if isinstance(v, torch.Tensor) else None for k, v in params.items()} \
-                if isinstance(params, Mapping) else None
-            if given != names:
-                raise ConfigError(f"params: expected the run's parameters {names} (names and shapes, as Run.params), "
-                                  f"got {given if given is not None else type(params).__name__}")
+            self._check_params(params, tasks.shape[0])
         theta, learned = split_step_sizes({k: v.detach() for k, v in (self.params if params is None else params).items()})
+        if learned is None:  # adapted sets hold the policy's parameters only: a Meta-SGD run's learned sizes go on
+            learned = split_step_sizes(self.params)[1]
+        if isinstance(step_size, np.ndarray) and step_size.ndim <= 1:
+            step_size = step_size.tolist() if step_size.ndim else step_size.item()
         sizes: list[Any]
         if step_size is None:  # as trained: alpha, or a Meta-SGD run's learned per-parameter step sizes
             sizes = [a.inner_step_size if learned is None else learned] * steps
@@ -251,6 +252,19 @@ class Run:
                 raise ConfigError(f"step_size: adaptation step {k + 1} gave parameters that are not finite ({broken[0]}); "
                                   "use a smaller step size, or tasks within the task distribution's range")
         return theta
+
+    def _check_params(self, params: Any, num_tasks: int) -> None:
+        """``params`` for :meth:`adapt`: the run's parameters (a Meta-SGD run's step sizes may be left out), shared
+        or with a leading task dimension of ``num_tasks`` (an earlier :meth:`adapt`'s result)."""
+        want = {k: tuple(v.shape) for k, v in self.params.items()}
+        needed = {k for k in want if not k.startswith(STEP_SIZE_PREFIX)}
+        given = {k: tuple(v.shape) if isinstance(v, torch.Tensor) else None for k, v in params.items()} \
+            if isinstance(params, Mapping) else None
+        if given is None or not needed <= set(given) or any(
+                k not in want or shape not in (want[k], (num_tasks, *want[k])) for k, shape in given.items()):
+            raise ConfigError(f"params: expected the run's parameters {want} (names and shapes, as Run.params; or with "
+                              f"a leading dimension of the {num_tasks} tasks, as Run.adapt returns them), got "
+                              f"{given if given is not None else type(params).__name__}")
 
     def act(self, obs: np.ndarray, params: Params | None = None, deterministic: bool = True,
             generator: torch.Generator | None = None) -> np.ndarray:
@@ -295,7 +309,11 @@ class Run:
     @staticmethod
     def select(params: Params, task: int) -> Params:
         """Task ``task``'s parameters out of a task-batched set (from :meth:`adapt`), as a shared set."""
-        count = next(iter(params.values())).shape[0] if params and next(iter(params.values())).dim() else 0
+        w0 = params.get("w0") if isinstance(params, Mapping) else None
+        if not isinstance(w0, torch.Tensor) or w0.dim() != 3:
+            raise ConfigError("params: expected task-batched parameters from Run.adapt (w0 of shape [T, in, out]), got "
+                              f"{'w0 of shape ' + str(list(w0.shape)) if isinstance(w0, torch.Tensor) else type(params).__name__}")
+        count = w0.shape[0]
         if isinstance(task, bool) or not isinstance(task, numbers.Integral) or not -count <= task < count:
             raise ConfigError(f"task: expected an index of the {count} adapted policies (0 to {count - 1}), got {task!r}")
         return {k: v[int(task)] for k, v in params.items()}
@@ -328,7 +346,7 @@ def load_run(path: str | os.PathLike, checkpoint: str | int = "best", *, imports
             file = ev.resolve_source(path)
         run_dir: str | None = os.path.abspath(path)
     else:
-        if checkpoint != "best":  # a file is the checkpoint: another one named as well is a mistake, not ignored
+        if checkpoint != "best" and os.path.isfile(path):  # the file is the checkpoint: naming another is a mistake
             raise ConfigError(f"checkpoint: {path!r} is a checkpoint file already, so checkpoint={checkpoint!r} would not "
                               "apply; give the run directory to choose one of its checkpoints, or leave checkpoint out")
         file = ev.resolve_source(path)

@@ -368,8 +368,8 @@ def parse_yaml(text: str, where: str) -> Any:
     try:
         data = yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
         if _count_values(data, MAX_VALUES) < 0:
-            raise ConfigError(f"expands to more than {MAX_VALUES} values (anchors and aliases repeated inside each "
-                              "other); write the values out")
+            raise ConfigError(f"holds or expands to more than {MAX_VALUES} values (anchors and aliases repeated "
+                              "inside each other expand to that many); a config holds far fewer: check the file")
         return data
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None

@@ -32,7 +32,7 @@ from metarl.checkpoint import CheckpointError, atomic_write_bytes, load_policy_c
 from metarl.config import AdvantageConfig, ConfigError, EnvConfig, check_device, check_seed
 from metarl.environment import env_dims, make_env
 from metarl.errors import RunError, UsageError
-from metarl.rundir import check_output_dir
+from metarl.rundir import check_output_dir, is_run_dir
 from metarl.episodes import EpisodeBatch, advantages
 from metarl.policy import GaussianMLPPolicy, Params
 from metarl.sampler import Sampler
@@ -372,6 +372,11 @@ UNFINISHED = {"format": "metarl-evaluation", "complete": False,
               "note": "an evaluation that is being written or was stopped before it finished; run it again with --overwrite"}
 
 
+def _is_unfinished(data: Any) -> bool:
+    """Whether a results.json's data is the marker of an evaluation being written or stopped before it finished."""
+    return isinstance(data, dict) and data.get("format") == UNFINISHED["format"] and data.get("complete") is False
+
+
 def _results_owner(out_dir: str) -> str:
     """Whose results.json ``out_dir`` holds: "" none, "unfinished" metarl's mid-write marker, "metarl" an
     evaluation, "other" a file metarl did not write."""
@@ -383,7 +388,7 @@ def _results_owner(out_dir: str) -> str:
             data = json.load(fh)
     except (OSError, UnicodeDecodeError, ValueError):
         return "other"
-    if isinstance(data, dict) and data.get("format") == UNFINISHED["format"] and data.get("complete") is False:
+    if _is_unfinished(data):
         return "unfinished"
     return "metarl" if isinstance(data, dict) and {"settings", "returns", "summary"} <= set(data) else "other"
 
@@ -392,6 +397,9 @@ def check_output(out_dir: str, overwrite: bool) -> None:
     """Refuse an output that is a file, cannot be written, or already holds files an evaluation writes (with
     ``overwrite``: unless they are an earlier evaluation's, finished or not)."""
     out_dir = check_output_dir(out_dir)
+    if is_run_dir(out_dir) or os.path.isfile(os.path.join(out_dir, "checkpoints", "latest.pt")):
+        raise UsageError(f"--output: {out_dir!r} is a training run's directory, whose tensorboard/ an evaluation would "
+                         f"replace; write it into {os.path.join(out_dir, 'evaluation')!r} (the default) or another folder")
     present = [name for name in WRITTEN if os.path.lexists(os.path.join(out_dir, name))]
     if not present:
         return
@@ -468,7 +476,7 @@ def load_results(path: str) -> dict[str, Any]:
     try:
         with open(file, encoding="utf-8") as fh:
             data = json.load(fh)
-        if isinstance(data, dict) and data.get("format") == UNFINISHED["format"] and data.get("complete") is False:
+        if _is_unfinished(data):
             raise UsageError(f"{file!r} is an evaluation that was stopped before it finished; run it again with "
                              "`metarl evaluate ... --output DIR --overwrite`")
         settings = data["settings"]

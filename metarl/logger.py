@@ -41,7 +41,7 @@ def kept_rows(csv_path: str, start_iteration: int) -> tuple[list[str], list[dict
         record = dict(zip(header, row))
         try:
             iteration = int(float(record.get("iteration", "")))
-        except ValueError:
+        except (ValueError, OverflowError):  # text, or inf
             raise UsageError(
                 f"{csv_path!r} line {number}: iteration {record.get('iteration')!r} is not a number; the "
                 "file was edited or damaged: restore it (or delete that line) and resume again") from None

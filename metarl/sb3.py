@@ -571,9 +571,12 @@ def train_baseline(kind: str, cfg: Any, output: str, timesteps: int, seed: int |
                 signal.signal(sig, signal.SIG_DFL if handler is None else handler)
         state = save(model.num_timesteps)
     finally:
+        try:  # stopped before its first save: no folder left behind (while the lock is held: no one else's)
+            if created and os.listdir(output) == [LOCK]:
+                os.remove(os.path.join(output, LOCK))
+                os.rmdir(output)
+        except OSError:
+            pass
         lock.release()
-        if created and os.listdir(output) == [LOCK]:  # stopped before its first save: no folder left behind
-            os.remove(os.path.join(output, LOCK))
-            os.rmdir(output)
     progress(f"{kind}: trained {algo.upper()} for {state['sb3_timesteps']} env steps; wrote {zip_path} and {ckpt}")
     return state

@@ -461,11 +461,13 @@ class Trainer:
             exc.resume_command = self.resume_command()
             raise
         finally:
-            self._stopping = True
-            for s, h in handlers.items():  # first: a signal during the closing below must not leave ours installed
-                signal.signal(s, h)
-            bar.close()
-            logger.close()
+            self._stopping = True  # ours stays installed while closing, ignoring signals, then the old ones return
+            try:
+                bar.close()
+                logger.close()
+            finally:
+                for s, h in handlers.items():
+                    signal.signal(s, h)
         return self.state
 
     def _commit(self, logger: RunLogger, nxt: RunState, scalars: dict[str, float]) -> None:

@@ -114,8 +114,13 @@ def test_adapt_names_bad_arguments(run_dir):
         with pytest.raises(UsageError) as exc:
             run.adapt(args.pop("tasks"), **args)
         assert needle in str(exc.value), (kwargs, str(exc.value))
-    same = run.adapt(goal, steps=np.int64(1), episodes=np.int64(2), step_size=np.float32(0.5))
-    assert all(torch.equal(same[k], v) for k, v in run.adapt(goal, steps=1, episodes=2, step_size=0.5).items())
+    same = run.adapt(goal, steps=np.int64(1), episodes=np.int64(2), step_size=np.float32(0.5), seed=np.int64(3))
+    assert all(torch.equal(same[k], v) for k, v in run.adapt(goal, steps=1, episodes=2, step_size=0.5, seed=3).items())
+    # per-step sizes as an array, and an earlier adapt's result adapted further (a leading task dimension)
+    two = run.adapt(goal, steps=2, episodes=2, step_size=np.array([0.5, 0.25]))
+    assert all(torch.equal(two[k], v) for k, v in run.adapt(goal, steps=2, episodes=2, step_size=[0.5, 0.25]).items())
+    further = run.adapt(goal, episodes=2, params=same)
+    assert further["w0"].shape == same["w0"].shape and not torch.equal(further["w0"], same["w0"])
 
 
 def test_api_arguments_are_named_or_taken(run_dir, tmp_path):
@@ -135,6 +140,8 @@ def test_api_arguments_are_named_or_taken(run_dir, tmp_path):
              (lambda: run.act(0.5), "got the single number 0.5"),
              (lambda: run.act(np.array(["a", "b"])), "obs: expected numbers"),
              (lambda: run.select(adapted, 5), "expected an index of the 2 adapted policies"),
+             (lambda: run.select(run.params, 0), "expected task-batched parameters from Run.adapt"),
+             (lambda: metarl.load_run(tmp_path / "no_such_run", "latest"), "does not exist"),
              (lambda: run.select(adapted, "0"), "expected an index of the 2 adapted policies")]
     for call, needle in cases:
         with pytest.raises(UsageError) as exc:
@@ -245,3 +252,7 @@ def test_adapt_takes_a_meta_sgd_runs_learned_step_sizes(tmp_path):
         assert torch.equal(default[k], explicit[k])
     assert not all(torch.equal(default[k], scalar[k]) for k in default)
     assert run.act(np.zeros((2, 2)), default).shape == (2, 2)
+    # an adapted set (policy parameters only) adapts further with the run's learned sizes, as by hand
+    on = run.adapt(tasks, episodes=3, seed=4, params=default)
+    by_hand = run.adapt(tasks, episodes=3, seed=4, params=default, step_size=[learned])
+    assert all(torch.equal(on[k], by_hand[k]) for k in on)

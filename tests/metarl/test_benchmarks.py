@@ -487,8 +487,10 @@ def test_ship_zoo_overwrite_keeps_the_entrys_seeds_and_ships_resumed_runs(monkey
         ship_zoo.ship(str(run), str(entry), overwrite=True)
 
 
-@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP", "SIGHUP under nohup"])
 def test_ship_zoo_killed_or_hung_up_leaves_the_entry_as_it_was(tmp_path, signame):
+    """Stopped by SIGTERM or a closed terminal's SIGHUP: the entry as it was; under nohup (SIGHUP ignored) the ship
+    goes on."""
     import shutil
     import signal
     import subprocess
@@ -501,14 +503,19 @@ def test_ship_zoo_killed_or_hung_up_leaves_the_entry_as_it_was(tmp_path, signame
     entry = tmp_path / "entry"
     entry.mkdir()
     (entry / "old.txt").write_text("shipped before")
+    nohup = signame.endswith("nohup")
     proc = subprocess.Popen([sys.executable, os.path.join(root, "experiments", "ship_zoo.py"), str(run), str(entry),
-                             "--overwrite"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--overwrite"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=(lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN)) if nohup else None)
     deadline = time.monotonic() + 120
     while not (entry / "checkpoints").exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)  # killed once the new entry is being written (its evaluation takes seconds)
     assert proc.poll() is None, proc.communicate()
-    proc.send_signal(getattr(signal, signame))
-    _, err = proc.communicate(timeout=120)
+    proc.send_signal(getattr(signal, signame.split()[0]))
+    out, err = proc.communicate(timeout=120)
+    if nohup:
+        assert proc.returncode == 0 and "wrote" in out and (entry / "evaluation" / "results.json").exists(), err
+        return
     assert proc.returncode != 0 and "is as it was before" in err and "Traceback" not in err, err
     assert sorted(os.listdir(entry)) == ["old.txt"] and sorted(os.listdir(tmp_path)) == ["entry", "run"]
 
