@@ -136,9 +136,8 @@ def check_params(state: dict[str, Any], path: str) -> None:
                 f"metadata (obs {state['obs_dim']}, act {state['act_dim']}, hidden {state['hidden_sizes']}) needs {shape}; "
                 "the file is inconsistent, use another one"
             )
-    from metarl.adaptation import STEP_SIZE_PREFIX
-
-    step_sizes = {STEP_SIZE_PREFIX + name: shape for name, shape in want.items()}  # Meta-SGD's learned step sizes
+    # Meta-SGD's learned step sizes: metarl.adaptation.STEP_SIZE_PREFIX, written out (this module sits below that one)
+    step_sizes = {"step_size." + name: shape for name, shape in want.items()}
     for name, value in params.items():
         if name not in want and name not in step_sizes:
             raise CheckpointError(f"checkpoint {path!r}: {name!r} is not a parameter of metarl's policy (those are "
