@@ -413,7 +413,8 @@ def check_output(out_dir: str, overwrite: bool) -> None:
     if owner not in ("metarl", "unfinished"):
         what = "results.json is not a metarl evaluation" if owner else "there is no results.json of a metarl evaluation"
         raise UsageError(f"--output: {out_dir!r} already holds {', '.join(present)} and {what}: they may be files of "
-                         "yours, which an evaluation would replace; move them away or choose another --output")
+                         "yours (or what an older metarl's evaluation left when it was stopped), which an evaluation "
+                         "would replace; move them away or choose another --output")
 
 
 def write_results(out_dir: str, settings: EvalSettings, tasks: np.ndarray, task_names: list[str],

@@ -326,8 +326,8 @@ def _check_new_output(output: str, ckpt: str, overwrite: bool) -> None:
     if present and not _is_baseline_folder(output):  # names a baseline writes, but not a baseline's
         raise UsageError(f"--output: {output!r} holds {', '.join(present)} but is not a metarl baseline's "
                          f"folder (no {BASELINE_MARKER}, and no checkpoints/best.pt of a baseline): they may "
-                         "be files of yours, which a baseline would replace; move them away or choose a new "
-                         "or empty directory")
+                         "be files of yours (or what an older metarl's baseline left when stopped before its first "
+                         "save), which a baseline would replace; move them away or choose a new or empty directory")
     if present and not overwrite:
         if os.path.exists(ckpt):
             raise UsageError(f"--output: {output!r} already holds a trained baseline; pass --overwrite, --resume "
