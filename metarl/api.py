@@ -421,6 +421,11 @@ def evaluate(source: str | os.PathLike | Run, *, output: str | os.PathLike | Non
     if output is not None:
         ev.check_output(os.fspath(output), overwrite)
     alpha = run.config.algo.inner_step_size if run.method == "maml" else None
+    if step_size is not None and step_size != 0 and split_step_sizes(run.params)[1] is not None:
+        raise ConfigError(f"--step-size {step_size}: this policy learned per-parameter step sizes (Meta-SGD), which its "
+                          "first step uses in place of a step size; leave --step-size out (or 0 for no adaptation) and "
+                          "set the later steps with --later-step-size S, which scales the learned sizes by S / "
+                          f"algo.inner_step_size ({alpha})")
 
     def plain(value: Any) -> Any:  # numpy integers and floats as Python's, for the settings' checks and JSON
         if isinstance(value, numbers.Integral) and not isinstance(value, bool):

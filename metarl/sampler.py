@@ -171,7 +171,10 @@ def rollout(
     act_dim = env.single_action_space.shape[0]
     device = torch.device(device)
     env.set_tasks(np.repeat(tasks, E, axis=0))
-    obs_np, _ = env.reset(seed=int(env_seed))
+    reset = env.reset(seed=int(env_seed))
+    if not isinstance(reset, tuple) or len(reset) != 2:
+        raise _env_error(env, f"reset() returned {_count_items(reset)}, expected 2 (observations, info)")
+    obs_np = _checked(env, "reset()", "observations", reset[0], (n, obs_dim), -1)
     obs_buf = torch.zeros(H, n, obs_dim, dtype=dtype)
     act_buf = torch.zeros(H, n, act_dim, dtype=dtype)
     # per-step writes go through numpy views of the buffers (or numpy buffers converted once at the end):
@@ -213,8 +216,14 @@ def rollout(
                 obs_np_buf[t] = obs_np  # cast to the run's dtype as torch's copy casts (round to nearest)
             act(t, act_steps[t])
             t1 = time.perf_counter()
-            obs_np, reward, terminated, _, _ = env.step(act_np_buf[t].astype(np.float64))
+            result = env.step(act_np_buf[t].astype(np.float64))
             t2 = time.perf_counter()
+            if not isinstance(result, tuple) or len(result) != 5:
+                raise _env_error(env, f"step() returned {_count_items(result)}, expected 5 (observations, rewards, "
+                                      "terminated, truncated, info)")
+            obs_np = _checked(env, "step()", "observations", result[0], (n, obs_dim), t)
+            reward = _checked(env, "step()", "rewards", result[1], (n,), t)
+            terminated = _checked(env, "step()", "terminated flags", result[2], (n,), t, finite=False)
             rew_np[t] = reward
             alive_np[t] = alive
             alive &= ~np.asarray(terminated, dtype=bool)
@@ -239,6 +248,33 @@ def rollout(
         "mask": mask,
     }
     return out, {"env": env_time, "policy": policy_time}
+
+
+def _env_error(env: Any, what: str) -> Exception:
+    """A task env that broke its contract: a UsageError naming the env (a plug-in's code to fix)."""
+    from metarl.errors import UsageError
+
+    name = getattr(getattr(env, "spec", None), "id", None) or type(env).__name__
+    return UsageError(f"env {name!r}: {what}; fix the env (see docs/plugins.md for what a task env returns)")
+
+
+def _count_items(result: Any) -> str:
+    return f"{len(result)} items" if isinstance(result, tuple) else f"a {type(result).__name__}"
+
+
+def _checked(env: Any, call: str, what: str, value: Any, shape: tuple[int, ...], t: int, finite: bool = True) -> np.ndarray:
+    """``value`` as an array of ``shape`` (finite numbers unless ``finite`` is false), or :func:`_env_error`."""
+    at = "" if t < 0 else f" at step {t}"
+    try:
+        array = np.asarray(value, dtype=np.float64 if finite else None)
+    except (TypeError, ValueError):
+        raise _env_error(env, f"{call} returned {what}{at} that are not numbers ({type(value).__name__})") from None
+    if array.shape != shape:
+        raise _env_error(env, f"{call} returned {what}{at} of shape {array.shape}, expected {shape} (one row per slot)")
+    if finite and not np.isfinite(array).all():
+        bad = np.argwhere(~np.isfinite(array))[0].tolist()
+        raise _env_error(env, f"{call} returned {what}{at} that are not finite (NaN or inf; first at index {bad})")
+    return array
 
 
 class Sampler:

@@ -256,3 +256,9 @@ def test_adapt_takes_a_meta_sgd_runs_learned_step_sizes(tmp_path):
     on = run.adapt(tasks, episodes=3, seed=4, params=default)
     by_hand = run.adapt(tasks, episodes=3, seed=4, params=default, step_size=[learned])
     assert all(torch.equal(on[k], by_hand[k]) for k in on)
+    # evaluate's first step uses the learned sizes: a step size given for it would be ignored, so it is refused
+    from metarl.errors import UsageError
+
+    with pytest.raises(UsageError, match="--step-size 0.3: this policy learned per-parameter step sizes"):
+        metarl.evaluate(run, tasks=2, episodes=2, steps=1, step_size=0.3)
+    assert metarl.evaluate(run, tasks=2, episodes=2, steps=1, step_size=0).returns.shape == (2, 2)

@@ -227,3 +227,50 @@ def test_sampling_step_of_a_subclass_uses_its_own_sample():
     out = torch.empty(4, 5, 2)
     assert policy.sampling_step(params, noise)(1, obs, out) is out
     assert torch.equal(out, policy.sample(params, obs, noise[1]))
+
+
+class _Broken:
+    """A real Navigation2D task env whose step or reset output is changed, as a faulty plug-in's would be."""
+
+    def __init__(self, env, change, at="step"):
+        self._env, self._change, self._at = env, change, at
+
+    def __getattr__(self, name):
+        return getattr(self._env, name)
+
+    def reset(self, **kwargs):
+        out = self._env.reset(**kwargs)
+        return self._change(out) if self._at == "reset" else out
+
+    def step(self, actions):
+        out = self._env.step(actions)
+        return self._change(out) if self._at == "step" else out
+
+
+def test_a_task_env_that_breaks_its_contract_is_named_in_one_line():
+    """NaN or inf values, wrong shapes, a wrong number of items (a sweep: tracebacks from numpy, or a NaN that
+    surfaced later as the policy's): a UsageError naming the env, the call, what it returned and the step."""
+    from metarl.errors import UsageError
+
+    cfg = load_config(SMOKE_NAV)
+    policy = GaussianMLPPolicy(2, 2, (8, 8), 1.0)
+    params = policy.init_params(torch.Generator().manual_seed(0))
+    tasks = np.array([[0.3, -0.2], [0.1, 0.4]])
+
+    def nan_obs(out):
+        obs = out[0].copy()
+        obs[1, 0] = np.nan
+        return (obs, *out[1:])
+
+    cases = [(lambda out: nan_obs(out), "step", "step() returned observations at step 0 that are not finite"),
+             (lambda out: (out[0], out[1] * np.inf, *out[2:]), "step", "rewards at step 0 that are not finite"),
+             (lambda out: (out[0][:, :1], *out[1:]), "step", "observations at step 0 of shape (6, 1), expected (6, 2)"),
+             (lambda out: out[:4], "step", "step() returned 4 items, expected 5"),
+             (lambda out: (out[0][:3], out[1]), "reset", "reset() returned observations of shape (3, 2)"),
+             (lambda out: (np.array([["a", "b"]] * 6), out[1]), "reset", "that are not numbers")]
+    for change, at, needle in cases:
+        env = _Broken(make_env(cfg.env, 6), change, at)
+        with pytest.raises(UsageError) as exc:
+            rollout(env, policy, params, tasks, 3, 0, task_noise_seeds(torch.Generator().manual_seed(0), 2),
+                    torch.float32)
+        assert needle in str(exc.value) and str(exc.value).startswith("env "), (needle, str(exc.value))
