@@ -49,7 +49,9 @@ class TaskSyncVectorEnv(VectorEnv):
             horizon = spec.max_episode_steps if spec is not None else None
             horizon = horizon or getattr(first.unwrapped, "horizon", None)
         if horizon is None:
-            raise ValueError("horizon: the env declares no episode length; pass horizon=<steps per episode>")
+            raise ValueError("horizon: the env declares no episode length (no max_episode_steps in its registration, "
+                             "no horizon attribute); register it with max_episode_steps=N, pass horizon=N here, or "
+                             "set max_episode_steps: N in a metarl config's env.kwargs")
         self.horizon = check_count(horizon, "horizon")
         self.single_observation_space = self.vec.single_observation_space
         self.single_action_space = self.vec.single_action_space

@@ -59,3 +59,16 @@ def test_general_path_runs_any_task_env_through_sync_vector_env():
 def test_general_path_rejects_envs_without_tasks():
     with pytest.raises(TypeError, match="sample_tasks"):
         envs.TaskSyncVectorEnv([lambda: gymnasium.make("CartPole-v1")])
+
+
+def test_general_path_names_the_ways_to_give_an_episode_length():
+    entry = gymnasium.spec("mylab/PointGoal-v0").entry_point
+    gymnasium.register("mylab/PointGoalNoLength-v0", entry_point=entry)
+    try:
+        with pytest.raises(ValueError, match="register it with max_episode_steps=N, pass horizon=N here, or set "
+                                             "max_episode_steps: N in a metarl config's env.kwargs"):
+            envs.TaskSyncVectorEnv([lambda: gymnasium.make("mylab/PointGoalNoLength-v0")])
+        vec = envs.TaskSyncVectorEnv([lambda: gymnasium.make("mylab/PointGoalNoLength-v0", max_episode_steps=20)])
+        assert vec.horizon == 20  # the config's way: env.kwargs reach gymnasium.make
+    finally:
+        gymnasium.registry.pop("mylab/PointGoalNoLength-v0")
