@@ -265,6 +265,8 @@ def _count_items(result: Any) -> str:
 def _checked(env: Any, call: str, what: str, value: Any, shape: tuple[int, ...], t: int, finite: bool = True) -> np.ndarray:
     """``value`` as an array of ``shape`` (finite numbers unless ``finite`` is false), or :func:`_env_error`."""
     at = "" if t < 0 else f" at step {t}"
+    if np.iscomplexobj(value):
+        raise _env_error(env, f"{call} returned {what}{at} that are complex numbers; return real ones")
     try:
         array = np.asarray(value, dtype=np.float64 if finite else None)
     except (TypeError, ValueError):

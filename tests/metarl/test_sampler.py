@@ -267,7 +267,8 @@ def test_a_task_env_that_breaks_its_contract_is_named_in_one_line():
              (lambda out: (out[0][:, :1], *out[1:]), "step", "observations at step 0 of shape (6, 1), expected (6, 2)"),
              (lambda out: out[:4], "step", "step() returned 4 items, expected 5"),
              (lambda out: (out[0][:3], out[1]), "reset", "reset() returned observations of shape (3, 2)"),
-             (lambda out: (np.array([["a", "b"]] * 6), out[1]), "reset", "that are not numbers")]
+             (lambda out: (np.array([["a", "b"]] * 6), out[1]), "reset", "that are not numbers"),
+             (lambda out: (out[0] + 1j, *out[1:]), "step", "observations at step 0 that are complex numbers")]
     for change, at, needle in cases:
         env = _Broken(make_env(cfg.env, 6), change, at)
         with pytest.raises(UsageError) as exc:
