@@ -119,6 +119,13 @@ def train(config: str | os.PathLike | TrainConfig | Mapping[str, Any] | None, ou
 
 
 # ---- a trained (or fresh) meta-policy ----------------------------------------------------------------------
+def _plain(value: Any) -> Any:
+    """numpy integers and floats as Python's (for the checks, which take Python numbers, and for JSON); else as is."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    return float(value) if isinstance(value, numbers.Real) and not isinstance(value, bool) else value
+
+
 def _count(value: Any, name: str, what: str) -> int:
     """A positive integer argument (numpy integers too), or a ConfigError naming it."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
@@ -210,9 +217,7 @@ class Run:
         steps = _count(steps, "steps", "a positive number of adaptation steps")
         a = self.config.algo
         episodes = _count(a.episodes_per_task if episodes is None else episodes, "episodes", "a positive integer")
-        if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
-            seed = int(seed)
-        check_seed(seed, "seed")
+        seed = check_seed(_plain(seed), "seed")
         if params is not None:
             self._check_params(params, tasks.shape[0])
         theta, learned = split_step_sizes({k: v.detach() for k, v in (self.params if params is None else params).items()})
@@ -330,8 +335,8 @@ def load_run(path: str | os.PathLike, checkpoint: str | int = "best", *, imports
     if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
         raise ConfigError(f"path: expected a run directory or a checkpoint file, got {path!r}")
     path = os.fspath(path)
-    if isinstance(checkpoint, numbers.Integral) and not isinstance(checkpoint, bool):
-        checkpoint = int(checkpoint)
+    checkpoint = _plain(checkpoint)
+    if isinstance(checkpoint, int) and not isinstance(checkpoint, bool):
         if checkpoint < 0:
             raise ConfigError(f"checkpoint: expected 'best', 'latest' or an iteration number >= 0, got {checkpoint}")
     if os.path.isdir(path):
@@ -426,14 +431,8 @@ def evaluate(source: str | os.PathLike | Run, *, output: str | os.PathLike | Non
                           "first step uses in place of a step size; leave --step-size out (or 0 for no adaptation) and "
                           "set the later steps with --later-step-size S, which scales the learned sizes by S / "
                           f"algo.inner_step_size ({alpha})")
-
-    def plain(value: Any) -> Any:  # numpy integers and floats as Python's, for the settings' checks and JSON
-        if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-            return int(value)
-        return float(value) if isinstance(value, numbers.Real) and not isinstance(value, bool) else value
-
-    steps, episodes, tasks, seed, batch_steps = map(plain, (steps, episodes, tasks, seed, batch_steps))
-    step_size, later_step_size = plain(step_size), plain(later_step_size)
+    steps, episodes, tasks, seed, batch_steps, step_size, later_step_size = map(
+        _plain, (steps, episodes, tasks, seed, batch_steps, step_size, later_step_size))
     settings = ev.protocol_settings(run.config, run.method, run.oracle, alpha, steps=steps, episodes=episodes,
                                     step_size=step_size, later_step_size=later_step_size, num_tasks=tasks, seed=seed,
                                     device=device, source=run.checkpoint or "", batch_steps=batch_steps)

@@ -237,8 +237,8 @@ class Trainer:
                 check_named_imports(cfg.env, imports, f"the run in {self.run_dir!r}")  # as read under the lock
                 progress = os.path.join(self.run_dir, "progress.csv")
                 if os.path.exists(progress):  # damaged rows are refused before config.yaml is rewritten
-                    _warn_of_missing_rows(progress, kept_rows(progress, saved["iteration"] if saved is not None else 0),
-                                          saved["iteration"] if saved is not None else 0)
+                    done = saved["iteration"] if saved is not None else 0
+                    _warn_of_missing_rows(progress, kept_rows(progress, done), done)
             except BaseException:
                 self.close()
                 raise
