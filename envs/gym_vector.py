@@ -38,6 +38,7 @@ class TaskSyncVectorEnv(VectorEnv):
         self.vec = SyncVectorEnv(env_fns, autoreset_mode=AutoresetMode.DISABLED)
         self.num_envs = self.vec.num_envs
         first = self.vec.envs[0]
+        self.spec = first.spec  # the task env's registration (None for an unregistered one): its id names it
         missing = [name for name in REQUIRED if not callable(getattr(first.unwrapped, name, None))]
         if missing:
             raise TypeError(
@@ -65,8 +66,23 @@ class TaskSyncVectorEnv(VectorEnv):
         return self.vec.envs[i].unwrapped
 
     def sample_tasks(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        tasks = np.asarray(self._task_env(0).sample_tasks(n, rng), dtype=np.float64)
-        return tasks.reshape(n, -1)
+        env = self._task_env(0)
+        raw = env.sample_tasks(n, rng)
+        try:
+            tasks = np.asarray(raw, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{type(env).__name__}.sample_tasks({n}, rng) returned {type(raw).__name__}, which is not an "
+                             f"array of numbers ({exc}); it must return an array [n, k] (or [n] for one number per "
+                             "task)") from None
+        if tasks.ndim == 1 and tasks.shape[0] == n:
+            tasks = tasks[:, None]  # one number per task
+        if tasks.ndim != 2 or tasks.shape[0] != n:
+            raise ValueError(f"{type(env).__name__}.sample_tasks({n}, rng) returned shape {tasks.shape}; it must return "
+                             f"one row per task, an array [{n}, k] (or [{n}] for one number per task)")
+        if not np.isfinite(tasks).all():
+            raise ValueError(f"{type(env).__name__}.sample_tasks({n}, rng) returned non-finite values; tasks must be "
+                             "finite numbers")
+        return tasks
 
     def set_tasks(self, tasks: np.ndarray) -> None:
         arr = np.asarray(tasks, dtype=np.float64)

@@ -30,7 +30,8 @@ class TaskSpace:
                 f"rng: expected a numpy.random.Generator, got {type(rng).__name__}; "
                 "pass numpy.random.default_rng(seed)"
             )
-        return self._sample(n, rng)
+        # a plug-in's _sample is checked like tasks a user passes: one row of dim finite numbers per task
+        return self.check(self._sample(n, rng), count=n, field=f"{type(self).__name__}._sample({n}, rng)'s result")
 
     def _sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         raise NotImplementedError

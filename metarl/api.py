@@ -34,7 +34,7 @@ from metarl import evaluation as ev
 from metarl.adaptation import STEP_SIZE_PREFIX, AdaptationData, adapt, split_step_sizes
 from metarl.baseline import LinearFeatureBaseline
 from metarl.config import ConfigError, TrainConfig, apply_overrides, check_seed, from_dict, load_config, to_dict
-from metarl.environment import check_named_imports, make_env
+from metarl.environment import check_named_imports, make_env, sample_tasks
 from metarl.episodes import advantages
 from metarl.policy import GaussianMLPPolicy, Params
 from metarl.sampler import Sampler
@@ -207,7 +207,7 @@ class Run:
             tasks = tasks[None]
         if tasks.ndim != 2 or tasks.shape[0] < 1:
             raise ConfigError(f"tasks: expected an array [T, k] of task vectors, T >= 1, got shape {tasks.shape}")
-        width = self._env(1).sample_tasks(1, np.random.default_rng(0)).shape[1]
+        width = sample_tasks(self._env(1), 1, np.random.default_rng(0)).shape[1]
         if tasks.shape[1] != width:
             raise ConfigError(f"tasks: {self.config.env.id} takes {width} number(s) per task, got {tasks.shape[1]} "
                               f"(an array of shape {tasks.shape})")

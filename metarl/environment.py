@@ -205,3 +205,33 @@ def check_memory(env: EnvConfig, num_envs: int) -> None:
 def env_dims(env: Any) -> tuple[int, int]:
     """``(obs_dim, act_dim)`` of a task vector env's single slot."""
     return int(env.single_observation_space.shape[0]), int(env.single_action_space.shape[0])
+
+
+def env_name(env: Any) -> str:
+    """How messages name a task vector env: its registered id, else its class."""
+    return getattr(getattr(env, "spec", None), "id", None) or type(env).__name__
+
+
+def sample_tasks(env: Any, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``env.sample_tasks(n, rng)`` as float64 ``[n, k]`` of finite numbers; an env that returns anything else
+    (or refuses with a ValueError) is named in a :class:`~metarl.errors.UsageError`, as the sampler names an env
+    whose ``reset``/``step`` break the contract."""
+    from metarl.errors import UsageError
+
+    name = env_name(env)
+    fix = "; fix the env's sample_tasks (see docs/plugins.md for what a task env returns)"
+    try:
+        raw = env.sample_tasks(n, rng)
+    except ValueError as exc:
+        raise UsageError(f"env {name!r}: sample_tasks({n}, rng): {exc}{fix}") from None
+    try:
+        tasks = np.asarray(raw, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise UsageError(f"env {name!r}: sample_tasks({n}, rng) returned {type(raw).__name__}, not an array of "
+                         f"numbers{fix}") from None
+    if tasks.ndim != 2 or tasks.shape[0] != n:
+        raise UsageError(f"env {name!r}: sample_tasks({n}, rng) returned shape {tasks.shape}, expected ({n}, k): one "
+                         f"row per task{fix}")
+    if not np.isfinite(tasks).all():
+        raise UsageError(f"env {name!r}: sample_tasks({n}, rng) returned values that are not finite (NaN or inf){fix}")
+    return tasks

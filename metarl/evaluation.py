@@ -30,7 +30,7 @@ from metarl.adaptation import AdaptationData, adapt, split_step_sizes
 from metarl.baseline import LinearFeatureBaseline
 from metarl.checkpoint import CheckpointError, atomic_write_bytes, load_policy_checkpoint
 from metarl.config import AdvantageConfig, ConfigError, EnvConfig, check_device, check_seed
-from metarl.environment import env_dims, make_env
+from metarl.environment import env_dims, make_env, sample_tasks
 from metarl.errors import RunError, UsageError
 from metarl.rundir import check_output_dir, is_run_dir
 from metarl.episodes import EpisodeBatch, advantages
@@ -241,7 +241,7 @@ def evaluation_tasks(env: Any, settings: EvalSettings) -> np.ndarray:
     """The paper's seeded goals for its tasks; otherwise draws from the env's distribution with the seed."""
     if settings.env_id in PAPER_TASKS:
         return paper_test_tasks(settings.env_id, settings.num_tasks)
-    return np.asarray(env.sample_tasks(settings.num_tasks, np.random.default_rng(settings.seed)), dtype=np.float64)
+    return sample_tasks(env, settings.num_tasks, np.random.default_rng(settings.seed))
 
 
 def task_names(env: Any, k: int) -> list[str]:

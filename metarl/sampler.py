@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from metarl.episodes import EpisodeBatch
+from metarl.environment import env_name
 from metarl.policy import GaussianMLPPolicy, Params, expand_params
 
 if TYPE_CHECKING:
@@ -254,8 +255,7 @@ def _env_error(env: Any, what: str) -> Exception:
     """A task env that broke its contract: a UsageError naming the env (a plug-in's code to fix)."""
     from metarl.errors import UsageError
 
-    name = getattr(getattr(env, "spec", None), "id", None) or type(env).__name__
-    return UsageError(f"env {name!r}: {what}; fix the env (see docs/plugins.md for what a task env returns)")
+    return UsageError(f"env {env_name(env)!r}: {what}; fix the env (see docs/plugins.md for what a task env returns)")
 
 
 def _count_items(result: Any) -> str:

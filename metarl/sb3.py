@@ -25,6 +25,7 @@ import torch
 from gymnasium import spaces
 from stable_baselines3.common.vec_env import VecEnv
 
+from metarl.environment import sample_tasks
 from metarl.policy import Params
 
 
@@ -57,7 +58,7 @@ class SB3TaskVecEnv(VecEnv):
         self._episode_lengths = np.zeros(self.num_envs, dtype=np.int64)
 
     def _draw_tasks(self, n: int) -> np.ndarray:
-        return self.env.sample_tasks(n, self.rng)
+        return sample_tasks(self.env, n, self.rng)
 
     def _obs(self, obs: np.ndarray) -> np.ndarray:
         if self.oracle:

@@ -38,7 +38,7 @@ from metarl.baseline import LinearFeatureBaseline
 from metarl.checkpoint import CheckpointError, check_compatible, check_resume_state, load_policy_checkpoint, save_checkpoint
 from metarl.config import (ConfigError, TrainConfig, check_device, from_dict, read_config_file, resume_flags, save_config,
                            to_dict)
-from metarl.environment import check_named_imports, env_dims, make_env
+from metarl.environment import check_named_imports, env_dims, make_env, sample_tasks
 from metarl.errors import RunError, os_error_message
 from metarl.logger import RunLogger, kept_rows
 from metarl.memory import keep_freed_memory
@@ -349,7 +349,7 @@ class Trainer:
         theta = state.params
         self.maml.baseline.previous = None if state.baseline_state is None else state.baseline_state.clone()
         t_start = time.perf_counter()
-        tasks = self.env.sample_tasks(a.num_tasks, rng)
+        tasks = sample_tasks(self.env, a.num_tasks, rng)
         seeds = rng.integers(0, 2**31 - 1, size=a.inner_steps + 1)
 
         inner, explained = [], []

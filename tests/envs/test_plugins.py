@@ -72,3 +72,49 @@ def test_general_path_names_the_ways_to_give_an_episode_length():
         assert vec.horizon == 20  # the config's way: env.kwargs reach gymnasium.make
     finally:
         gymnasium.registry.pop("mylab/PointGoalNoLength-v0")
+
+
+def test_sampled_tasks_must_be_one_row_per_task():
+    """A plug-in's sample_tasks of 2n numbers was reshaped to (n, 2) without a word (a sweep); now only [n, k],
+    or [n] for one number per task on the general path, is taken, and metarl names the env in a UsageError."""
+    from metarl.environment import sample_tasks
+    from metarl.errors import UsageError
+
+    vec = envs.TaskSyncVectorEnv([lambda: gymnasium.make("mylab/PointGoal-v0") for _ in range(2)])
+    point = vec._task_env(0)
+    rng = np.random.default_rng(0)
+    assert vec.sample_tasks(3, rng).shape == (3, 1)  # PointGoalEnv gives [n] numbers: one per task
+    cases = [(lambda n, rng: rng.uniform(size=2 * n), "returned shape (6,); it must return one row per task"),
+             (lambda n, rng: np.ones((n + 1, 1)), "returned shape (4, 1)"),
+             (lambda n, rng: np.full((n, 1), np.nan), "returned non-finite values"),
+             (lambda n, rng: "abc", "returned str, which is not an array of numbers")]
+    for bad, needle in cases:
+        point.sample_tasks = bad
+        with pytest.raises(ValueError, match=r"PointGoalEnv\.sample_tasks\(3, rng\) " + needle.replace("(", r"\(")
+                           .replace(")", r"\)").replace(";", ";")):
+            vec.sample_tasks(3, rng)
+        with pytest.raises(UsageError) as exc:
+            sample_tasks(vec, 3, rng)
+        assert str(exc.value).startswith("env 'mylab/PointGoal-v0': sample_tasks(3, rng): ") and needle in str(exc.value)
+
+    class Odd:  # an env of neither path: metarl's own check applies
+        spec = None
+
+        def sample_tasks(self, n, rng):
+            return np.zeros((n, 2, 1))
+
+    with pytest.raises(UsageError, match=r"env 'Odd': sample_tasks\(3, rng\) returned shape \(3, 2, 1\), expected "
+                                         r"\(3, k\): one row per task"):
+        sample_tasks(Odd(), 3, rng)
+
+
+def test_a_fast_path_task_space_is_checked_like_the_tasks_a_user_passes():
+    class TwoPerTask(envs.tasks.UniformTasks):
+        def _sample(self, n, rng):
+            return rng.uniform(size=(2 * n,))
+
+    space = TwoPerTask(["x"], [0.0], [1.0])
+    with pytest.raises(ValueError, match=r"TwoPerTask\._sample\(3, rng\)'s result: expected shape \(3, 1\)"):
+        space.sample(3, np.random.default_rng(0))
+    good = envs.tasks.UniformTasks(["x"], [0.0], [1.0])
+    assert good.sample(3, np.random.default_rng(0)).shape == (3, 1)
