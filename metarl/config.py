@@ -66,6 +66,14 @@ class AdvantageConfig:
 BASELINE_FITS = ("per_task", "previous_batch")
 HVP_METHODS = ("exact", "finite_difference")
 ALGORITHMS = ("maml_trpo", "promp", "maml_ppo")  # built by metarl.algorithms.make_algorithm
+# the algo fields that only some outer algorithms read; every other algo field is read by all of them
+ALGORITHM_FIELDS = {
+    "maml_trpo": ("max_kl", "cg_iters", "cg_damping", "backtrack_ratio", "max_backtracks", "hvp_subsample", "hvp",
+                  "hvp_fd_eps"),
+    "promp": ("outer_learning_rate", "outer_steps", "clip_eps", "inner_kl_penalty", "adaptive_inner_kl_penalty",
+              "target_inner_kl"),
+    "maml_ppo": ("outer_learning_rate", "outer_steps", "clip_eps"),
+}
 
 
 @dataclass
@@ -107,6 +115,26 @@ class AlgoConfig(AdvantageConfig):
     adaptive_inner_kl_penalty: bool = doc(False, "promp: halve the penalty coefficient when the KL is below "
                                                  "target_inner_kl / 1.5, double it when above target_inner_kl * 1.5")
     target_inner_kl: float = doc(0.01, "promp: KL target of the adaptive penalty coefficient")
+
+    def unused_settings(self) -> list[str]:
+        """The fields set away from their defaults that this run's algorithm does not read, each as a sentence."""
+        out = []
+        defaults = AlgoConfig()
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value == getattr(defaults, f.name):
+                continue
+            users = [name for name, used in ALGORITHM_FIELDS.items() if f.name in used]
+            if users and self.name not in users:
+                out.append(f"config field 'algo.{f.name}' is {value!r}, but algo.name {self.name!r} does not use it "
+                           f"(it applies to {' and '.join(users)}); the run ignores it")
+            elif f.name == "hvp_fd_eps" and self.hvp != "finite_difference" and self.name == "maml_trpo":
+                out.append(f"config field 'algo.hvp_fd_eps' is {value!r}, but algo.hvp is {self.hvp!r}; it applies to "
+                           "algo.hvp: finite_difference only, so the run ignores it")
+            elif f.name == "target_inner_kl" and not self.adaptive_inner_kl_penalty and self.name == "promp":
+                out.append(f"config field 'algo.target_inner_kl' is {value!r}, but algo.adaptive_inner_kl_penalty is "
+                           "false; it applies to the adaptive penalty only, so the run ignores it")
+        return out
 
     def check_algorithm(self) -> None:
         """Validate the outer-algorithm fields (called by TrainConfig.validate)."""

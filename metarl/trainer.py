@@ -251,6 +251,8 @@ class Trainer:
             RunDirectory.check_new(self.run_dir, overwrite)
         try:
             self._build(cfg.validate(), saved)
+            for sentence in self.cfg.algo.unused_settings():
+                print(f"metarl: warning: {sentence}", file=sys.stderr)
             if self.rundir is None:
                 self.rundir = RunDirectory.create(self.run_dir, overwrite=overwrite)
             self._write(lambda: save_config(self.cfg, os.path.join(self.run_dir, "config.yaml")), "config.yaml")

@@ -116,3 +116,25 @@ def test_a_config_whose_aliases_expand_without_bound_is_refused(tmp_path):
         load_config(str(path))
     shared = "a: &a [1, 2, 3]\nb: [*a, *a]\n"  # aliases that expand to little are still read
     assert parse_yaml(shared, "x") == {"a": [1, 2, 3], "b": [[1, 2, 3], [1, 2, 3]]}
+
+
+def test_settings_the_chosen_algorithm_does_not_read_are_named():
+    """``algo.clip_eps`` under ``maml_trpo`` was ignored without a word (a sweep): each field set away from its
+    default that the run's algorithm does not read is named, with the algorithms that read it."""
+    cfg = load_config(os.path.join(CONFIGS, "navigation2d.yaml"), ["algo.clip_eps=0.2", "algo.hvp_fd_eps=1e-6"])
+    assert cfg.validate().algo.unused_settings() == [
+        "config field 'algo.hvp_fd_eps' is 1e-06, but algo.hvp is 'exact'; it applies to algo.hvp: finite_difference "
+        "only, so the run ignores it",
+        "config field 'algo.clip_eps' is 0.2, but algo.name 'maml_trpo' does not use it (it applies to promp and "
+        "maml_ppo); the run ignores it"]
+    promp = load_config(os.path.join(CONFIGS, "promp_navigation2d.yaml"), ["algo.max_kl=0.05", "algo.target_inner_kl=0.02"])
+    assert [s.split(",")[0] for s in promp.algo.unused_settings()] == [
+        "config field 'algo.max_kl' is 0.05", "config field 'algo.target_inner_kl' is 0.02"]
+    ppo = load_config(os.path.join(CONFIGS, "maml_ppo_navigation2d.yaml"), ["algo.inner_kl_penalty=0.1"])
+    assert ppo.algo.unused_settings() == ["config field 'algo.inner_kl_penalty' is 0.1, but algo.name 'maml_ppo' does "
+                                          "not use it (it applies to promp); the run ignores it"]
+    # what each algorithm reads is silent: the shipped configs, and the same fields under their own algorithm
+    for name in sorted(os.listdir(CONFIGS)):
+        assert load_config(os.path.join(CONFIGS, name)).algo.unused_settings() == [], name
+    assert load_config(os.path.join(CONFIGS, "navigation2d.yaml"),
+                       ["algo.hvp=finite_difference", "algo.hvp_fd_eps=1e-6", "algo.max_kl=0.05"]).algo.unused_settings() == []

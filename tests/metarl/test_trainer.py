@@ -342,3 +342,11 @@ def test_resume_is_exact_with_the_previous_batch_baseline(tmp_path):
         assert torch.equal(full.params[k], resumed.params[k])
     _, per_task = run(tmp_path, "per_task", overrides=["iterations=3"])
     assert not all(torch.equal(full.params[k], per_task.params[k]) for k in full.params)
+
+
+def test_a_run_names_settings_its_algorithm_ignores(tmp_path, capsys):
+    cfg = load_config(SMOKE_NAV, ["algo.clip_eps=0.2"])
+    trainer = Trainer(cfg, str(tmp_path / "r"))
+    trainer.close()
+    assert ("metarl: warning: config field 'algo.clip_eps' is 0.2, but algo.name 'maml_trpo' does not use it"
+            in capsys.readouterr().err)
