@@ -107,10 +107,10 @@ def env_spec(env: EnvConfig) -> Any:
     try:
         return gymnasium.spec(env.id)
     except gymnasium.error.Error as exc:
-        raise ConfigError(
-            f"config field 'env.id': {exc}; the paper's tasks are {sorted(envs.TASK_ENVS)}, plug-in ids need "
-            "their module in env.imports"
-        ) from exc
+        where = ("plug-in ids need their module in env.imports" if not env.imports else
+                 f"env.imports {list(env.imports)} were imported and none registered {env.id!r}: check the id's "
+                 "spelling against the module's gymnasium.register call")
+        raise ConfigError(f"config field 'env.id': {exc}; the paper's tasks are {sorted(envs.TASK_ENVS)}, {where}") from exc
 
 
 def _is_batched_task_env(entry_point: Any) -> bool:

@@ -118,3 +118,14 @@ def test_a_fast_path_task_space_is_checked_like_the_tasks_a_user_passes():
         space.sample(3, np.random.default_rng(0))
     good = envs.tasks.UniformTasks(["x"], [0.0], [1.0])
     assert good.sample(3, np.random.default_rng(0)).shape == (3, 1)
+
+
+def test_an_id_its_imports_do_not_register_is_told_apart_from_a_missing_import():
+    from metarl.config import ConfigError, EnvConfig
+    from metarl.environment import env_spec
+
+    with pytest.raises(ConfigError, match=r"env.imports \['experiments.plugins.cheetah_goal_position'\] were imported "
+                                          r"and none registered 'mylab/PointGoal-v9': check the id's spelling"):
+        env_spec(EnvConfig(id="mylab/PointGoal-v9", imports=["experiments.plugins.cheetah_goal_position"]))
+    with pytest.raises(ConfigError, match="plug-in ids need their module in env.imports"):
+        env_spec(EnvConfig(id="otherlab/Thing-v0"))
