@@ -232,7 +232,7 @@ class TrainConfig:
             )
         if not self.env.id or not isinstance(self.env.id, str):
             raise ConfigError(f"config field 'env.id': expected a gymnasium id such as 'metarl/AntVel-v0', got {self.env.id!r}")
-        if not all(isinstance(m, str) and re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", m) for m in self.env.imports):
+        if not all(isinstance(m, str) and all(part.isidentifier() for part in m.split(".")) for m in self.env.imports):
             raise ConfigError(f"config field 'env.imports': expected a list of module names (dotted Python identifiers "
                               f"such as mylab.tasks), got {self.env.imports!r}")
         if not all(isinstance(k, str) for k in self.env.kwargs):

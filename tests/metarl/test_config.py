@@ -96,7 +96,7 @@ def test_make_vec_parameters_in_env_kwargs_are_refused():
         make_env(cfg.env, 4)
 
 
-@pytest.mark.parametrize("module", ["mylab_tasks; touch pwned", "../up", "a..b", "1abc", ""])
+@pytest.mark.parametrize("module", ["mylab_tasks; touch pwned", "../up", "a..b", "1abc", "", "a.", "x²", "a b"])
 def test_env_imports_must_be_module_names(tmp_path, module):
     path = tmp_path / "c.yaml"
     path.write_text(f"env: {{id: metarl/Navigation2D-v0, imports: [{module!r}]}}\n")
@@ -138,3 +138,11 @@ def test_settings_the_chosen_algorithm_does_not_read_are_named():
         assert load_config(os.path.join(CONFIGS, name)).algo.unused_settings() == [], name
     assert load_config(os.path.join(CONFIGS, "navigation2d.yaml"),
                        ["algo.hvp=finite_difference", "algo.hvp_fd_eps=1e-6", "algo.max_kl=0.05"]).algo.unused_settings() == []
+
+
+def test_env_imports_take_every_python_module_name(tmp_path):
+    """Python identifiers are not only ASCII: a module named ``é`` or ``mylab.tâches`` can be imported, so the
+    config takes its name (a sweep found ``é`` refused)."""
+    path = tmp_path / "c.yaml"
+    path.write_text("env: {id: metarl/Navigation2D-v0, imports: [é, mylab.tâches, _x.y1]}\n")
+    assert load_config(path).env.imports == ["é", "mylab.tâches", "_x.y1"]
