@@ -69,14 +69,12 @@ def main() -> None:
         sys.exit(f"task: no config {config!r}; pass the name of a file in experiments/configs without .yaml")
     sys.path.insert(0, os.path.dirname(HERE))
     from experiments import positive
-    from metarl.config import ConfigError, check_seed, load_config
+    from metarl.config import ConfigError, check_hvp_subsample, check_seed, load_config
 
     # every value checked before the first of the runs, which take minutes to hours each
-    bad = [f for f in args.fractions if not (math.isfinite(f) and 0.0 < f <= 1.0)]
-    if bad:
-        p.error(f"--fractions: expected fractions in (0, 1] of the tasks (algo.hvp_subsample), got {bad[0]}; "
-                "e.g. --fractions 1.0 0.2")
     try:
+        for fraction in args.fractions:
+            check_hvp_subsample(fraction, "--fractions (algo.hvp_subsample)")
         for seed in args.seeds:
             check_seed(seed, "--seeds")
     except ConfigError as exc:
