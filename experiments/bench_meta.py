@@ -16,6 +16,10 @@ Everything that is compared is measured in the same run, on the same data:
   alternating order (medians), so that a change of the machine's load hits every variant alike; with
   ``--threads N`` also the exact update on N torch threads; ``--layouts`` times the layers' batched products
   in both storage orders (the choice ``metarl.curvature`` makes);
+* optionally (``--against FILE``) the exact update with the written-out products of FILE, another version of
+  ``metarl/curvature.py`` (``git show REV:metarl/curvature.py > FILE``), alternating with this one on the same
+  batch: a change to the products measured against the code before it in one run, with the largest
+  difference of the two updates' parameters;
 * optionally (``--loops``) the update direction as the older ports computed it (Python loops over tasks);
 * optionally (``--compile``) one KL Hessian-vector product of the exact update (to which the conjugate
   gradient adds its damping), run as written and through ``torch.compile`` (TorchInductor), alternating on the same vector:
@@ -26,12 +30,15 @@ Everything that is compared is measured in the same run, on the same data:
     python -m experiments.bench_meta --config ant_vel --subsample 0.2
     python -m experiments.bench_meta --config halfcheetah_vel --device cuda  # learner on the GPU
     python -m experiments.bench_meta --config halfcheetah_vel --no-autograd --compile --repeat 3
+    python -m experiments.bench_meta --config ant_vel --no-autograd --repeat 3 --against /tmp/old_curvature.py
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
+import sys
 import statistics
 import time
 from typing import Callable
@@ -41,6 +48,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from experiments import positive
+import metarl.maml
 from metarl import curvature, trpo
 from metarl.baseline import LinearFeatureBaseline
 from metarl.config import ConfigError, check_hvp_subsample, load_config
@@ -262,6 +270,34 @@ def _addmm_flops(self_shape, a_shape, b_shape, *args, out_shape=None, **kwargs) 
 IN_PLACE_FORMULAS = {torch.ops.aten.baddbmm_: _baddbmm_flops, torch.ops.aten.addmm_: _addmm_flops}
 
 
+class _Autograd:
+    """Stands in for ``metarl.curvature`` where the bench times autograd's products: the policy is not supported."""
+
+    @staticmethod
+    def supports(policy: GaussianMLPPolicy) -> bool:
+        return False
+
+
+AUTOGRAD = _Autograd()
+
+
+def load_products(path: str) -> object:
+    """Another version of ``metarl/curvature.py``, loaded as a module of its own, or a usage error naming the file."""
+    if not os.path.isfile(path):
+        raise ConfigError(f"--against: {path!r} is not a file; give a copy of metarl/curvature.py, e.g. "
+                          "git show HEAD~1:metarl/curvature.py > /tmp/old_curvature.py")
+    spec = importlib.util.spec_from_file_location("metarl_curvature_against", path)
+    if spec is None or spec.loader is None:
+        raise ConfigError(f"--against: {path!r} cannot be loaded as a Python module; give a .py file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
+    spec.loader.exec_module(module)
+    if not all(callable(getattr(module, name, None)) for name in ("supports", "Linearization")):
+        raise ConfigError(f"--against: {path!r} has no supports() and Linearization, so it is not a version of "
+                          "metarl/curvature.py")
+    return module
+
+
 def count_flops(fn: Callable[[], object]) -> int:
     """Matrix-product FLOPs of one call of ``fn``, the in-place accumulating products included."""
     with FlopCounterMode(display=False, custom_mapping=IN_PLACE_FORMULAS) as counter:
@@ -279,6 +315,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, help="also time the exact update on this many torch threads")
     p.add_argument("--layouts", action="store_true",
                    help="also time the layers' batched products in both storage orders (what metarl.curvature chooses)")
+    p.add_argument("--against", metavar="FILE", help="also time the exact update with the written-out products of "
+                   "FILE, another version of metarl/curvature.py (git show REV:metarl/curvature.py > FILE), alternating")
     p.add_argument("--loops", action="store_true", help="also time the older ports' per-task loops (slow)")
     p.add_argument("--compile", action="store_true",
                    help="also time one Hessian-vector product as written and through torch.compile (compiles first)")
@@ -291,6 +329,7 @@ def main() -> None:
         if args.subsample is not None:
             check_hvp_subsample(args.subsample, "--subsample")
         device = resolve_device(args.device, "--device")
+        other = load_products(args.against) if args.against is not None else None
         cfg = load_config(os.path.join(HERE, "configs", f"{args.config}.yaml"), args.set)
     except ConfigError as exc:
         p.error(str(exc))
@@ -348,9 +387,11 @@ def main() -> None:
     sizes = [env.single_observation_space.shape[0], *cfg.policy.hidden_sizes, env.single_action_space.shape[0]]
     print(f"\nthe meta-update against torch.bmm on the policy's shapes [{T}, {N}, {width}] x [{T}, {width}, {width}] "
           f"and on every layer's shapes {' -> '.join(map(str, sizes))}, same run, median of {args.repeat}:")
-    variants = [("written-out products (metarl.curvature)", update(1.0), True)]
+    variants: list[tuple[str, Callable[[], object], object]] = [("written-out products (metarl.curvature)", update(1.0), curvature)]
+    if other is not None:
+        variants.append((f"written-out products of {os.path.basename(args.against)}", update(1.0), other))
     if args.subsample is not None:
-        variants.append((f"written-out, hvp_subsample {args.subsample:g}", update(args.subsample), True))
+        variants.append((f"written-out, hvp_subsample {args.subsample:g}", update(args.subsample), curvature))
     if args.threads is not None:
         exact = update(1.0)
 
@@ -358,15 +399,14 @@ def main() -> None:
             with torch_threads(args.threads):
                 return exact()
 
-        variants.append((f"written-out, {args.threads} torch thread(s)", on_threads, True))
+        variants.append((f"written-out, {args.threads} torch thread(s)", on_threads, curvature))
     if not args.no_autograd:
-        variants.append(("autograd products (before)", update(1.0), False))
-    supports = curvature.supports
+        variants.append(("autograd products (before)", update(1.0), AUTOGRAD))
     measured: dict[str, list[tuple[float, tuple[float, float], tuple[float, float]]]] = {name: [] for name, _, _ in variants}
     flops = {}
     for rep in range(args.repeat):  # alternate the order, so that a change of load hits every variant alike
-        for name, fn, written in (variants if rep % 2 == 0 else variants[::-1]):
-            curvature.supports = supports if written else (lambda policy: False)  # the bench's switch, restored below
+        for name, fn, products in (variants if rep % 2 == 0 else variants[::-1]):
+            metarl.maml.curvature = products  # the bench's switch, restored below
             try:
                 if name not in flops:
                     flops[name] = count_flops(fn)
@@ -374,7 +414,7 @@ def main() -> None:
                 seconds = timed(fn, device)
                 after = bmm_rate(T, N, width, device, dtype), layer_bmm_rate(T, N, sizes, device, dtype)
             finally:
-                curvature.supports = supports
+                metarl.maml.curvature = curvature
             measured[name].append((seconds, before, after))
     for name, runs in measured.items():
         seconds = statistics.median(r[0] for r in runs)
@@ -385,6 +425,19 @@ def main() -> None:
         print(f"  {name:42s} {seconds:7.2f} s  {flops[name] / 1e9:7.1f} GFLOP  {rate:6.1f} GFLOP/s  "
               f"bmm {ref:6.1f} GFLOP/s  ratio {100 * rate / ref:5.1f}%  bmm on every layer {layer_ref:6.1f} GFLOP/s  "
               f"ratio {100 * rate / layer_ref:5.1f}%" + (f"  (times {times})" if len(runs) > 1 else ""))
+    if other is not None:
+        mine = update(1.0)()[0]
+        metarl.maml.curvature = other
+        try:
+            theirs = update(1.0)()[0]
+        finally:
+            metarl.maml.curvature = curvature
+        scale = max(float(v.abs().max()) for v in theirs.values())
+        diff = max(float((mine[k] - theirs[k]).abs().max()) for k in theirs)
+        old_time = statistics.median(r[0] for r in measured[variants[1][0]])
+        new_time = statistics.median(r[0] for r in measured[variants[0][0]])
+        print(f"  this version against {os.path.basename(args.against)}: {new_time / old_time:.3f} of the time; the "
+              f"updates' parameters differ by at most {diff:.2g} ({diff / scale:.2g} of the largest entry)")
 
     if args.layouts:
         layouts(T, N, sizes, device, dtype)

@@ -21,6 +21,41 @@ def test_bench_meta_prints_the_rate_ratio_and_the_subsample(monkeypatch, capsys)
         assert "GFLOP/s" in line and line.count("ratio") == 2 and "bmm on every layer" in line
 
 
+def test_bench_meta_times_another_version_of_the_products_in_the_same_run(monkeypatch, capsys, tmp_path):
+    """``--against FILE`` alternates this metarl/curvature.py with another version of it on the same batch; a copy of
+    this one gives the same parameters (its FLOPs too) and a time ratio."""
+    import re
+
+    import metarl.maml
+    from metarl import curvature
+
+    copy = tmp_path / "copy_of_curvature.py"
+    copy.write_text(open(curvature.__file__).read())
+    monkeypatch.setattr(sys, "argv", ["bench_meta", "--config", "smoke_halfcheetah_vel", "--no-autograd",
+                                      "--against", str(copy), "--repeat", "2"])
+    bench_meta.main()
+    out = capsys.readouterr().out
+    assert metarl.maml.curvature is curvature  # the switch is restored
+    ours = next(r for r in out.splitlines() if "written-out products (metarl.curvature)" in r)
+    theirs = next(r for r in out.splitlines() if "written-out products of copy_of_curvature.py" in r)
+    gflop = [re.search(r"([\d.]+) GFLOP ", r).group(1) for r in (ours, theirs)]
+    assert gflop[0] == gflop[1] and "ratio" in theirs
+    summary = re.search(r"this version against copy_of_curvature.py: ([\d.]+) of the time; the updates' parameters "
+                        r"differ by at most (\S+) ", out)
+    assert summary and float(summary.group(1)) > 0 and float(summary.group(2)) == 0.0
+
+
+def test_bench_meta_refuses_a_file_that_is_not_the_products(monkeypatch, capsys, tmp_path):
+    other = tmp_path / "other.py"
+    other.write_text("x = 1\n")
+    for path, needle in ((tmp_path / "none.py", "is not a file"), (other, "has no supports() and Linearization")):
+        monkeypatch.setattr(sys, "argv", ["bench_meta", "--config", "smoke_halfcheetah_vel", "--against", str(path)])
+        with pytest.raises(SystemExit) as exc:
+            bench_meta.main()
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and "--against" in err and needle in err, err
+
+
 def test_flop_count_includes_the_in_place_products():
     import torch
 
