@@ -9,18 +9,25 @@ measured flat (docs/evaluation.md, "Measured: TRPO baselines"): 1,000,000 for na
 halfcheetah_vel, 20,000,000 for halfcheetah_dir (the pretrained policy was measured at 5,000,000 only); the
 Ant tasks get 20,000,000 too, a budget not measured there.
 
-Steps (each skipped when its result already exists, so an interrupted run picks up where it stopped):
-  1. metarl train     experiments/configs/<task>.yaml            -> OUTPUT/maml
-  2. metarl baseline  pretrained / oracle (TRPO, sb3-contrib)     -> OUTPUT/pretrained, OUTPUT/oracle
-  3. metarl evaluate  each, with the paper's protocol             -> OUTPUT/<method>/evaluation
+Steps (each skipped when its result is finished and current, so an interrupted run picks up where it stopped):
+  1. metarl train     experiments/configs/<task>.yaml            -> OUTPUT/maml (resumed up to --iterations)
+  2. metarl baseline  pretrained / oracle (TRPO, sb3-contrib)     -> OUTPUT/pretrained, OUTPUT/oracle (resumed
+                      until --baseline-steps env steps are done)
+  3. metarl evaluate  each, with the paper's protocol             -> OUTPUT/<method>/evaluation (again when the
+                      checkpoint is newer than its evaluation, the evaluation was stopped, or --seed changed)
   4. metarl plot      the figure and the table next to the paper  -> OUTPUT/figure.png, OUTPUT/table.txt
+
+OUTPUT is this script's: a new or empty folder, or one it made before for the same task (its ``reproduce.json``
+says which; a folder of only its names, ``maml`` among them, is taken as one it made before it wrote that file);
+a folder of anything else is refused, and so are runs in it of another task.  A signal to the script (Ctrl-C, SIGTERM, SIGHUP) stops the
+running command as that command stops, with its save, and the script waits for it.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -30,15 +37,46 @@ BASELINE_STEPS = {"navigation2d": 1_000_000, "halfcheetah_vel": 5_000_000, "half
 DEFAULT_BASELINE_STEPS = 5_000_000
 
 
-def metarl(*args: str, capture: bool = False) -> str:
-    cmd = [sys.executable, "-m", "metarl.cli", *args]
-    print("+ metarl " + " ".join(args), flush=True)
-    res = subprocess.run(cmd, text=True, capture_output=capture)
-    if res.returncode != 0:  # the command has said why on stderr; stop the chain with its status
-        if capture:
-            sys.stderr.write(res.stderr)
-        sys.exit(res.returncode)
-    return res.stdout if capture else ""
+MARKER = "reproduce.json"  # in OUTPUT: the task it holds the runs of
+NAMES = {"maml", "pretrained", "oracle", "random", "figure.png", "table.txt", MARKER}
+
+
+def claim_output(parser: argparse.ArgumentParser, out: str, task: str, env_id: str) -> None:
+    """OUTPUT is new, empty, or this script's for ``task``; mark it as such.  Anything else is a usage error."""
+    if not out:
+        parser.error("--output: expected a directory for the figure's runs, got ''")
+    if os.path.exists(out) and not os.path.isdir(out):
+        parser.error(f"--output: {out!r} is a file; give a directory for the figure's runs")
+    marker = os.path.join(out, MARKER)
+    present = os.listdir(out) if os.path.isdir(out) else []
+    older = "maml" in present and set(present) <= NAMES  # made by this script before it wrote its marker
+    if present and not os.path.isfile(marker) and not older:
+        parser.error(f"--output: {out!r} holds {', '.join(sorted(present)[:3])} and no {MARKER}, so it is not a "
+                     "folder this script made (it would write figure.png and table.txt there); give a new or empty "
+                     "directory")
+    if os.path.isfile(marker):
+        try:
+            with open(marker, encoding="utf-8") as fh:
+                saved = json.load(fh)["task"]
+        except (OSError, ValueError, KeyError, TypeError):
+            parser.error(f"--output: {marker!r} is not readable; give a new or empty directory")
+        if saved != task:
+            parser.error(f"--output: {out!r} holds the runs of {saved!r}, not {task!r}; give another directory")
+    others = sorted(set(present) - NAMES)
+    if others:
+        parser.error(f"--output: {out!r} also holds {', '.join(others[:3])}, which this script did not make; move "
+                     "them away or give another directory")
+    try:
+        os.makedirs(out, exist_ok=True)
+        if not os.path.isfile(marker):
+            with open(marker, "w", encoding="utf-8") as fh:
+                json.dump({"task": task, "env": env_id}, fh)
+    except OSError as exc:
+        parser.error(f"--output: cannot write to {out!r} ({exc.strerror or exc}); choose a writable directory")
+    from experiments.steps import check_same_task
+
+    for name in ("maml", "pretrained", "oracle"):
+        check_same_task(os.path.join(out, name), env_id)
 
 
 def main() -> None:
@@ -54,6 +92,8 @@ def main() -> None:
     args = p.parse_args()
     sys.path.insert(0, os.path.dirname(HERE))  # run as a file: the repository root
     from experiments import positive
+    from experiments.steps import baseline_steps_done, run_metarl, stale_evaluation
+    from metarl.config import ConfigError, check_seed, load_config
 
     positive(p, baseline_steps=args.baseline_steps, iterations=args.iterations)
     if args.baseline_steps is None:
@@ -62,10 +102,13 @@ def main() -> None:
     if not os.path.isfile(config):
         names = sorted(f[:-5] for f in os.listdir(os.path.join(HERE, "configs")) if f.endswith(".yaml"))
         p.error(f"task: no config named {args.task!r}; choose one of {', '.join(names)}")
+    try:
+        check_seed(args.seed, "--seed")
+        env_id = load_config(config).env.id
+    except ConfigError as exc:
+        p.error(str(exc))
     out = args.output
-    if os.path.exists(out) and not os.path.isdir(out):
-        p.error(f"--output: {out!r} is a file; give a directory for the figure's runs")
-    os.makedirs(out, exist_ok=True)
+    claim_output(p, out, args.task, env_id)
 
     maml = os.path.join(out, "maml")
     train = ["train", "--config", config, "--output", maml, "--seed", str(args.seed), "--no-progress"]
@@ -73,22 +116,33 @@ def main() -> None:
         train += ["--iterations", str(args.iterations)]
     if os.path.exists(os.path.join(maml, "checkpoints", "latest.pt")):
         train = ["train", "--output", maml, "--resume", "--no-progress"] + (["--iterations", str(args.iterations)] if args.iterations is not None else [])
-    metarl(*train)
+    run_metarl(*train)
     for kind in ("pretrained", "oracle"):
-        if not os.path.exists(os.path.join(out, kind, "checkpoints", "best.pt")):
-            metarl("baseline", kind, "--config", config, "--output", os.path.join(out, kind),
-                   "--timesteps", str(args.baseline_steps), "--algo", args.baseline_algo, "--seed", str(args.seed))
+        folder = os.path.join(out, kind)
+        done = baseline_steps_done(folder)
+        if done is None:
+            run_metarl("baseline", kind, "--config", config, "--output", folder, "--timesteps", str(args.baseline_steps),
+                       "--algo", args.baseline_algo, "--seed", str(args.seed))
+        elif done < args.baseline_steps:  # stopped before its budget, or a larger budget asked for: continue it
+            print(f"{kind}: {done} of {args.baseline_steps} env steps trained; continuing it", flush=True)
+            run_metarl("baseline", kind, "--output", folder, "--resume", "--timesteps", str(args.baseline_steps))
     sources = {"maml": maml, "pretrained": os.path.join(out, "pretrained"), "oracle": os.path.join(out, "oracle")}
     for src in sources.values():
-        if not os.path.exists(os.path.join(src, "evaluation", "results.json")):
-            metarl("evaluate", src, "--seed", str(args.seed))
+        why = stale_evaluation(os.path.join(src, "evaluation"), os.path.join(src, "checkpoints", "best.pt"), seed=args.seed)
+        if why is not None:
+            print(f"{src}: {why}", flush=True)
+            overwrite = ["--overwrite"] if os.path.exists(os.path.join(src, "evaluation", "results.json")) else []
+            run_metarl("evaluate", src, "--seed", str(args.seed), *overwrite)
     random_dir = os.path.join(out, "random", "evaluation")
-    if not os.path.exists(os.path.join(random_dir, "results.json")):
-        metarl("evaluate", "--random", "--config", config, "--output", random_dir, "--seed", str(args.seed))
-    table = metarl("plot", *(f"{m}={os.path.join(s, 'evaluation')}" for m, s in sources.items()),
-                   f"random={random_dir}", "--output", os.path.join(out, "figure.png"), "--overwrite", capture=True)
-    with open(os.path.join(out, "table.txt"), "w") as fh:
-        fh.write(table)
+    why = stale_evaluation(random_dir, None, seed=args.seed)
+    if why is not None:
+        overwrite = ["--overwrite"] if os.path.exists(os.path.join(random_dir, "results.json")) else []
+        run_metarl("evaluate", "--random", "--config", config, "--output", random_dir, "--seed", str(args.seed), *overwrite)
+    table = run_metarl("plot", *(f"{m}={os.path.join(s, 'evaluation')}" for m, s in sources.items()),
+                       f"random={random_dir}", "--output", os.path.join(out, "figure.png"), "--overwrite", capture=True)
+    from metarl.checkpoint import atomic_write_bytes
+
+    atomic_write_bytes(os.path.join(out, "table.txt"), table.encode())
     print(table)
 
 

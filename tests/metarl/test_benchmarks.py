@@ -307,10 +307,10 @@ def test_zoo_seeds_reproduce_the_seed_spread_tables():
 
 def _reproduce_commands(monkeypatch, tmp_path, *flags):
     """The ``metarl`` commands experiments/reproduce.py runs for ``flags`` (recorded, not run)."""
-    from experiments import reproduce
+    from experiments import reproduce, steps
 
     calls = []
-    monkeypatch.setattr(reproduce, "metarl", lambda *args, capture=False: calls.append(args) or "")
+    monkeypatch.setattr(steps, "run_metarl", lambda *args, capture=False: calls.append(args) or "")
     monkeypatch.setattr(sys, "argv", ["reproduce", "smoke_navigation2d", "--output", str(tmp_path / "fig"), *flags])
     reproduce.main()
     return calls

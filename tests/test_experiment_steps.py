@@ -1,0 +1,111 @@
+"""The scripts that chain metarl commands (experiments/reproduce.py, compare_subsample.py) redo a step whose
+result is unfinished or out of date, refuse folders that are not theirs, and stop a running command with a signal
+the way the command stops (real runs, baselines and evaluations on disk)."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from experiments import steps
+from metarl import sb3
+from metarl.config import load_config
+
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+SMOKE = os.path.join(ROOT, "experiments", "configs", "smoke_navigation2d.yaml")
+ZOO_NAV = os.path.join(ROOT, "experiments", "zoo", "navigation2d")
+
+
+def _baseline(folder, timesteps):
+    sb3.train_baseline("oracle", load_config(SMOKE), str(folder), timesteps=timesteps, seed=0, num_slots=4,
+                       progress=lambda message: None)
+
+
+def test_an_evaluation_is_redone_when_unfinished_older_than_its_checkpoint_or_of_other_settings(tmp_path):
+    from metarl.evaluation import UNFINISHED
+
+    run = tmp_path / "run"
+    shutil.copytree(ZOO_NAV, run)
+    best, evaluation = run / "checkpoints" / "best.pt", run / "evaluation"
+    os.utime(best, (1, 1))  # older than its evaluation
+    assert steps.stale_evaluation(str(evaluation), str(best), seed=0) is None
+    assert steps.stale_evaluation(str(evaluation), str(best), seed=1) == "its evaluation has seed 0, this comparison 1"
+    assert steps.stale_evaluation(str(evaluation), str(best), batch_steps=None).startswith("its evaluation has batch_steps 4000")
+    os.utime(best)  # training wrote a new best checkpoint
+    assert steps.stale_evaluation(str(evaluation), str(best), seed=0) == "best.pt is newer than its evaluation"
+    (evaluation / "results.json").write_text(json.dumps(UNFINISHED))  # killed while it wrote
+    assert steps.stale_evaluation(str(evaluation), None) == "its evaluation is unfinished or unreadable"
+    assert steps.stale_evaluation(str(tmp_path / "none"), None) == "not evaluated yet"
+
+
+def test_a_baseline_stopped_before_its_budget_is_continued_and_stale_evaluations_redone(monkeypatch, tmp_path):
+    from experiments import reproduce
+
+    out = tmp_path / "fig"
+    out.mkdir()
+    _baseline(out / "pretrained", 80)  # as a Ctrl-C'd baseline leaves it: a best.pt short of the budget
+    assert 80 <= steps.baseline_steps_done(str(out / "pretrained")) < 400
+    assert steps.baseline_steps_done(str(out / "oracle")) is None
+    shutil.copytree(ZOO_NAV, out / "maml")  # a run of the same env, evaluated before its best.pt was replaced
+    os.utime(out / "maml" / "checkpoints" / "best.pt")
+    calls = []
+    monkeypatch.setattr(steps, "run_metarl", lambda *args, capture=False: calls.append(args) or "")
+    monkeypatch.setattr(sys, "argv", ["reproduce", "smoke_navigation2d", "--output", str(out), "--baseline-steps", "400"])
+    reproduce.main()
+    assert ("baseline", "pretrained", "--output", str(out / "pretrained"), "--resume", "--timesteps", "400") in calls
+    assert [c[:2] for c in calls if c[0] == "baseline"] == [("baseline", "pretrained"), ("baseline", "oracle")]
+    assert ("evaluate", str(out / "maml"), "--seed", "0", "--overwrite") in calls
+    assert json.loads((out / "reproduce.json").read_text())["task"] == "smoke_navigation2d"
+
+
+@pytest.mark.parametrize("case", ["user files", "other task", "other env in maml"])
+def test_reproduce_refuses_an_output_that_is_not_its_own(case, monkeypatch, tmp_path, capsys):
+    from experiments import reproduce
+
+    out = tmp_path / "fig"
+    out.mkdir()
+    if case == "user files":
+        (out / "table.txt").write_text("my own table\n")
+        needle = "no reproduce.json, so it is not a folder this script made"
+    elif case == "other task":
+        (out / "reproduce.json").write_text(json.dumps({"task": "halfcheetah_vel"}))
+        needle = "holds the runs of 'halfcheetah_vel', not 'smoke_navigation2d'"
+    else:
+        shutil.copytree(os.path.join(ROOT, "experiments", "zoo", "halfcheetah_vel"), out / "maml",
+                        ignore=shutil.ignore_patterns("seeds"))
+        needle = "holds a run of metarl/HalfCheetahVel-v0, not of metarl/Navigation2D-v0"
+    calls = []
+    monkeypatch.setattr(steps, "run_metarl", lambda *args, capture=False: calls.append(args) or "")
+    monkeypatch.setattr(sys, "argv", ["reproduce", "smoke_navigation2d", "--output", str(out)])
+    with pytest.raises(SystemExit) as exc:
+        reproduce.main()
+    message = capsys.readouterr().err + str(exc.value.code)
+    assert needle in message and not calls, message
+    if case == "user files":
+        assert (out / "table.txt").read_text() == "my own table\n" and not (out / "reproduce.json").exists()
+
+
+def test_a_sigterm_to_the_script_stops_the_running_command_with_its_save(tmp_path):
+    """subprocess.run killed the command a quarter of a second after a Ctrl-C, and a SIGTERM to the script left
+    it running with no parent; now the command gets the signal, saves, and the script exits with its status."""
+    out = tmp_path / "run"
+    code = ("import sys; from experiments.steps import run_metarl; "
+            f"run_metarl('train', '--config', {SMOKE!r}, '--output', {str(out)!r}, '--iterations', '500', '--no-progress')")
+    script = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    csv = out / "progress.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline and (not csv.exists() or len(csv.read_text().splitlines()) < 3):
+        time.sleep(0.1)
+    script.send_signal(signal.SIGTERM)
+    _, err = script.communicate(timeout=120)
+    assert script.returncode == 128 + signal.SIGTERM, err
+    assert "--resume" in err  # the command's own message: it saved
+    assert (out / "checkpoints" / "latest.pt").exists()
+    still = subprocess.run(["pgrep", "-f", str(out)], capture_output=True, text=True).stdout.split()
+    assert still == [], f"the command is still running: {still}"
