@@ -5,8 +5,10 @@
 
 For every fraction and seed: ``metarl train`` with the released config (``--set algo.hvp_subsample=F``),
 then ``metarl evaluate`` with the paper's protocol (the run's best checkpoint, 40 test goals; ``--batch-steps``
-is passed on, 0 for batches of exactly E episodes; a report refuses runs evaluated with other batches).  Each step is
-skipped when its result exists, so an interrupted comparison picks up where it stopped.  The table gives,
+is passed on, 0 for batches of exactly E episodes).  Each step is skipped when its result is finished and current,
+so an interrupted comparison picks up where it stopped: a run short of ``--iterations`` is continued, and an
+evaluation stopped while writing, older than the run's best checkpoint or made with other ``--batch-steps`` is
+made again (``--report`` refuses such runs instead).  Runs of another task in ``--output`` are refused.  The table gives,
 per fraction, the mean post-adaptation return over seeds ± the standard error over seeds, the per-seed
 means (each ± its standard error over the 40 goals), and the mean seconds per meta-iteration.
 """
@@ -15,20 +17,11 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import math
 import os
-import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def metarl(*args: str) -> None:
-    print("+ python -m metarl.cli " + " ".join(args), flush=True)
-    code = subprocess.run([sys.executable, "-m", "metarl.cli", *args]).returncode
-    if code != 0:  # its own message is above; the comparison stops here and picks up from it when run again
-        sys.exit(f"metarl {args[0]} stopped with exit status {code}; its message is above")
 
 
 def trained(run_dir: str, iterations: int) -> bool:
@@ -69,7 +62,10 @@ def main() -> None:
         sys.exit(f"task: no config {config!r}; pass the name of a file in experiments/configs without .yaml")
     sys.path.insert(0, os.path.dirname(HERE))
     from experiments import positive
+    from experiments.steps import check_same_task, run_metarl, stale_evaluation
     from metarl.config import ConfigError, check_hvp_subsample, check_seed, load_config
+    from metarl.errors import UsageError
+    from metarl.evaluation import load_results
 
     # every value checked before the first of the runs, which take minutes to hours each
     try:
@@ -79,35 +75,50 @@ def main() -> None:
             check_seed(seed, "--seeds")
     except ConfigError as exc:
         p.error(str(exc))
+    for flag, values, name in (("--seeds", args.seeds, str), ("--fractions", args.fractions, lambda f: f"{f:g}")):
+        names = [name(v) for v in values]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:  # the same run folder counted twice would look like a spread of results
+            p.error(f"{flag}: {twice[0]} is given twice (or two values share the run folder of {twice[0]}); give each once")
     positive(p, iterations=args.iterations)
     if args.batch_steps is not None and args.batch_steps < 0:
         p.error(f"--batch-steps: expected env steps per batch >= 0 (0: exactly E episodes per batch), got {args.batch_steps}")
     iterations = load_config(config).iterations if args.iterations is None else args.iterations
+    env_id = load_config(config).env.id
     results: dict[float, list] = {f: [] for f in args.fractions}
     batches = set()  # the evaluations' batch_steps (None: exactly E episodes per batch)
 
     def record(fraction: float, seed: int, run: str) -> None:
-        with open(os.path.join(run, "evaluation", "results.json")) as fh:
-            saved = json.load(fh)
+        try:
+            saved = load_results(os.path.join(run, "evaluation"))
+        except UsageError as exc:
+            sys.exit(str(exc))
         results[fraction].append((seed, saved["summary"], seconds_per_iteration(run)))
         batches.add(str(saved["settings"].get("batch_steps")))
 
     for seed in args.seeds:  # seeds outer: an interrupted comparison has matched pairs
         for fraction in args.fractions:
             run = os.path.join(args.output, f"subsample{fraction:g}-seed{seed}")
-            done = os.path.exists(os.path.join(run, "evaluation", "results.json"))
+            check_same_task(run, env_id, "--output")
+            evaluation = os.path.join(run, "evaluation")
             if args.report:
-                if done:
+                if os.path.exists(os.path.join(evaluation, "results.json")):
                     record(fraction, seed, run)
                 continue
             if os.path.exists(os.path.join(run, "checkpoints", "latest.pt")):
-                if not trained(run, iterations):  # an interrupted run: continue it exactly
-                    metarl("train", "--output", run, "--resume", "--iterations", str(iterations), "--no-progress")
+                if not trained(run, iterations):  # an interrupted run, or more iterations asked for: continue it exactly
+                    run_metarl("train", "--output", run, "--resume", "--iterations", str(iterations), "--no-progress")
             else:
-                metarl("train", "--config", config, "--output", run, "--seed", str(seed), "--iterations",
-                       str(iterations), "--set", f"algo.hvp_subsample={fraction}", "--no-progress")
-            if not done:
-                metarl("evaluate", run, *(() if args.batch_steps is None else ("--batch-steps", str(args.batch_steps))))
+                run_metarl("train", "--config", config, "--output", run, "--seed", str(seed), "--iterations",
+                           str(iterations), "--set", f"algo.hvp_subsample={fraction}", "--no-progress")
+            # as evaluate saves it: 0 (exactly E episodes per batch) is saved as None
+            batch = {} if args.batch_steps is None else {"batch_steps": args.batch_steps or None}
+            why = stale_evaluation(evaluation, os.path.join(run, "checkpoints", "best.pt"), **batch)
+            if why is not None:
+                print(f"{run}: {why}", flush=True)
+                overwrite = ["--overwrite"] if os.path.exists(os.path.join(evaluation, "results.json")) else []
+                run_metarl("evaluate", run, *(() if args.batch_steps is None else ("--batch-steps", str(args.batch_steps))),
+                           *overwrite)
             record(fraction, seed, run)
     if len(batches) > 1:
         sys.exit(f"the runs' evaluations used different batches (batch_steps {sorted(batches)}); evaluate them "

@@ -109,3 +109,35 @@ def test_a_sigterm_to_the_script_stops_the_running_command_with_its_save(tmp_pat
     assert (out / "checkpoints" / "latest.pt").exists()
     still = subprocess.run(["pgrep", "-f", str(out)], capture_output=True, text=True).stdout.split()
     assert still == [], f"the command is still running: {still}"
+
+
+def test_compare_subsample_redoes_stale_evaluations_and_refuses_repeats(monkeypatch, tmp_path, capsys):
+    from experiments import compare_subsample
+
+    out = tmp_path / "cmp"
+    run = out / "subsample0.5-seed0"
+    shutil.copytree(ZOO_NAV, run)  # finished (its progress.csv has every row) and evaluated with batches of 4000 steps
+    shutil.copy(run / "checkpoints" / "best.pt", run / "checkpoints" / "latest.pt")  # the zoo keeps best.pt only
+    os.utime(run / "checkpoints" / "best.pt", (1, 1))
+    calls = []
+    monkeypatch.setattr(steps, "run_metarl", lambda *args, capture=False: calls.append(args) or "")
+    iterations = str(len((run / "progress.csv").read_text().splitlines()) - 1)
+    for flags, expected in ((["--batch-steps", "4000"], []),  # current: reused
+                            (["--batch-steps", "0"], [("evaluate", str(run), "--batch-steps", "0", "--overwrite")])):
+        calls.clear()
+        monkeypatch.setattr(sys, "argv", ["compare_subsample", "navigation2d", "--output", str(out), "--fractions", "0.5",
+                                          "--seeds", "0", "--iterations", iterations, *flags])
+        compare_subsample.main()
+        assert calls == expected, calls
+    capsys.readouterr()
+    for flags, needle in ((["--seeds", "0", "0"], "--seeds: 0 is given twice"),
+                          (["--fractions", "0.5", "0.5000001"], "--fractions: 0.5 is given twice")):
+        monkeypatch.setattr(sys, "argv", ["compare_subsample", "navigation2d", "--output", str(out), *flags])
+        with pytest.raises(SystemExit):
+            compare_subsample.main()
+        assert needle in capsys.readouterr().err
+    monkeypatch.setattr(sys, "argv", ["compare_subsample", "halfcheetah_dir", "--output", str(out), "--fractions", "0.5",
+                                      "--seeds", "0", "--report"])
+    with pytest.raises(SystemExit) as exc:
+        compare_subsample.main()
+    assert "holds a run of metarl/Navigation2D-v0, not of metarl/HalfCheetahDir-v0" in str(exc.value.code)
