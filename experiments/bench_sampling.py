@@ -11,9 +11,11 @@ competing process), and checks that all three give the same episodes.  It also r
 of each pass on that pass's observations with no physics between the steps (``replay``): against the
 pass's policy time, which also holds the pass's set-up (its noise, the parameters' copies) and the per-step
 writes of observations, rewards and the alive mask, it bounds what the physics between two calls costs them.
-``--competitor`` runs a ``metarl train`` of the same config in ``--output`` beside it for the whole
+``--competitor`` runs a ``metarl train`` of the same config in ``OUTPUT/competitor`` beside it for the whole
 measurement (the same niceness as the bench, torch's default threads), the busy machine of a user who
-trains one seed while sampling another; it is stopped when the measurement ends, however it ends.
+trains one seed while sampling another; it is stopped when the measurement ends, however it ends (Ctrl-C,
+SIGTERM and SIGHUP included).  ``--output`` must be new, empty or this script's own from an earlier run
+(the run in it is replaced).
 
     python -m experiments.bench_sampling --config halfcheetah_vel --repeat 4
     python -m experiments.bench_sampling --config halfcheetah_vel --repeat 4 --competitor --output runs/bench-sampling
@@ -23,10 +25,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -88,17 +92,41 @@ def replay(policy: GaussianMLPPolicy, params: Params, episodes: dict[str, torch.
     return seconds, torch.equal(actions[ran], episodes["actions"].permute(2, 0, 1, 3)[ran])
 
 
+MARKER = ".bench_sampling"  # marks an --output this script made, the only kind whose competing run it replaces
+
+
+def claim_output(parser: argparse.ArgumentParser, output: str) -> None:
+    """``output`` is new, empty or this script's own; then marked as its own.  Anything else is a usage error."""
+    if os.path.exists(output) and not os.path.isdir(output):
+        parser.error(f"--output: {output!r} is a file; give a directory for the competing run")
+    if os.path.isdir(output) and os.listdir(output) and not os.path.isfile(os.path.join(output, MARKER)):
+        parser.error(f"--output: {output!r} holds files this script did not write (its competing run would replace "
+                     "a run there); give a new or empty directory")
+    try:
+        os.makedirs(output, exist_ok=True)
+        with open(os.path.join(output, MARKER), "w") as fh:
+            fh.write("made by experiments/bench_sampling.py --competitor; its competitor/ run is replaced by the next\n")
+    except OSError as exc:
+        parser.error(f"--output: cannot write to {output!r} ({exc.strerror or exc}); choose a writable directory")
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--config", default="halfcheetah_vel", help="config name in experiments/configs (default halfcheetah_vel)")
     p.add_argument("--repeat", type=int, default=4, help="passes of each call, alternating (default 4)")
     p.add_argument("--competitor", action="store_true", help="train the same config in another process meanwhile")
-    p.add_argument("--output", help="run directory of the competitor (required with --competitor; replaced as "
-                   "metarl train --overwrite replaces one)")
+    p.add_argument("--output", help="folder for the competitor's run (required with --competitor): new, empty or "
+                   "this script's own, whose competing run is then replaced")
     args = p.parse_args(argv)
     positive(p, repeat=args.repeat)
     if args.competitor and not args.output:
         p.error("--output: required with --competitor (the competing training run writes there)")
+    if args.competitor:
+        claim_output(p, args.output)
     path = config_path(p, args.config)
     cfg = load_config(path)
     T, E = cfg.algo.num_tasks, cfg.algo.episodes_per_task
@@ -114,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     tasks = env.sample_tasks(T, np.random.default_rng(0))
     noise_seeds = task_noise_seeds(gen, T)
     competitor = None
+    handlers: dict[int, Any] = {}
     times: dict[str, list[tuple[float, float]]] = {"sampling_step (the sampler's)": [], "former sampling_step": [],
                                                    "policy.sample per call (reference)": []}
     outs = {}
@@ -123,12 +152,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.competitor:
             # metarl train's own --overwrite checks decide whether --output may be replaced (never a locked run)
             started = time.time()
+            run_dir = os.path.join(args.output, "competitor")
+            for sig in (signal.SIGTERM, signal.SIGHUP):  # as Ctrl-C: through the finally below, which stops it
+                handlers[sig] = signal.signal(sig, _stop)
             competitor = subprocess.Popen([sys.executable, "-m", "metarl.cli", "train", "--config", path, "--output",
-                                           args.output, "--iterations", "1000000", "--no-progress", "--overwrite"],
+                                           run_dir, "--iterations", "1000000", "--no-progress", "--overwrite"],
                                           stdout=subprocess.DEVNULL)
             # measure once it is past its start-up: its first iteration written (or it stopped)
             deadline = time.monotonic() + 300
-            progress = os.path.join(args.output, "progress.csv")
+            progress = os.path.join(run_dir, "progress.csv")
 
             def iterated() -> bool:  # this run's progress.csv, not one an earlier run left there
                 return os.path.isfile(progress) and os.path.getmtime(progress) >= started
@@ -154,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
                     if policy is new:
                         replays.append(replay(new, params, out, noise))
     finally:
+        for sig in handlers:  # a second signal must not cut the competitor's stop short
+            signal.signal(sig, signal.SIG_IGN)
         if competitor is not None and competitor.poll() is None:
             competitor.terminate()  # SIGTERM: metarl train saves its checkpoint and stops
             try:
@@ -161,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
             except subprocess.TimeoutExpired:
                 competitor.kill()
                 competitor.wait()
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
     for name, pairs in times.items():
         pol, phys = (float(np.median([pair[i] for pair in pairs])) for i in (0, 1))
         shares = ", ".join(f"{a / b:.1%}" for a, b in pairs)

@@ -141,3 +141,22 @@ def test_compare_subsample_redoes_stale_evaluations_and_refuses_repeats(monkeypa
     with pytest.raises(SystemExit) as exc:
         compare_subsample.main()
     assert "holds a run of metarl/Navigation2D-v0, not of metarl/HalfCheetahDir-v0" in str(exc.value.code)
+
+
+def test_a_sigterm_to_bench_sampling_stops_its_competitor(tmp_path):
+    """The competing training run was left running with no parent when the bench got SIGTERM or SIGHUP."""
+    out = tmp_path / "bench"
+    bench = subprocess.Popen([sys.executable, "-m", "experiments.bench_sampling", "--config", "smoke_halfcheetah_vel",
+                              "--repeat", "200", "--competitor", "--output", str(out)], cwd=ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    progress = out / "competitor" / "progress.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline and not progress.exists():
+        time.sleep(0.1)
+    assert progress.exists() and bench.poll() is None
+    bench.send_signal(signal.SIGTERM)
+    _, err = bench.communicate(timeout=180)
+    assert bench.returncode == 128 + signal.SIGTERM and "Traceback" not in err, err
+    still = subprocess.run(["pgrep", "-f", str(out)], capture_output=True, text=True).stdout.split()
+    assert still == [], f"the competing run is still running: {still}"
+    assert (out / "competitor" / "checkpoints" / "latest.pt").exists()  # it stopped as metarl train stops: saved

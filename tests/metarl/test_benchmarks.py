@@ -2,6 +2,7 @@
 FLOP count they print is checked against closed forms."""
 
 import os
+import shutil
 import sys
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 
 from experiments import bench_meta
 
+ROOT_DIR = os.path.join(os.path.dirname(__file__), "..", "..")
 
 def test_bench_meta_prints_the_rate_ratio_and_the_subsample(monkeypatch, capsys):
     monkeypatch.setattr(sys, "argv", ["bench_meta", "--config", "smoke_halfcheetah_vel", "--subsample", "0.5",
@@ -160,12 +162,17 @@ def test_bench_sampling_times_both_calls_beside_a_competitor(monkeypatch, capsys
     monkeypatch.setattr(bench_sampling.subprocess, "Popen", Recorded)
     run = tmp_path / "competitor"
     run.mkdir()
-    (run / "notes.txt").write_text("mine")  # not a run directory: the competitor must not replace it
-    assert bench_sampling.main(["--config", "smoke_navigation2d", "--repeat", "2", "--competitor",
-                                "--output", str(run)]) == 2
-    assert (run / "notes.txt").read_text() == "mine" and started[0].returncode not in (None, 0)
+    (run / "notes.txt").write_text("mine")  # not this script's folder: refused before anything runs
+    with pytest.raises(SystemExit) as exc:
+        bench_sampling.main(["--config", "smoke_navigation2d", "--repeat", "2", "--competitor", "--output", str(run)])
+    assert exc.value.code == 2 and "holds files this script did not write" in capsys.readouterr().err
+    shutil.copytree(os.path.join(ROOT_DIR, "experiments", "zoo", "navigation2d"), tmp_path / "trained")
+    with pytest.raises(SystemExit):  # a trained run was replaced by the competitor's --overwrite (a sweep)
+        bench_sampling.main(["--config", "smoke_navigation2d", "--competitor", "--output", str(tmp_path / "trained")])
+    assert (run / "notes.txt").read_text() == "mine" and not started
+    assert os.path.isfile(tmp_path / "trained" / "checkpoints" / "best.pt")
     run = tmp_path / "run"
-    for _ in range(2):  # the second time over the first one's run directory, replaced as train --overwrite does
+    for _ in range(2):  # the second time over the first one's folder: its competing run is replaced
         assert bench_sampling.main(["--config", "smoke_navigation2d", "--repeat", "2", "--competitor",
                                     "--output", str(run)]) == 0
         out = capsys.readouterr().out
