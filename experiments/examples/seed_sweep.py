@@ -4,7 +4,8 @@
         --seeds 0 1 2 --output runs/sweep
 
 Each seed gets its own run directory (``runs/sweep/seed-N``); an interrupted sweep is continued by
-running the same command again: finished runs are evaluated again, unfinished ones resumed.
+running the same command again: finished runs are evaluated again, unfinished ones resumed.  A run that was
+trained with another config (or other ``--set``) than the command gives is refused, naming the fields.
 """
 
 from __future__ import annotations
@@ -16,8 +17,23 @@ import sys
 import numpy as np
 
 import metarl
-from metarl.config import load_config
+from metarl.config import check_seed, load_config, to_dict
 from metarl.errors import RunError, UsageError
+from metarl.trainer import TrainingInterrupted
+
+RESUMABLE = {"iterations", "device", "progress_bar"}  # fields a resumed run may take from the command
+
+
+def differences(saved: dict, wanted: dict, prefix: str = "") -> list[str]:
+    """The dotted names of the fields in which two configs (as dicts) differ."""
+    out = []
+    for key in sorted(set(saved) | set(wanted)):
+        a, b = saved.get(key), wanted.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += differences(a, b, f"{prefix}{key}.")
+        elif a != b and f"{prefix}{key}" not in RESUMABLE:
+            out.append(f"{prefix}{key}")
+    return out
 
 
 def main() -> None:
@@ -35,18 +51,28 @@ def main() -> None:
             raise UsageError(f"--{flag}: expected a positive integer, got {value}")
     if len(set(args.seeds)) != len(args.seeds):
         raise UsageError(f"--seeds: {args.seeds} names a seed twice; give each seed once")
+    for seed in args.seeds:
+        check_seed(seed, "--seeds")
+    cfg = load_config(args.config, args.set).validate()  # the config and --set checked once, before any training
 
     for seed in args.seeds:  # every seed's folder checked before the first one trains
         out = os.path.join(args.output, f"seed-{seed}")
         if os.path.isdir(out) and not os.path.isfile(os.path.join(out, "metarl-run.json")):
             raise UsageError(f"--output: {out!r} exists and is not a run directory of a sweep; move it away or give "
                              "another --output")
+        if os.path.isfile(os.path.join(out, "config.yaml")):  # a run of this sweep: of this config?
+            cfg.seed = seed
+            changed = differences(to_dict(load_config(os.path.join(out, "config.yaml"))), to_dict(cfg))
+            if changed:
+                raise UsageError(f"--output: {out!r} was trained with another config ({', '.join(changed[:4])} "
+                                 "differ from --config and --set); give the run's own config to continue the sweep, "
+                                 "or another --output")
     curves = {}
     for seed in args.seeds:
         out = os.path.join(args.output, f"seed-{seed}")
         if os.path.isdir(out):  # a sweep run again continues where it stopped
             # the plug-in modules are the ones of the --config given to this command (see docs/plugins.md)
-            imports = load_config(args.config, args.set).env.imports
+            imports = cfg.env.imports
             run = metarl.train(None, out, resume=True, progress=False, imports=imports)
         else:
             run = metarl.train(args.config, out, seed=seed, overrides=args.set, progress=False)
@@ -63,6 +89,9 @@ def main() -> None:
 if __name__ == "__main__":
     try:
         main()
+    except TrainingInterrupted as exc:  # the run saved its checkpoint: the same command continues the sweep
+        print(f"seed_sweep: {exc}; its checkpoint is saved, run the same command again to continue", file=sys.stderr)
+        sys.exit(128 + exc.signum)
     except (UsageError, RunError) as exc:  # bad input (exit 2), or the disk or permissions (exit 1): the message says what to do
         print(f"seed_sweep: error: {exc}", file=sys.stderr)
         sys.exit(2 if isinstance(exc, UsageError) else 1)

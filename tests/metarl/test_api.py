@@ -194,6 +194,11 @@ def test_example_seed_sweep(tmp_path):
                  "--set", "iterations=2", "--tasks", 3, "--episodes", 2)
     assert "seed 0:" in out and "seed 1:" in out and "over seeds" in out
     assert sorted(os.listdir(tmp_path / "sweep")) == ["seed-0", "seed-1"]
+    # run again with another setting: the runs of the first config are not reported as this one's (a sweep)
+    res = subprocess.run([sys.executable, os.path.join(ROOT, "experiments", "examples", "seed_sweep.py"), "--config",
+                          SMOKE, "--seeds", "0", "--output", str(tmp_path / "sweep"), "--set", "iterations=2", "--set",
+                          "algo.max_kl=0.05"], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2 and "was trained with another config (algo.max_kl differ" in res.stderr, res.stderr
 
 
 def test_examples_name_bad_input_and_keep_files(tmp_path):
@@ -212,7 +217,9 @@ def test_examples_name_bad_input_and_keep_files(tmp_path):
              ("own_loop.py", ["--horizon", 0], "--horizon: ", "expected a positive episode length, got 0"),
              ("own_loop.py", ["--alpha", "nan"], "--alpha: ", "expected a positive inner step size"),
              ("seed_sweep.py", ["--config", SMOKE, "--output", tmp_path / "sweep", "--seeds", 0, 0], "--seeds: ", "twice"),
-             ("seed_sweep.py", ["--config", SMOKE, "--output", tmp_path, "--seeds", 1, 0], "--output: ", "is not a run directory")]
+             ("seed_sweep.py", ["--config", SMOKE, "--output", tmp_path, "--seeds", 1, 0], "--output: ", "is not a run directory"),
+             ("seed_sweep.py", ["--config", SMOKE, "--output", tmp_path / "sweep", "--seeds", 0, -1], "--seeds: ",
+              "expected an integer >= 0")]
     for name, args, flag, needle in cases:
         res = subprocess.run([sys.executable, os.path.join(ROOT, "experiments", "examples", name), *map(str, args)],
                              capture_output=True, text=True, timeout=300, cwd=tmp_path, env={**os.environ, "MPLBACKEND": "Agg"})
