@@ -14,21 +14,19 @@ dtype. Prints the share of the parameters that ``theta +- eps v`` actually moves
 from __future__ import annotations
 
 import argparse
-import os
 
 import numpy as np
 import torch
 
 from metarl.baseline import LinearFeatureBaseline
-from experiments import positive
-from metarl.config import ConfigError, check_seed, load_config
+from experiments import config_path, positive
+from metarl.config import check_seed, load_config
+from metarl.errors import UsageError
 from metarl.environment import make_env
 from metarl.evaluation import load_policy, resolve_source
 from metarl.maml import MAMLTRPO, finite_difference_eps
 from metarl.policy import GaussianMLPPolicy, flat
 from metarl.sampler import Sampler
-
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def main() -> None:
@@ -39,21 +37,26 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the tasks, the episodes and a fresh policy")
     args = p.parse_args()
     positive(p, tasks=args.tasks)
-    try:
-        check_seed(args.seed, "--seed")
-    except ConfigError as exc:
-        p.error(str(exc))
+    path = config_path(p, args.config)
     overrides = [f"algo.num_tasks={args.tasks}"] if args.tasks else []
-    cfg = load_config(os.path.join(HERE, "configs", f"{args.config}.yaml"), overrides)
-    a = cfg.algo
-    dtype = getattr(torch, cfg.dtype)
-    env = make_env(cfg.env, a.num_tasks * a.episodes_per_task)
-    policy = GaussianMLPPolicy(env.single_observation_space.shape[0], env.single_action_space.shape[0],
-                               cfg.policy.hidden_sizes, cfg.policy.init_std)
-    if args.checkpoint:
-        _, params, _ = load_policy(resolve_source(args.checkpoint))
-    else:
-        params = policy.init_params(torch.Generator().manual_seed(args.seed))
+    try:  # every input checked before the sampling
+        check_seed(args.seed, "--seed")
+        cfg = load_config(path, overrides)
+        a = cfg.algo
+        dtype = getattr(torch, cfg.dtype)
+        env = make_env(cfg.env, a.num_tasks * a.episodes_per_task)
+        policy = GaussianMLPPolicy(env.single_observation_space.shape[0], env.single_action_space.shape[0],
+                                   cfg.policy.hidden_sizes, cfg.policy.init_std)
+        if args.checkpoint:
+            saved, params, state = load_policy(resolve_source(args.checkpoint))
+            if (state.get("env_id"), saved.sizes) != (cfg.env.id, policy.sizes):
+                raise UsageError(f"--checkpoint: {args.checkpoint!r} holds a policy of {state.get('env_id')} with layers "
+                                 f"{list(saved.sizes)}, --config {args.config} one of {cfg.env.id} with layers "
+                                 f"{list(policy.sizes)}; give the config the checkpoint was trained with")
+        else:
+            params = policy.init_params(torch.Generator().manual_seed(args.seed))
+    except UsageError as exc:
+        p.error(str(exc))
     params = {k: v.to(dtype) for k, v in params.items()}
     maml = MAMLTRPO(policy, LinearFeatureBaseline(a.baseline_reg), a)
     sampler = Sampler(env, policy, a.num_tasks, a.episodes_per_task, torch.device("cpu"), dtype)

@@ -606,6 +606,10 @@ BAD_FLAGS = [
     ("bench_side_by_side", ["--output", "OUT", "--sampling-threads", "0"], "--sampling-threads: expected a positive integer"),
     ("compare_hvp", ["--tasks", "0"], "--tasks: expected a positive integer, got 0"),
     ("compare_hvp", ["--seed", "-1"], "--seed: expected an integer >= 0"),
+    ("compare_hvp", ["--config", "bogus"], "--config: no experiments/configs/bogus.yaml"),
+    ("compare_hvp", ["--config", "smoke_navigation2d", "--checkpoint", os.path.join(ROOT_DIR, "experiments", "zoo",
+     "halfcheetah_vel")], "holds a policy of metarl/HalfCheetahVel-v0 with layers [20, 100, 100, 6], --config "
+     "smoke_navigation2d one of metarl/Navigation2D-v0"),
     ("compare_subsample", ["navigation2d", "--output", "OUT", "--fractions", "1", "0"], "--fractions (algo.hvp_subsample): expected a fraction in (0, 1] of the tasks, got 0.0"),
     ("compare_subsample", ["navigation2d", "--output", "OUT", "--seeds", "0", "-3"], "--seeds: expected an integer >= 0"),
     ("compare_subsample", ["navigation2d", "--output", "OUT", "--iterations", "0"], "--iterations: expected a positive integer"),
