@@ -8,33 +8,47 @@ wall-clock per iteration).  For each method and adaptation step it reports:
 * the spread across seeds: the standard deviation of the seed means (sd);
 * the median training wall-clock per iteration (first ``iteration`` iterations, all seeds).
 
-    python -m experiments.compare_algorithms --task nav --iteration 100 --figure docs/figures/algorithms_navigation2d.png
+    python -m experiments.compare_algorithms --task nav --iteration 100 --figure docs/figures/algorithms_navigation2d.png --overwrite
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import json
 import math
 import os
 import sys
+from typing import Any
 
 import numpy as np
 
 from experiments import positive
+from metarl.errors import UsageError, os_error_message
 
 METHODS = {"maml_trpo": "MAML-TRPO", "promp": "ProMP", "maml_ppo": "MAML-PPO", "metasgd": "Meta-SGD (TRPO)"}
 
 
-def load(eval_dir: str, task: str, method: str, iteration: int) -> dict[int, np.ndarray]:
-    """``{seed: returns [goals, K+1]}`` of the evaluations found."""
+def load(eval_dir: str, task: str, method: str, iteration: int, seen: dict[str, Any]) -> dict[int, np.ndarray]:
+    """``{seed: returns [goals, K+1]}`` of the evaluations found, each read by ``metarl.evaluation.load_results``.
+
+    ``seen`` keeps the first evaluation's env and goals: every other one must be of the same env and goals (the
+    table averages seeds goal by goal and sets methods side by side), else the script stops naming it."""
+    from metarl.evaluation import load_results
+
     out = {}
     for seed in range(100):
-        path = os.path.join(eval_dir, f"{task}_{method}_s{seed}_it{iteration}", "results.json")
-        if os.path.isfile(path):
-            with open(path) as fh:
-                out[seed] = np.asarray(json.load(fh)["returns"], dtype=np.float64)
+        folder = os.path.join(eval_dir, f"{task}_{method}_s{seed}_it{iteration}")
+        if not os.path.isfile(os.path.join(folder, "results.json")):
+            continue
+        data = load_results(folder)
+        env, tasks = data["settings"]["env"]["id"], np.asarray(data["tasks"], dtype=np.float64)
+        if not seen:
+            seen.update(folder=folder, env=env, tasks=tasks)
+        elif env != seen["env"] or tasks.shape != seen["tasks"].shape or not np.array_equal(tasks, seen["tasks"]):
+            raise UsageError(f"{folder!r} is an evaluation of {env} on {len(tasks)} goals, {seen['folder']!r} of "
+                             f"{seen['env']} on {len(seen['tasks'])} goals (or other goals); a table compares "
+                             "evaluations of one task on the same goals")
+        out[seed] = np.asarray(data["returns"], dtype=np.float64)
     return out
 
 
@@ -43,8 +57,13 @@ def seconds_per_iteration(runs_dir: str, task: str, method: str, seeds: list[int
     for seed in seeds:
         path = os.path.join(runs_dir, f"{task}_{method}_s{seed}", "progress.csv")
         if os.path.isfile(path):
-            rows = list(csv.DictReader(open(path)))[:iteration]
-            times += [float(r["time/iteration"]) for r in rows]
+            with open(path, encoding="utf-8") as fh:
+                rows = list(csv.DictReader(fh))[:iteration]
+            try:
+                times += [float(r["time/iteration"]) for r in rows]
+            except (KeyError, TypeError, ValueError):
+                raise UsageError(f"{path!r}: no readable time/iteration column; expected the progress.csv of a "
+                                 "metarl training run") from None
     return float(np.median(times)) if times else float("nan")
 
 
@@ -55,20 +74,29 @@ def main() -> None:
     p.add_argument("--eval-dir", default="runs/eval")
     p.add_argument("--runs-dir", default="runs")
     p.add_argument("--figure", default="", help="figure file to write (.png, .pdf or .svg)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --figure")
     args = p.parse_args()
     positive(p, iteration=args.iteration)
-    if args.figure:
-        from metarl.errors import UsageError
-        from metarl.plotting import figure_format
+    try:
+        table(args)
+    except UsageError as exc:
+        p.error(str(exc))
+    except OSError as exc:
+        sys.exit(f"compare_algorithms: {os_error_message(exc, args.figure or 'the figure')}")
 
-        try:
-            figure_format(args.figure, "--figure")
-        except UsageError as exc:
-            p.error(str(exc))
-    curves = {}
+
+def table(args: argparse.Namespace) -> None:
+    if args.figure:
+        from metarl.plotting import figure_format
+        from metarl.rundir import check_output_file
+
+        figure_format(args.figure, "--figure")
+        check_output_file(args.figure, args.overwrite, "--figure")
+    curves: dict[str, dict] = {}
     header = False
+    seen: dict[str, Any] = {}
     for method, label in METHODS.items():
-        per_seed = load(args.eval_dir, args.task, method, args.iteration)
+        per_seed = load(args.eval_dir, args.task, method, args.iteration, seen)
         if not per_seed:
             continue
         seeds = sorted(per_seed)

@@ -59,8 +59,9 @@ def _read_curve(path: str) -> tuple[np.ndarray, np.ndarray]:
         try:
             points = [(float(r["env_steps"]), float(r["mean_episode_return"])) for r in reader
                       if r["mean_episode_return"] not in ("", "nan")]
-        except ValueError as exc:
-            raise CurveError(f"{path}: a value is not a number ({exc}); expected the training_curve.csv that `metarl baseline` writes") from None
+        except (TypeError, ValueError) as exc:  # TypeError: a row cut short (a killed write) has no value there
+            raise CurveError(f"{path}: a value is missing or not a number ({exc}); expected the training_curve.csv that "
+                             "`metarl baseline` writes") from None
     if not points:
         raise CurveError(f"{path}: no finished episodes recorded; train the baseline longer")
     steps, returns = np.array(points).T

@@ -160,3 +160,30 @@ def test_a_sigterm_to_bench_sampling_stops_its_competitor(tmp_path):
     still = subprocess.run(["pgrep", "-f", str(out)], capture_output=True, text=True).stdout.split()
     assert still == [], f"the competing run is still running: {still}"
     assert (out / "competitor" / "checkpoints" / "latest.pt").exists()  # it stopped as metarl train stops: saved
+
+
+def test_compare_algorithms_reads_evaluations_safely_and_keeps_an_existing_figure(monkeypatch, tmp_path, capsys):
+    from experiments import compare_algorithms
+
+    evals = tmp_path / "eval"
+    for seed, entry in ((0, "navigation2d"), (1, "navigation2d")):
+        shutil.copytree(os.path.join(ROOT, "experiments", "zoo", entry, "evaluation"), evals / f"nav_maml_trpo_s{seed}_it100")
+    figure = tmp_path / "fig.png"
+    figure.write_bytes(b"mine")
+
+    def run(*flags):
+        monkeypatch.setattr(sys, "argv", ["compare_algorithms", "--eval-dir", str(evals), "--runs-dir", str(tmp_path),
+                                          *flags])
+        with pytest.raises(SystemExit) as exc:
+            compare_algorithms.main()
+        return exc.value.code, capsys.readouterr().err
+
+    code, err = run("--figure", str(figure))
+    assert code == 2 and "exists; pass --overwrite" in err and figure.read_bytes() == b"mine"
+    shutil.copytree(os.path.join(ROOT, "experiments", "zoo", "halfcheetah_vel", "evaluation"), evals / "nav_promp_s0_it100")
+    code, err = run()
+    assert code == 2 and "is an evaluation of metarl/HalfCheetahVel-v0 on 40 goals" in err, err
+    shutil.rmtree(evals / "nav_promp_s0_it100")
+    (evals / "nav_maml_trpo_s1_it100" / "results.json").write_text("{bad json")
+    code, err = run()
+    assert code == 2 and "is not a readable metarl evaluation" in err and "Traceback" not in err, err

@@ -188,7 +188,8 @@ def test_plot_baseline_curves_bad_input_is_one_line(tmp_path, monkeypatch, capsy
     for rows, needle in (("80,-3.5,4\ninf,-2.5,4\n", "row 2 of the finished episodes has env_steps inf"),
                          ("nan,-3.5,4\n", "row 1 of the finished episodes has env_steps nan"),
                          ("-80,-3.5,4\n", "env_steps -80.0"), ("80,inf,4\n", "return inf"),
-                         ("160,-3.5,4\n80,-2.5,4\n", "env_steps go back in time after row 1")):
+                         ("160,-3.5,4\n80,-2.5,4\n", "env_steps go back in time after row 1"),
+                         ("80,-3.5,4\n160\n", "a value is missing or not a number")):  # a last row cut short
         (run / "training_curve.csv").write_text(header + rows)
         code, _, err = plot_here(monkeypatch, capsys, run, "--output", png)
         assert code == 2 and needle in err and "Traceback" not in err, (rows, err)
