@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import os
 import sys
 
@@ -16,7 +17,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 import metarl  # noqa: E402
-from metarl.errors import RunError, UsageError  # noqa: E402
+from metarl.checkpoint import atomic_write_bytes  # noqa: E402
+from metarl.errors import RunError, UsageError, os_error_message  # noqa: E402
 from metarl.plotting import figure_format  # noqa: E402
 from metarl.rundir import check_output_file  # noqa: E402
 
@@ -42,12 +44,18 @@ def main() -> None:
     if not rows or any(key not in rows[0] for key in ("iteration", "return/pre_adaptation", "return/post_adaptation")):
         raise UsageError(f"run: {os.path.join(run.path, 'progress.csv')!r} has no training rows with iteration and "
                          "return/pre_adaptation, return/post_adaptation; give a run directory written by metarl train")
+    keys = ("return/pre_adaptation", "return/post_adaptation")
+    try:  # read before the evaluation, which takes a while
+        iterations = [int(r["iteration"]) for r in rows]
+        returns = {key: [float(r[key]) for r in rows] for key in keys}
+    except (TypeError, ValueError):
+        raise UsageError(f"run: {os.path.join(run.path, 'progress.csv')!r} has a row whose iteration or returns are "
+                         "missing or not numbers; give a run directory written by metarl train") from None
     curve = metarl.evaluate(run, tasks=args.tasks, episodes=args.episodes)
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    iterations = [int(r["iteration"]) for r in rows]
-    for key, label in (("return/pre_adaptation", "before adaptation"), ("return/post_adaptation", "after one step")):
-        left.plot(iterations, [float(r[key]) for r in rows], label=label)
+    for key, label in zip(keys, ("before adaptation", "after one step")):
+        left.plot(iterations, returns[key], label=label)
     left.set(xlabel="meta-iteration", ylabel="average return", title="meta-training")
     left.legend()
     steps = range(len(curve.mean))
@@ -55,8 +63,13 @@ def main() -> None:
     right.set(xlabel="adaptation steps", ylabel="average return",
               title=f"adaptation on {curve.returns.shape[0]} test goals (iteration {run.iteration})")
     fig.tight_layout()
-    os.makedirs(os.path.dirname(output), exist_ok=True)
-    fig.savefig(output, dpi=120)
+    image = io.BytesIO()
+    fig.savefig(image, dpi=120, format=os.path.splitext(output)[1][1:].lower())
+    try:  # in one step: a kill or a full disk leaves the former file (if any), never half a figure
+        os.makedirs(os.path.dirname(output), exist_ok=True)
+        atomic_write_bytes(output, image.getvalue())
+    except OSError as exc:
+        raise RunError(os_error_message(exc, output)) from None
     print(f"wrote {args.output}: return {curve.mean[0]:.2f} before adaptation, {curve.mean[1]:.2f} after one step")
 
 

@@ -231,7 +231,22 @@ def test_examples_name_bad_input_and_keep_files(tmp_path):
 
 def test_example_plot_run(run_dir, tmp_path):
     out = script("plot_run.py", run_dir, "--output", tmp_path / "new" / "r.png", "--tasks", 3, "--episodes", 2)
-    assert "before adaptation" in out and (tmp_path / "new" / "r.png").stat().st_size > 0
+    assert "before adaptation" in out and (tmp_path / "new" / "r.png").read_bytes().startswith(b"\x89PNG")
+    # a progress.csv row that is not numbers is named before the evaluation, and the figure written before is kept
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(run_dir, broken, ignore=shutil.ignore_patterns(".lock"))
+    lines = (broken / "progress.csv").read_text().splitlines()
+    fields = lines[2].split(",")
+    fields[lines[0].split(",").index("return/pre_adaptation")] = ""
+    (broken / "progress.csv").write_text("\n".join([*lines[:2], ",".join(fields), *lines[3:]]) + "\n")
+    before = (tmp_path / "new" / "r.png").read_bytes()
+    res = subprocess.run([sys.executable, os.path.join(ROOT, "experiments", "examples", "plot_run.py"), str(broken),
+                          "--output", str(tmp_path / "new" / "r.png"), "--overwrite"], capture_output=True, text=True,
+                         timeout=300, env={**os.environ, "MPLBACKEND": "Agg"})
+    assert res.returncode == 2 and "has a row whose iteration or returns are missing" in res.stderr, res.stderr
+    assert (tmp_path / "new" / "r.png").read_bytes() == before
 
 
 def test_example_adapt_to_goal(run_dir):
