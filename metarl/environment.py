@@ -138,6 +138,7 @@ def make_env(env: EnvConfig, num_envs: int, *, oracle: bool = False) -> Any:
     if taken:  # gymnasium.make_vec's own parameters: metarl chooses how the slots are vectorised
         raise ConfigError(f"config field 'env.kwargs': {taken} are gymnasium.make_vec's own parameters, not the env's; "
                           "metarl builds the vector env itself (batched, or one env per slot): remove them")
+    vec: Any
     try:
         if _is_batched_task_env(spec.vector_entry_point):
             vec = gymnasium.make_vec(env.id, num_envs=num_envs, num_threads=env.num_threads, **kwargs)
@@ -157,6 +158,12 @@ def make_env(env: EnvConfig, num_envs: int, *, oracle: bool = False) -> Any:
         raise
     except ValueError as exc:
         raise ConfigError(f"config field 'env.kwargs': {env.id} rejected {kwargs!r}: {exc}") from exc
+    if not (isinstance(num_envs, int) and num_envs > PROBE_SLOTS):  # few slots: a long horizon may still not fit
+        try:
+            _check_sizes(env, num_envs, *env_dims(vec), int(vec.horizon), available_memory())
+        except ConfigError:
+            vec.close()
+            raise
     return TaskInObservation(vec) if oracle else vec
 
 
@@ -193,13 +200,19 @@ def check_memory(env: EnvConfig, num_envs: int) -> None:
         horizon = int(probe.horizon)
     finally:
         probe.close()
+    _check_sizes(env, num_envs, obs_dim, act_dim, horizon, free)
+
+
+def _check_sizes(env: EnvConfig, num_envs: int, obs_dim: int, act_dim: int, horizon: int, free: int | None) -> None:
+    """The refusal of :func:`check_memory`, given the sizes: rollouts of ``num_envs x horizon`` steps above ``free``."""
     numbers = obs_dim + act_dim + 2
     needed = num_envs * horizon * numbers * 4
-    if needed > free:
+    if free is not None and needed > free:
         raise ConfigError(f"env slots: {num_envs} slots of {env.id} would need at least {needed / 2**30:.1f} GiB for "
                           f"their rollouts alone ({horizon} steps x {numbers} numbers x 4 bytes each), more than "
                           f"the {free / 2**30:.1f} GiB this machine has free; use fewer slots (train: algo.num_tasks x "
-                          "algo.episodes_per_task; evaluate: --tasks x --episodes; baseline: --slots)")
+                          "algo.episodes_per_task; evaluate: --tasks x --episodes; baseline: --slots) or a shorter "
+                          "episode (the env's horizon)")
 
 
 def env_dims(env: Any) -> tuple[int, int]:

@@ -614,6 +614,12 @@ def test_slots_that_cannot_fit_in_memory_are_refused_before_anything_is_written(
         assert code == 2, err
         one_line_error(err, "env slots: ", "GiB for their rollouts alone", "the 0.0 GiB this machine has free", *needles)
     assert os.listdir(tmp_path) == []
+    # few slots, an episode too long to fit (a sweep: own_loop --horizon 1e9 was killed by the kernel)
+    monkeypatch.setattr(environment, "available_memory", lambda: 2**30)
+    with pytest.raises(environment.ConfigError, match=r"2 slots of metarl/Navigation2D-v0 would need at least 44.7 GiB "
+                                                      r"for their rollouts alone \(1000000000 steps x 6 numbers.*or a "
+                                                      r"shorter episode"):
+        environment.make_env(environment.EnvConfig(id="metarl/Navigation2D-v0", kwargs={"horizon": 10**9}), 2)
 
 
 def test_checkpoints_with_malformed_fields_are_refused_in_one_line(trained, tmp_path, capsys):
