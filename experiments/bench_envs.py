@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 
 import gymnasium
@@ -103,7 +104,15 @@ def time_c_stage(env_id: str, num_envs: int, threads: int, steps: int, stage: ob
 
 
 def time_gym_sync(gym_id: str, num_envs: int, steps: int) -> float:
-    vec = gymnasium.vector.SyncVectorEnv([lambda: gymnasium.make(gym_id) for _ in range(num_envs)])
+    # gymnasium's half-cheetah XML sets the compiler attribute settotalmass, which MuJoCo deprecates with a warning
+    # written to MUJOCO_LOG.TXT in the working directory; the models compile in a scratch directory instead
+    before = os.getcwd()
+    with tempfile.TemporaryDirectory() as scratch:
+        os.chdir(scratch)
+        try:
+            vec = gymnasium.vector.SyncVectorEnv([lambda: gymnasium.make(gym_id) for _ in range(num_envs)])
+        finally:
+            os.chdir(before)
     rng = np.random.default_rng(0)
     vec.reset(seed=0)
     acts = rng.normal(scale=ACTION_STD, size=(steps, num_envs, vec.single_action_space.shape[0])).astype(np.float32)

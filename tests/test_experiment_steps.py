@@ -187,3 +187,12 @@ def test_compare_algorithms_reads_evaluations_safely_and_keeps_an_existing_figur
     (evals / "nav_maml_trpo_s1_it100" / "results.json").write_text("{bad json")
     code, err = run()
     assert code == 2 and "is not a readable metarl evaluation" in err and "Traceback" not in err, err
+
+
+def test_timing_gymnasiums_own_env_leaves_no_log_in_the_working_directory(tmp_path, monkeypatch):
+    """MuJoCo logs a deprecation of gymnasium's half-cheetah XML to MUJOCO_LOG.TXT in the working directory."""
+    from experiments import bench_envs
+
+    monkeypatch.chdir(tmp_path)
+    assert bench_envs.time_gym_sync("HalfCheetah-v5", 2, 5) > 0
+    assert os.listdir(tmp_path) == [] and os.getcwd() == str(tmp_path)
