@@ -35,7 +35,7 @@ from typing import Iterator
 
 import metarl
 from metarl.config import ConfigError, load_config, to_dict
-from metarl.errors import UsageError
+from metarl.errors import UsageError, os_error_message
 from metarl.trainer import config_differences
 
 SHIPPED = ("config.yaml", "metarl-run.json", "progress.csv", os.path.join("checkpoints", "best.pt"))
@@ -203,6 +203,8 @@ def main() -> None:
         size = ship(args.run, args.entry, args.overwrite, curve=not args.no_curve)
     except ShipError as exc:
         parser.error(str(exc))
+    except OSError as exc:  # the disk, a size limit, permissions: ship has put the entry back as it was
+        sys.exit(f"ship_zoo: {os_error_message(exc, args.entry)}; {args.entry!r} is as it was before (nothing shipped)")
     except BaseException as exc:
         # interrupted (also where the signal landed inside an import, which turns it into an ImportError)
         if signalled or isinstance(exc, KeyboardInterrupt):

@@ -412,6 +412,18 @@ def test_ship_zoo_leaves_the_old_entry_when_the_new_one_fails(monkeypatch, tmp_p
     with pytest.raises(ship_zoo.ShipError, match="must stay under 10"):
         ship_zoo.ship(run, str(entry), overwrite=True)
     assert sorted(os.listdir(entry)) == ["old.txt"] and sorted(os.listdir(tmp_path)) == ["entry"]
+    # a full disk (or a size limit) while copying: one line from the script, the entry as it was
+    import errno
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ship_zoo.metarl, "evaluate", full)
+    monkeypatch.setattr(sys, "argv", ["ship_zoo.py", run, str(entry), "--overwrite"])
+    with pytest.raises(SystemExit) as exc:
+        ship_zoo.main()
+    assert str(exc.value.code).startswith(f"ship_zoo: could not write {entry}: No space left on device; free some disk")
+    assert sorted(os.listdir(entry)) == ["old.txt"] and sorted(os.listdir(tmp_path)) == ["entry"]
 
 
 def test_ship_zoo_restores_the_entry_when_stopped_at_the_rename(monkeypatch, tmp_path):
