@@ -108,9 +108,10 @@ def main() -> None:
             if os.path.exists(os.path.join(run, "checkpoints", "latest.pt")):
                 if not trained(run, iterations):  # an interrupted run, or more iterations asked for: continue it exactly
                     run_metarl("train", "--output", run, "--resume", "--iterations", str(iterations), "--no-progress")
-            else:
+            else:  # a run stopped before its first checkpoint has nothing to continue: it starts again
+                again = ["--overwrite"] if os.path.isdir(run) and os.listdir(run) else []
                 run_metarl("train", "--config", config, "--output", run, "--seed", str(seed), "--iterations",
-                           str(iterations), "--set", f"algo.hvp_subsample={fraction}", "--no-progress")
+                           str(iterations), "--set", f"algo.hvp_subsample={fraction}", "--no-progress", *again)
             # as evaluate saves it: 0 (exactly E episodes per batch) is saved as None
             batch = {} if args.batch_steps is None else {"batch_steps": args.batch_steps or None}
             why = stale_evaluation(evaluation, os.path.join(run, "checkpoints", "best.pt"), **batch)

@@ -116,6 +116,9 @@ def main() -> None:
         train += ["--iterations", str(args.iterations)]
     if os.path.exists(os.path.join(maml, "checkpoints", "latest.pt")):
         train = ["train", "--output", maml, "--resume", "--no-progress"] + (["--iterations", str(args.iterations)] if args.iterations is not None else [])
+    elif os.path.isdir(maml) and os.listdir(maml):  # a run stopped before its first checkpoint: nothing to continue
+        print(f"{maml}: no checkpoint saved yet; starting it again", flush=True)
+        train.append("--overwrite")
     run_metarl(*train)
     for kind in ("pretrained", "oracle"):
         folder = os.path.join(out, kind)

@@ -61,6 +61,13 @@ def test_a_baseline_stopped_before_its_budget_is_continued_and_stale_evaluations
     assert [c[:2] for c in calls if c[0] == "baseline"] == [("baseline", "pretrained"), ("baseline", "oracle")]
     assert ("evaluate", str(out / "maml"), "--seed", "0", "--overwrite") in calls
     assert json.loads((out / "reproduce.json").read_text())["task"] == "smoke_navigation2d"
+    # a run killed before its first checkpoint (its folder made, nothing saved) is started again, not refused
+    shutil.rmtree(out / "maml")
+    (out / "maml").mkdir()
+    (out / "maml" / "metarl-run.json").write_text("{}")
+    calls.clear()
+    reproduce.main()
+    assert calls[0][0] == "train" and calls[0][-1] == "--overwrite" and "--resume" not in calls[0]
 
 
 @pytest.mark.parametrize("case", ["user files", "other task", "other env in maml"])
