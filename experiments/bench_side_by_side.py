@@ -96,6 +96,8 @@ def main() -> None:
     if not policies or any(w not in POLICIES for w in policies):
         p.error(f"--wait-policy: {args.wait_policy!r} is not a comma-separated list of {', '.join(POLICIES)}")
     config = config_path(p, args.config)
+    if os.path.islink(os.path.normpath(args.output)):  # removing its runs would follow the link or fail on it
+        p.error(f"--output: {args.output!r} is a symbolic link to {os.path.realpath(args.output)!r}; give that folder itself")
     if os.path.exists(args.output):
         if not os.path.isdir(args.output):
             p.error(f"--output: {args.output!r} is a file; give a directory for the runs")

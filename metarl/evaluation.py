@@ -486,7 +486,7 @@ def load_results(path: str) -> dict[str, Any]:
         tasks = np.asarray(data["tasks"], dtype=np.float64)
         if returns.ndim != 2 or returns.shape[1] < 1 or not isinstance(env_id, str) or not data["summary"]:
             raise ValueError("unexpected shapes: returns should be [goals, steps + 1]")
-        if tasks.ndim != 2 or len(tasks) != len(returns):
+        if tasks.ndim != 2 or len(tasks) != len(returns) or tasks.shape[1] < 1:
             raise ValueError(f"tasks of shape {list(tasks.shape)} against returns of {list(returns.shape)}: one row per goal")
         if not isinstance(settings["env"].get("kwargs", {}), dict) or not isinstance(settings.get("steps", 0), int):
             raise ValueError("settings: env.kwargs should be a mapping and steps an integer")

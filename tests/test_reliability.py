@@ -368,7 +368,8 @@ def test_plot_with_damaged_results_or_a_directory_output(tmp_path, trained, caps
     good = json.loads((out / "results.json").read_text())
     for change, needle in (({"summary": [{"foo": 1}]}, "summary: expected a list of rows"),
                            ({"summary": "abc"}, "summary: expected a list of rows"),
-                           ({"settings": {**good["settings"], "num_tasks": 40}}, "settings.num_tasks is 40 against 2 rows")):
+                           ({"settings": {**good["settings"], "num_tasks": 40}}, "settings.num_tasks is 40 against 2 rows"),
+                           ({"tasks": [[], []]}, "tasks of shape [2, 0] against returns of [2, 2]")):
         (out / "results.json").write_text(json.dumps({**good, **change}))
         code, err = run_cli(capsys, "plot", f"maml={out}", "--output", tmp_path / "p.png")
         assert code == 2

@@ -645,6 +645,18 @@ def test_scripts_refuse_bad_flags_before_any_work(script, argv, needle, monkeypa
     assert not out.exists()
 
 
+def test_bench_side_by_side_refuses_a_link_as_output(monkeypatch, capsys, tmp_path):
+    from experiments import bench_side_by_side
+
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "runs")
+    monkeypatch.setattr(sys, "argv", ["bench_side_by_side", "--output", str(tmp_path / "link")])
+    with pytest.raises(SystemExit) as exc:
+        bench_side_by_side.main()
+    assert exc.value.code == 2 and "is a symbolic link to" in capsys.readouterr().err
+    assert (tmp_path / "link").is_symlink() and (tmp_path / "runs").is_dir()
+
+
 def test_scripts_say_what_is_missing_instead_of_a_traceback(monkeypatch, capsys, tmp_path):
     from experiments import compare_algorithms
 
