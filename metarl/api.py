@@ -245,6 +245,15 @@ class Run:
             try:
                 batch = sampler.sample(theta, tasks, int(seeds[k]), generator)
             except ValueError as exc:  # the policy's actions: only a step before can have made them non-finite
+                if "not finite" in str(exc) and str(exc).startswith("env "):  # the physics, for the tasks given
+                    if self.config.env.id.startswith("metarl/"):  # metarl's own envs are finite on their tasks
+                        what = str(exc).split(": ", 1)[1].split("; fix the env")[0]
+                        raise ConfigError(f"tasks: {self.config.env.id} {what} for the tasks given "
+                                          f"{tasks[:3].tolist()}{' ...' if len(tasks) > 3 else ''}: "
+                                          "they lie too far outside the range it draws tasks from (sample_tasks); "
+                                          "give tasks nearer it") from None
+                    raise ConfigError(f"tasks: for the tasks given, {exc}; or, if the tasks lie far outside the range "
+                                      "the env draws them from (its sample_tasks), give tasks nearer it") from None
                 if k == 0 or "not finite" not in str(exc):
                     raise
                 raise ConfigError(f"step_size: the parameters after adaptation step {k} act with non-finite actions "

@@ -284,3 +284,12 @@ def test_adapt_takes_a_meta_sgd_runs_learned_step_sizes(tmp_path):
     with pytest.raises(UsageError, match="--step-size 0.3: this policy learned per-parameter step sizes"):
         metarl.evaluate(run, tasks=2, episodes=2, steps=1, step_size=0.3)
     assert metarl.evaluate(run, tasks=2, episodes=2, steps=1, step_size=0).returns.shape == (2, 2)
+
+
+def test_tasks_far_outside_the_distribution_are_named_not_the_env():
+    """A goal of 1e300 made Navigation2D's rewards infinite, and the message told the user to fix metarl's env."""
+    run = metarl.load_run(os.path.join(ROOT, "experiments", "zoo", "navigation2d"))
+    with pytest.raises(metarl.config.ConfigError, match=r"tasks: metarl/Navigation2D-v0 step\(\) returned rewards at "
+                                                        r"step 0 that are not finite .* for the tasks given "
+                                                        r"\[\[1e\+300, -0.2\]\]: they lie too far outside"):
+        run.adapt(np.array([[1e300, -0.2]]), episodes=2)
