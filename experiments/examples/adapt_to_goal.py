@@ -76,3 +76,6 @@ if __name__ == "__main__":
     except (UsageError, RunError) as exc:  # bad input (exit 2), or the disk or permissions (exit 1): the message says what to do
         print(f"adapt_to_goal: error: {exc}", file=sys.stderr)
         sys.exit(2 if isinstance(exc, UsageError) else 1)
+    except KeyboardInterrupt:  # Ctrl-C: nothing of the user's is left half-written
+        print("adapt_to_goal: interrupted", file=sys.stderr)
+        sys.exit(130)

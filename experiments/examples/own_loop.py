@@ -74,3 +74,6 @@ if __name__ == "__main__":
     except (UsageError, RunError) as exc:  # bad input (exit 2), or the disk or permissions (exit 1): the message says what to do
         print(f"own_loop: error: {exc}", file=sys.stderr)
         sys.exit(2 if isinstance(exc, UsageError) else 1)
+    except KeyboardInterrupt:  # Ctrl-C: nothing of the user's is left half-written
+        print("own_loop: interrupted", file=sys.stderr)
+        sys.exit(130)
