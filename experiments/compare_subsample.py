@@ -8,7 +8,8 @@ then ``metarl evaluate`` with the paper's protocol (the run's best checkpoint, 4
 is passed on, 0 for batches of exactly E episodes).  Each step is skipped when its result is finished and current,
 so an interrupted comparison picks up where it stopped: a run short of ``--iterations`` is continued, and an
 evaluation stopped while writing, older than the run's best checkpoint or made with other ``--batch-steps`` is
-made again (``--report`` refuses such runs instead).  Runs of another task in ``--output`` are refused.  The table gives,
+made again (``--report`` refuses such runs instead).  Runs of another config in ``--output`` (task, fraction,
+seed or any other field but the iterations) are refused before anything trains.  The table gives,
 per fraction, the mean post-adaptation return over seeds ± the standard error over seeds, the per-seed
 means (each ± its standard error over the 40 goals), and the mean seconds per meta-iteration.
 """
@@ -62,8 +63,9 @@ def main() -> None:
         sys.exit(f"task: no config {config!r}; pass the name of a file in experiments/configs without .yaml")
     sys.path.insert(0, os.path.dirname(HERE))
     from experiments import positive
-    from experiments.steps import check_same_task, run_metarl, stale_evaluation
-    from metarl.config import ConfigError, check_hvp_subsample, check_seed, load_config
+    from experiments.steps import run_metarl, stale_evaluation
+    from metarl.config import ConfigError, check_hvp_subsample, check_seed, load_config, to_dict
+    from metarl.trainer import config_differences
     from metarl.errors import UsageError
     from metarl.evaluation import load_results
 
@@ -84,7 +86,20 @@ def main() -> None:
     if args.batch_steps is not None and args.batch_steps < 0:
         p.error(f"--batch-steps: expected env steps per batch >= 0 (0: exactly E episodes per batch), got {args.batch_steps}")
     iterations = load_config(config).iterations if args.iterations is None else args.iterations
-    env_id = load_config(config).env.id
+    for seed in args.seeds:  # every run folder checked before the first run trains: another config's is refused
+        for fraction in args.fractions:
+            run = os.path.join(args.output, f"subsample{fraction:g}-seed{seed}")
+            if os.path.isfile(os.path.join(run, "config.yaml")):
+                wanted = load_config(config, [f"algo.hvp_subsample={fraction}", f"seed={seed}"])
+                try:
+                    saved = to_dict(load_config(os.path.join(run, "config.yaml")))
+                except ConfigError as exc:
+                    sys.exit(f"--output: {run!r} holds an unreadable config.yaml ({exc}); move it away")
+                changed = config_differences(saved, to_dict(wanted))
+                if changed:
+                    sys.exit(f"--output: {run!r} holds a run of another config than {args.task} with hvp_subsample "
+                             f"{fraction:g} and seed {seed} ({', '.join(c[0] for c in changed[:4])} differ); give "
+                             "another --output for this comparison (or move that folder away)")
     results: dict[float, list] = {f: [] for f in args.fractions}
     batches = set()  # the evaluations' batch_steps (None: exactly E episodes per batch)
 
@@ -99,21 +114,24 @@ def main() -> None:
     for seed in args.seeds:  # seeds outer: an interrupted comparison has matched pairs
         for fraction in args.fractions:
             run = os.path.join(args.output, f"subsample{fraction:g}-seed{seed}")
-            check_same_task(run, env_id, "--output")
             evaluation = os.path.join(run, "evaluation")
-            if args.report:
-                if os.path.exists(os.path.join(evaluation, "results.json")):
-                    record(fraction, seed, run)
-                continue
-            if os.path.exists(os.path.join(run, "checkpoints", "latest.pt")):
-                if not trained(run, iterations):  # an interrupted run, or more iterations asked for: continue it exactly
-                    run_metarl("train", "--output", run, "--resume", "--iterations", str(iterations), "--no-progress")
-            else:  # a run stopped before its first checkpoint has nothing to continue: it starts again
-                again = ["--overwrite"] if os.path.isdir(run) and os.listdir(run) else []
-                run_metarl("train", "--config", config, "--output", run, "--seed", str(seed), "--iterations",
-                           str(iterations), "--set", f"algo.hvp_subsample={fraction}", "--no-progress", *again)
             # as evaluate saves it: 0 (exactly E episodes per batch) is saved as None
             batch = {} if args.batch_steps is None else {"batch_steps": args.batch_steps or None}
+            if args.report:
+                if os.path.exists(os.path.join(evaluation, "results.json")):
+                    why = stale_evaluation(evaluation, os.path.join(run, "checkpoints", "best.pt"), **batch)
+                    if why is not None:
+                        sys.exit(f"{run}: {why}; run the comparison without --report to make it again")
+                    record(fraction, seed, run)
+                continue
+            if os.path.isfile(os.path.join(run, "config.yaml")):
+                # an interrupted run, or more iterations asked for: continued exactly (one stopped before its first
+                # checkpoint starts over; train --resume refuses to start over a run that saved others)
+                if not trained(run, iterations) or not os.path.exists(os.path.join(run, "checkpoints", "latest.pt")):
+                    run_metarl("train", "--output", run, "--resume", "--iterations", str(iterations), "--no-progress")
+            else:
+                run_metarl("train", "--config", config, "--output", run, "--seed", str(seed), "--iterations",
+                           str(iterations), "--set", f"algo.hvp_subsample={fraction}", "--no-progress")
             why = stale_evaluation(evaluation, os.path.join(run, "checkpoints", "best.pt"), **batch)
             if why is not None:
                 print(f"{run}: {why}", flush=True)

@@ -14,13 +14,14 @@ Steps (each skipped when its result is finished and current, so an interrupted r
   2. metarl baseline  pretrained / oracle (TRPO, sb3-contrib)     -> OUTPUT/pretrained, OUTPUT/oracle (resumed
                       until --baseline-steps env steps are done)
   3. metarl evaluate  each, with the paper's protocol             -> OUTPUT/<method>/evaluation (again when the
-                      checkpoint is newer than its evaluation, the evaluation was stopped, or --seed changed)
+                      checkpoint is newer than its evaluation or the evaluation was stopped)
   4. metarl plot      the figure and the table next to the paper  -> OUTPUT/figure.png, OUTPUT/table.txt
 
-OUTPUT is this script's: a new or empty folder, or one it made before for the same task (its ``reproduce.json``
-says which; a folder of only its names, ``maml`` among them, is taken as one it made before it wrote that file);
-a folder of anything else is refused, and so are runs in it of another task.  A signal to the script (Ctrl-C, SIGTERM, SIGHUP) stops the
-running command as that command stops, with its save, and the script waits for it.
+OUTPUT is this script's: a new or empty folder, or one it made before for the same task, --seed and
+--baseline-algo (its ``reproduce.json`` says which; a folder of only its names, ``maml`` among them, is taken
+as one it made before it wrote that file); a folder of anything else is refused, and so are runs in it of
+another task.  A signal to the script (Ctrl-C, SIGTERM, SIGHUP) stops the running command as that command
+stops, with its save (a hang-up reaches it as SIGTERM); the script waits for it and stops.
 """
 
 from __future__ import annotations
@@ -41,14 +42,16 @@ MARKER = "reproduce.json"  # in OUTPUT: the task it holds the runs of
 NAMES = {"maml", "pretrained", "oracle", "random", "figure.png", "table.txt", MARKER}
 
 
-def claim_output(parser: argparse.ArgumentParser, out: str, task: str, env_id: str) -> None:
-    """OUTPUT is new, empty, or this script's for ``task``; mark it as such.  Anything else is a usage error."""
+def claim_output(parser: argparse.ArgumentParser, out: str, task: str, env_id: str, settings: dict) -> None:
+    """OUTPUT is new, empty, or this script's for ``task`` with the same ``settings`` (seed, baseline algorithm);
+    then marked as such.  Anything else is a usage error, found before anything is written."""
     if not out:
         parser.error("--output: expected a directory for the figure's runs, got ''")
     if os.path.exists(out) and not os.path.isdir(out):
         parser.error(f"--output: {out!r} is a file; give a directory for the figure's runs")
     marker = os.path.join(out, MARKER)
-    present = os.listdir(out) if os.path.isdir(out) else []
+    # a write cut short leaves a hidden .tmp-* file: not the user's
+    present = [n for n in os.listdir(out) if not n.startswith(".tmp-")] if os.path.isdir(out) else []
     older = "maml" in present and set(present) <= NAMES  # made by this script before it wrote its marker
     if present and not os.path.isfile(marker) and not older:
         parser.error(f"--output: {out!r} holds {', '.join(sorted(present)[:3])} and no {MARKER}, so it is not a "
@@ -57,26 +60,32 @@ def claim_output(parser: argparse.ArgumentParser, out: str, task: str, env_id: s
     if os.path.isfile(marker):
         try:
             with open(marker, encoding="utf-8") as fh:
-                saved = json.load(fh)["task"]
+                saved = json.load(fh)
+            if saved["task"] != task:
+                parser.error(f"--output: {out!r} holds the runs of {saved['task']!r}, not {task!r}; give another "
+                             "directory")
+            for name, value in settings.items():
+                if name in saved and saved[name] != value:  # the runs were made with the other value
+                    flag = "--" + name.replace("_", "-")
+                    parser.error(f"{flag}: the runs in {out!r} were made with {flag} {saved[name]}, not {value}; give "
+                                 f"{flag} {saved[name]} to continue them, or another --output")
         except (OSError, ValueError, KeyError, TypeError):
             parser.error(f"--output: {marker!r} is not readable; give a new or empty directory")
-        if saved != task:
-            parser.error(f"--output: {out!r} holds the runs of {saved!r}, not {task!r}; give another directory")
     others = sorted(set(present) - NAMES)
     if others:
         parser.error(f"--output: {out!r} also holds {', '.join(others[:3])}, which this script did not make; move "
                      "them away or give another directory")
-    try:
-        os.makedirs(out, exist_ok=True)
-        if not os.path.isfile(marker):
-            with open(marker, "w", encoding="utf-8") as fh:
-                json.dump({"task": task, "env": env_id}, fh)
-    except OSError as exc:
-        parser.error(f"--output: cannot write to {out!r} ({exc.strerror or exc}); choose a writable directory")
     from experiments.steps import check_same_task
 
     for name in ("maml", "pretrained", "oracle"):
         check_same_task(os.path.join(out, name), env_id)
+    try:
+        os.makedirs(out, exist_ok=True)
+        if not os.path.isfile(marker):
+            with open(marker, "w", encoding="utf-8") as fh:
+                json.dump({"task": task, "env": env_id, **settings}, fh)
+    except OSError as exc:
+        parser.error(f"--output: cannot write to {out!r} ({exc.strerror or exc}); choose a writable directory")
 
 
 def main() -> None:
@@ -108,17 +117,14 @@ def main() -> None:
     except ConfigError as exc:
         p.error(str(exc))
     out = args.output
-    claim_output(p, out, args.task, env_id)
+    claim_output(p, out, args.task, env_id, {"seed": args.seed, "baseline_algo": args.baseline_algo})
 
     maml = os.path.join(out, "maml")
     train = ["train", "--config", config, "--output", maml, "--seed", str(args.seed), "--no-progress"]
     if args.iterations is not None:
         train += ["--iterations", str(args.iterations)]
-    if os.path.exists(os.path.join(maml, "checkpoints", "latest.pt")):
+    if os.path.isdir(maml) and os.listdir(maml):  # continued; one stopped before its first checkpoint starts over
         train = ["train", "--output", maml, "--resume", "--no-progress"] + (["--iterations", str(args.iterations)] if args.iterations is not None else [])
-    elif os.path.isdir(maml) and os.listdir(maml):  # a run stopped before its first checkpoint: nothing to continue
-        print(f"{maml}: no checkpoint saved yet; starting it again", flush=True)
-        train.append("--overwrite")
     run_metarl(*train)
     for kind in ("pretrained", "oracle"):
         folder = os.path.join(out, kind)
@@ -150,4 +156,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:  # between two commands: each one's result is saved as it finished
+        sys.exit("reproduce: interrupted; run the same command again to continue")

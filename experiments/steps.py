@@ -5,8 +5,9 @@ whose result exists, so that an interrupted chain picks up where it stopped.  "E
 "finished, and made from what is there now": a baseline stopped half-way, an evaluation killed while it wrote
 its files, or one of a checkpoint that training has since replaced, is done again, not reused.
 
-:func:`run_metarl` runs one command in a session of its own and passes on SIGINT, SIGTERM and SIGHUP, so a
-signal to the script stops the command the way the command stops (saving), and the script waits for it.
+:func:`run_metarl` runs one command in a session of its own and passes on SIGINT and SIGTERM (SIGHUP as SIGTERM,
+which the commands handle), so a signal to the script stops the command the way the command stops (saving), the
+script waits for it and then stops too, even where the command had finished its work as the signal came.
 """
 
 from __future__ import annotations
@@ -31,9 +32,12 @@ def run_metarl(*args: str, capture: bool = False) -> str:
     print("+ metarl " + " ".join(args), flush=True)
     proc = subprocess.Popen([sys.executable, "-m", "metarl.cli", *args], text=True, start_new_session=True,
                             stdout=subprocess.PIPE if capture else None, stderr=subprocess.PIPE if capture else None)
+    received: list[int] = []
 
     def forward(signum: int, frame: Any) -> None:
-        proc.send_signal(signum)
+        received.append(signum)
+        # metarl's commands save on SIGINT and SIGTERM; a hang-up is passed on as SIGTERM
+        proc.send_signal(signal.SIGTERM if signum == signal.SIGHUP else signum)
 
     previous = {s: signal.signal(s, forward) for s in STOPPING}
     try:
@@ -41,6 +45,10 @@ def run_metarl(*args: str, capture: bool = False) -> str:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+    if received and proc.returncode == 0:  # the command finished as the signal came: the chain stops all the same
+        print(f"stopped by {signal.Signals(received[0]).name} after `metarl {args[0]}` finished; run the same command "
+              "again to continue", file=sys.stderr)
+        sys.exit(128 + received[0])
     if proc.returncode != 0:
         if capture and err:
             sys.stderr.write(err)
@@ -66,8 +74,9 @@ def check_same_task(folder: str, env_id: str, flag: str = "--output") -> None:
     """Exit with a usage error if ``folder`` holds a run or baseline of another env than ``env_id``."""
     saved = saved_env_id(folder)
     if saved is not None and saved != env_id:
-        sys.exit(f"{flag}: {folder!r} holds a run of {saved}, not of {env_id}; give another {flag} for this task "
-                 "(or move that folder away)")
+        print(f"{os.path.basename(sys.argv[0])}: error: {flag}: {folder!r} holds a run of {saved}, not of {env_id}; "
+              f"give another {flag} for this task (or move that folder away)", file=sys.stderr)
+        sys.exit(2)
 
 
 def baseline_steps_done(folder: str) -> int | None:

@@ -43,7 +43,7 @@ def test_an_evaluation_is_redone_when_unfinished_older_than_its_checkpoint_or_of
     assert steps.stale_evaluation(str(tmp_path / "none"), None) == "not evaluated yet"
 
 
-def test_a_baseline_stopped_before_its_budget_is_continued_and_stale_evaluations_redone(monkeypatch, tmp_path):
+def test_a_baseline_stopped_before_its_budget_is_continued_and_stale_evaluations_redone(monkeypatch, tmp_path, capsys):
     from experiments import reproduce
 
     out = tmp_path / "fig"
@@ -61,13 +61,18 @@ def test_a_baseline_stopped_before_its_budget_is_continued_and_stale_evaluations
     assert [c[:2] for c in calls if c[0] == "baseline"] == [("baseline", "pretrained"), ("baseline", "oracle")]
     assert ("evaluate", str(out / "maml"), "--seed", "0", "--overwrite") in calls
     assert json.loads((out / "reproduce.json").read_text())["task"] == "smoke_navigation2d"
-    # a run killed before its first checkpoint (its folder made, nothing saved) is started again, not refused
-    shutil.rmtree(out / "maml")
-    (out / "maml").mkdir()
-    (out / "maml" / "metarl-run.json").write_text("{}")
+    # a run without latest.pt is continued with --resume, never replaced with --overwrite: train --resume starts
+    # over a run killed before its first checkpoint and refuses one that saved others (best.pt here)
+    os.remove(out / "maml" / "checkpoints" / "latest.pt") if (out / "maml" / "checkpoints" / "latest.pt").exists() else None
     calls.clear()
     reproduce.main()
-    assert calls[0][0] == "train" and calls[0][-1] == "--overwrite" and "--resume" not in calls[0]
+    assert calls[0] == ("train", "--output", str(out / "maml"), "--resume", "--no-progress")
+    # another seed or baseline algorithm on the same folder would mix runs: refused
+    for flags, needle in ((["--seed", "1"], "--seed: the runs in"), (["--baseline-algo", "ppo"], "--baseline-algo: the runs in")):
+        monkeypatch.setattr(sys, "argv", ["reproduce", "smoke_navigation2d", "--output", str(out), *flags])
+        with pytest.raises(SystemExit) as exc:
+            reproduce.main()
+        assert exc.value.code == 2 and needle in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("case", ["user files", "other task", "other env in maml"])
@@ -97,9 +102,11 @@ def test_reproduce_refuses_an_output_that_is_not_its_own(case, monkeypatch, tmp_
         assert (out / "table.txt").read_text() == "my own table\n" and not (out / "reproduce.json").exists()
 
 
-def test_a_sigterm_to_the_script_stops_the_running_command_with_its_save(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_to_the_script_stops_the_running_command_with_its_save(tmp_path, signum):
     """subprocess.run killed the command a quarter of a second after a Ctrl-C, and a SIGTERM to the script left
-    it running with no parent; now the command gets the signal, saves, and the script exits with its status."""
+    it running with no parent; now the command gets the signal (a hang-up as SIGTERM, which it handles), saves,
+    and the script stops."""
     out = tmp_path / "run"
     code = ("import sys; from experiments.steps import run_metarl; "
             f"run_metarl('train', '--config', {SMOKE!r}, '--output', {str(out)!r}, '--iterations', '500', '--no-progress')")
@@ -109,9 +116,9 @@ def test_a_sigterm_to_the_script_stops_the_running_command_with_its_save(tmp_pat
     deadline = time.time() + 120
     while time.time() < deadline and (not csv.exists() or len(csv.read_text().splitlines()) < 3):
         time.sleep(0.1)
-    script.send_signal(signal.SIGTERM)
+    script.send_signal(signum)
     _, err = script.communicate(timeout=120)
-    assert script.returncode == 128 + signal.SIGTERM, err
+    assert script.returncode == 128 + signal.SIGTERM, err  # the command's status: it stopped on SIGTERM
     assert "--resume" in err  # the command's own message: it saved
     assert (out / "checkpoints" / "latest.pt").exists()
     still = subprocess.run(["pgrep", "-f", str(out)], capture_output=True, text=True).stdout.split()
@@ -122,7 +129,7 @@ def test_compare_subsample_redoes_stale_evaluations_and_refuses_repeats(monkeypa
     from experiments import compare_subsample
 
     out = tmp_path / "cmp"
-    run = out / "subsample0.5-seed0"
+    run = out / "subsample1-seed0"
     shutil.copytree(ZOO_NAV, run)  # finished (its progress.csv has every row) and evaluated with batches of 4000 steps
     shutil.copy(run / "checkpoints" / "best.pt", run / "checkpoints" / "latest.pt")  # the zoo keeps best.pt only
     os.utime(run / "checkpoints" / "best.pt", (1, 1))
@@ -132,7 +139,7 @@ def test_compare_subsample_redoes_stale_evaluations_and_refuses_repeats(monkeypa
     for flags, expected in ((["--batch-steps", "4000"], []),  # current: reused
                             (["--batch-steps", "0"], [("evaluate", str(run), "--batch-steps", "0", "--overwrite")])):
         calls.clear()
-        monkeypatch.setattr(sys, "argv", ["compare_subsample", "navigation2d", "--output", str(out), "--fractions", "0.5",
+        monkeypatch.setattr(sys, "argv", ["compare_subsample", "navigation2d", "--output", str(out), "--fractions", "1",
                                           "--seeds", "0", "--iterations", iterations, *flags])
         compare_subsample.main()
         assert calls == expected, calls
@@ -143,11 +150,25 @@ def test_compare_subsample_redoes_stale_evaluations_and_refuses_repeats(monkeypa
         with pytest.raises(SystemExit):
             compare_subsample.main()
         assert needle in capsys.readouterr().err
-    monkeypatch.setattr(sys, "argv", ["compare_subsample", "halfcheetah_dir", "--output", str(out), "--fractions", "0.5",
+    # runs of another config are refused before anything trains: another task, or another fraction in the folder
+    shutil.copytree(run, out / "subsample0.5-seed0")
+    for task, fractions, needle in (("halfcheetah_dir", ["1"], "holds a run of another config than halfcheetah_dir"),
+                                    ("navigation2d", ["1", "0.5"], "than navigation2d with hvp_subsample 0.5 and seed 0 "
+                                                                   "(algo.hvp_subsample differ)")):
+        calls.clear()
+        monkeypatch.setattr(sys, "argv", ["compare_subsample", task, "--output", str(out), "--fractions", *fractions,
+                                          "--seeds", "0", "--iterations", iterations])
+        with pytest.raises(SystemExit) as exc:
+            compare_subsample.main()
+        assert needle in str(exc.value.code) and calls == [], exc.value.code
+    # --report refuses an evaluation older than its run's best checkpoint
+    shutil.rmtree(out / "subsample0.5-seed0")
+    os.utime(run / "checkpoints" / "best.pt")
+    monkeypatch.setattr(sys, "argv", ["compare_subsample", "navigation2d", "--output", str(out), "--fractions", "1",
                                       "--seeds", "0", "--report"])
     with pytest.raises(SystemExit) as exc:
         compare_subsample.main()
-    assert "holds a run of metarl/Navigation2D-v0, not of metarl/HalfCheetahDir-v0" in str(exc.value.code)
+    assert "best.pt is newer than its evaluation; run the comparison without --report" in str(exc.value.code)
 
 
 def test_a_sigterm_to_bench_sampling_stops_its_competitor(tmp_path):

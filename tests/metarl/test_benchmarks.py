@@ -313,12 +313,13 @@ def test_zoo_seeds_reproduce_the_seed_spread_tables():
 
 
 def _reproduce_commands(monkeypatch, tmp_path, *flags):
-    """The ``metarl`` commands experiments/reproduce.py runs for ``flags`` (recorded, not run)."""
+    """The ``metarl`` commands experiments/reproduce.py runs for ``flags`` (recorded, not run), each into a new folder."""
     from experiments import reproduce, steps
 
     calls = []
     monkeypatch.setattr(steps, "run_metarl", lambda *args, capture=False: calls.append(args) or "")
-    monkeypatch.setattr(sys, "argv", ["reproduce", "smoke_navigation2d", "--output", str(tmp_path / "fig"), *flags])
+    out = tmp_path / f"fig-{len(os.listdir(tmp_path))}"
+    monkeypatch.setattr(sys, "argv", ["reproduce", "smoke_navigation2d", "--output", str(out), *flags])
     reproduce.main()
     return calls
 
