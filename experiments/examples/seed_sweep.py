@@ -19,21 +19,7 @@ import numpy as np
 import metarl
 from metarl.config import check_seed, load_config, to_dict
 from metarl.errors import RunError, UsageError
-from metarl.trainer import TrainingInterrupted
-
-RESUMABLE = {"iterations", "device", "progress_bar"}  # fields a resumed run may take from the command
-
-
-def differences(saved: dict, wanted: dict, prefix: str = "") -> list[str]:
-    """The dotted names of the fields in which two configs (as dicts) differ."""
-    out = []
-    for key in sorted(set(saved) | set(wanted)):
-        a, b = saved.get(key), wanted.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += differences(a, b, f"{prefix}{key}.")
-        elif a != b and f"{prefix}{key}" not in RESUMABLE:
-            out.append(f"{prefix}{key}")
-    return out
+from metarl.trainer import TrainingInterrupted, config_differences
 
 
 def main() -> None:
@@ -62,7 +48,8 @@ def main() -> None:
                              "another --output")
         if os.path.isfile(os.path.join(out, "config.yaml")):  # a run of this sweep: of this config?
             cfg.seed = seed
-            changed = differences(to_dict(load_config(os.path.join(out, "config.yaml"))), to_dict(cfg))
+            # the fields a resumed run may take from the command (iterations, device, ...) are left out
+            changed = [c[0] for c in config_differences(to_dict(load_config(os.path.join(out, "config.yaml"))), to_dict(cfg))]
             if changed:
                 raise UsageError(f"--output: {out!r} was trained with another config ({', '.join(changed[:4])} "
                                  "differ from --config and --set); give the run's own config to continue the sweep, "
