@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
                 handlers[sig] = signal.signal(sig, _stop)
             competitor = subprocess.Popen([sys.executable, "-m", "metarl.cli", "train", "--config", path, "--output",
                                            run_dir, "--iterations", "1000000", "--no-progress", "--overwrite"],
-                                          stdout=subprocess.DEVNULL)
+                                          stdout=subprocess.DEVNULL, start_new_session=True)  # stopped from here only
             # measure once it is past its start-up: its first iteration written (or it stopped)
             deadline = time.monotonic() + 300
             progress = os.path.join(run_dir, "progress.csv")
@@ -186,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
                     if policy is new:
                         replays.append(replay(new, params, out, noise))
     finally:
-        for sig in handlers:  # a second signal must not cut the competitor's stop short
+        for sig in (*handlers, signal.SIGINT):  # a second signal must not cut the competitor's stop short
+            handlers.setdefault(sig, signal.getsignal(sig))
             signal.signal(sig, signal.SIG_IGN)
         if competitor is not None and competitor.poll() is None:
             competitor.terminate()  # SIGTERM: metarl train saves its checkpoint and stops
@@ -196,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
                 competitor.kill()
                 competitor.wait()
         for sig, handler in handlers.items():
-            signal.signal(sig, handler)
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)  # None: a handler not set from Python
     for name, pairs in times.items():
         pol, phys = (float(np.median([pair[i] for pair in pairs])) for i in (0, 1))
         shares = ", ".join(f"{a / b:.1%}" for a, b in pairs)

@@ -176,10 +176,16 @@ def ship(run_dir: str, entry: str, overwrite: bool = False, curve: bool = True) 
     if backup is not None:  # the new entry is complete: keep what it does not replace (seeds/), drop the rest
         with signals_held():
             old = old_path(entry)
-            os.rename(backup, old)
-            for name in sorted(set(os.listdir(old)) - WRITTEN):
-                os.rename(os.path.join(old, name), os.path.join(entry, name))
-            shutil.rmtree(old)
+            try:
+                os.rename(backup, old)
+                for name in sorted(set(os.listdir(old)) - WRITTEN):
+                    os.rename(os.path.join(old, name), os.path.join(entry, name))
+                shutil.rmtree(old)
+            except OSError as exc:  # the entry is shipped; what is left of the former one is named, not lost
+                left = old if os.path.lexists(old) else backup
+                raise ShipError(f"entry: {entry!r} is shipped, but the former entry could not be put away "
+                                f"({exc.strerror or exc}); it is kept in {left!r}: move what the new entry should keep "
+                                f"(seeds/) into {entry!r} and remove it") from None
     return size
 
 

@@ -245,7 +245,7 @@ class Run:
             try:
                 batch = sampler.sample(theta, tasks, int(seeds[k]), generator)
             except ValueError as exc:  # the policy's actions: only a step before can have made them non-finite
-                if "not finite" in str(exc) and str(exc).startswith("env "):  # the physics, for the tasks given
+                if k == 0 and "not finite" in str(exc) and str(exc).startswith("env "):  # the physics, for the tasks given
                     if self.config.env.id.startswith("metarl/"):  # metarl's own envs are finite on their tasks
                         what = str(exc).split(": ", 1)[1].split("; fix the env")[0]
                         raise ConfigError(f"tasks: {self.config.env.id} {what} for the tasks given "
