@@ -161,4 +161,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:  # between two commands: each one's result is saved as it finished
+        sys.exit("compare_subsample: interrupted; run the same command again to continue")
