@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 
 import numpy as np
 import torch
 
+if __package__ in (None, ""):  # run as a file (python experiments/NAME.py): the repository root, as for -m
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from experiments import positive
 from metarl.algorithms import initial_params, make_algorithm
 from metarl.baseline import LinearFeatureBaseline

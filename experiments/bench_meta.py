@@ -47,6 +47,8 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+if __package__ in (None, ""):  # run as a file (python experiments/NAME.py): the repository root, as for -m
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from experiments import positive
 import metarl.maml
 from metarl import curvature, trpo

@@ -35,6 +35,8 @@ from typing import Any
 import numpy as np
 import torch
 
+if __package__ in (None, ""):  # run as a file (python experiments/NAME.py): the repository root, as for -m
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from experiments import config_path, positive
 from metarl.config import load_config
 from metarl.environment import make_env

@@ -27,6 +27,8 @@ import subprocess
 import sys
 import time
 
+if __package__ in (None, ""):  # run as a file (python experiments/NAME.py): the repository root, as for -m
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from experiments import config_path, positive
 from metarl import threads
 

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+if __package__ in (None, ""):  # run as a file (python experiments/NAME.py): the repository root, as for -m
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from experiments import positive
 from metarl.errors import UsageError, os_error_message
 

@@ -14,12 +14,16 @@ dtype. Prints the share of the parameters that ``theta +- eps v`` actually moves
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 
 import numpy as np
 import torch
 
-from metarl.baseline import LinearFeatureBaseline
+if __package__ in (None, ""):  # run as a file (python experiments/NAME.py): the repository root, as for -m
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from experiments import config_path, positive
+from metarl.baseline import LinearFeatureBaseline
 from metarl.config import check_seed, load_config
 from metarl.errors import UsageError
 from metarl.environment import make_env

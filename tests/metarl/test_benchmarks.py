@@ -718,6 +718,14 @@ def test_bench_sampling_replay_gives_the_pass_actions_and_notices_other_noise():
     ("bench_ray.py", ["--rounds", "0"], "--rounds: expected a positive integer"),
     ("reproduce.py", ["navigation2d", "--output", "OUT", "--iterations", "0"], "--iterations: expected a positive integer"),
     ("compare_subsample.py", ["navigation2d", "--output", "OUT", "--seeds", "-1"], "--seeds: expected an integer >= 0"),
+    # the scripts the docs run with -m work as files too (a sweep: ModuleNotFoundError: experiments)
+    ("bench_algorithms.py", ["--rounds", "0"], "--rounds: expected a positive integer"),
+    ("bench_memory.py", ["--rounds", "0"], "--rounds: expected a positive integer"),
+    ("bench_meta.py", ["--repeat", "0"], "--repeat: expected a positive integer"),
+    ("bench_sampling.py", ["--repeat", "0"], "--repeat: expected a positive integer"),
+    ("bench_side_by_side.py", ["--output", "OUT", "--rounds", "0"], "--rounds: expected a positive integer"),
+    ("compare_algorithms.py", ["--iteration", "0"], "--iteration: expected a positive integer"),
+    ("compare_hvp.py", ["--tasks", "0"], "--tasks: expected a positive integer"),
 ])
 def test_scripts_the_docs_run_as_files_work_as_files(script, argv, needle, tmp_path):
     """``python experiments/X.py`` from anywhere (as the README and `make bench` run them), not only ``-m``."""
