@@ -171,7 +171,12 @@ def ship(run_dir: str, entry: str, overwrite: bool = False, curve: bool = True) 
             if backup is None or moved:  # otherwise the entry was never moved: nothing of it to remove
                 shutil.rmtree(entry, ignore_errors=True)
                 if backup is not None:
-                    os.rename(backup, entry)
+                    try:
+                        os.rename(backup, entry)
+                    except OSError as exc:  # the former entry is whole in the backup: say where, not "as it was"
+                        raise ShipError(f"entry: the ship failed and putting the former entry back failed too "
+                                        f"({exc.strerror or exc}); it is whole in {backup!r}: move it back with "
+                                        f"mv {backup!r} {entry!r}") from None
         raise
     if backup is not None:  # the new entry is complete: keep what it does not replace (seeds/), drop the rest
         with signals_held():

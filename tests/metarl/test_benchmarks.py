@@ -425,6 +425,21 @@ def test_ship_zoo_leaves_the_old_entry_when_the_new_one_fails(monkeypatch, tmp_p
         ship_zoo.main()
     assert str(exc.value.code).startswith(f"ship_zoo: could not write {entry}: No space left on device; free some disk")
     assert sorted(os.listdir(entry)) == ["old.txt"] and sorted(os.listdir(tmp_path)) == ["entry"]
+    # the restore itself fails: the message says where the former entry is, whole, instead of "as it was"
+    real_rename = os.rename
+
+    def rename(src, dst):
+        if str(dst) == str(entry):
+            raise OSError(errno.EACCES, "Permission denied")
+        return real_rename(src, dst)
+
+    monkeypatch.setattr(ship_zoo.os, "rename", rename)
+    with pytest.raises(ship_zoo.ShipError, match="putting the former entry back failed too .Permission denied.; it is "
+                                                 "whole in") as failed:
+        ship_zoo.ship(run, str(entry), overwrite=True)
+    monkeypatch.setattr(ship_zoo.os, "rename", real_rename)
+    backup = str(failed.value).split("it is whole in ")[1].split(":")[0].strip("'")
+    assert sorted(os.listdir(backup)) == ["old.txt"]
 
 
 def test_ship_zoo_restores_the_entry_when_stopped_at_the_rename(monkeypatch, tmp_path):
