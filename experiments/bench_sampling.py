@@ -156,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
             started = time.time()
             run_dir = os.path.join(args.output, "competitor")
             for sig in (signal.SIGTERM, signal.SIGHUP):  # as Ctrl-C: through the finally below, which stops it
-                handlers[sig] = signal.signal(sig, _stop)
+                if signal.getsignal(sig) is not signal.SIG_IGN:  # SIGHUP under nohup stays ignored
+                    handlers[sig] = signal.signal(sig, _stop)
             competitor = subprocess.Popen([sys.executable, "-m", "metarl.cli", "train", "--config", path, "--output",
                                            run_dir, "--iterations", "1000000", "--no-progress", "--overwrite"],
                                           stdout=subprocess.DEVNULL, start_new_session=True)  # stopped from here only

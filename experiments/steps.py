@@ -39,12 +39,13 @@ def run_metarl(*args: str, capture: bool = False) -> str:
         # metarl's commands save on SIGINT and SIGTERM; a hang-up is passed on as SIGTERM
         proc.send_signal(signal.SIGTERM if signum == signal.SIGHUP else signum)
 
-    previous = {s: signal.signal(s, forward) for s in STOPPING}
+    # a signal the script was started with ignored (SIGHUP under nohup, SIGINT in a shell's background job) stays so
+    previous = {s: signal.signal(s, forward) for s in STOPPING if signal.getsignal(s) is not signal.SIG_IGN}
     try:
         out, err = proc.communicate()
     finally:
         for s, handler in previous.items():
-            signal.signal(s, handler)
+            signal.signal(s, signal.SIG_DFL if handler is None else handler)  # None: a handler not set from Python
     if received and proc.returncode == 0:  # the command finished as the signal came: the chain stops all the same
         print(f"stopped by {signal.Signals(received[0]).name} after `metarl {args[0]}` finished; run the same command "
               "again to continue", file=sys.stderr)

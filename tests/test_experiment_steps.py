@@ -102,6 +102,24 @@ def test_reproduce_refuses_an_output_that_is_not_its_own(case, monkeypatch, tmp_
         assert (out / "table.txt").read_text() == "my own table\n" and not (out / "reproduce.json").exists()
 
 
+def test_a_hang_up_under_nohup_does_not_stop_the_chain(tmp_path):
+    """A script started with SIGHUP ignored (nohup) keeps it ignored while a command runs: a closed terminal must
+    not stop a chain the user detached from it."""
+    out = tmp_path / "run"
+    code = ("import signal, sys; signal.signal(signal.SIGHUP, signal.SIG_IGN); from experiments.steps import run_metarl; "
+            f"run_metarl('train', '--config', {SMOKE!r}, '--output', {str(out)!r}, '--iterations', '3', '--no-progress')")
+    script = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    csv = out / "progress.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline and not csv.exists():
+        time.sleep(0.1)
+    script.send_signal(signal.SIGHUP)
+    _, err = script.communicate(timeout=300)
+    assert script.returncode == 0, err
+    assert len(csv.read_text().splitlines()) == 4  # the header and the three iterations: it ran to its end
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
 def test_a_signal_to_the_script_stops_the_running_command_with_its_save(tmp_path, signum):
     """subprocess.run killed the command a quarter of a second after a Ctrl-C, and a SIGTERM to the script left
