@@ -102,18 +102,24 @@ def test_reproduce_refuses_an_output_that_is_not_its_own(case, monkeypatch, tmp_
         assert (out / "table.txt").read_text() == "my own table\n" and not (out / "reproduce.json").exists()
 
 
-def test_a_hang_up_under_nohup_does_not_stop_the_chain(tmp_path):
-    """A script started with SIGHUP ignored (nohup) keeps it ignored while a command runs: a closed terminal must
-    not stop a chain the user detached from it."""
-    out = tmp_path / "run"
-    code = ("import signal, sys; signal.signal(signal.SIGHUP, signal.SIG_IGN); from experiments.steps import run_metarl; "
-            f"run_metarl('train', '--config', {SMOKE!r}, '--output', {str(out)!r}, '--iterations', '3', '--no-progress')")
+def _chain_training(out, iterations, rows, setup=""):
+    """A script that runs ``metarl train`` through run_metarl, once the run's progress.csv has ``rows`` lines."""
+    code = (f"{setup}from experiments.steps import run_metarl; run_metarl('train', '--config', {SMOKE!r}, '--output', "
+            f"{str(out)!r}, '--iterations', '{iterations}', '--no-progress')")
     script = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True)
     csv = out / "progress.csv"
     deadline = time.time() + 120
-    while time.time() < deadline and not csv.exists():
+    while time.time() < deadline and (not csv.exists() or len(csv.read_text().splitlines()) < rows):
         time.sleep(0.1)
+    return script, csv
+
+
+def test_a_hang_up_under_nohup_does_not_stop_the_chain(tmp_path):
+    """A script started with SIGHUP ignored (nohup) keeps it ignored while a command runs: a closed terminal must
+    not stop a chain the user detached from it."""
+    out = tmp_path / "run"
+    script, csv = _chain_training(out, 3, rows=1, setup="import signal; signal.signal(signal.SIGHUP, signal.SIG_IGN); ")
     script.send_signal(signal.SIGHUP)
     _, err = script.communicate(timeout=300)
     assert script.returncode == 0, err
@@ -126,14 +132,7 @@ def test_a_signal_to_the_script_stops_the_running_command_with_its_save(tmp_path
     it running with no parent; now the command gets the signal (a hang-up as SIGTERM, which it handles), saves,
     and the script stops."""
     out = tmp_path / "run"
-    code = ("import sys; from experiments.steps import run_metarl; "
-            f"run_metarl('train', '--config', {SMOKE!r}, '--output', {str(out)!r}, '--iterations', '500', '--no-progress')")
-    script = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True)
-    csv = out / "progress.csv"
-    deadline = time.time() + 120
-    while time.time() < deadline and (not csv.exists() or len(csv.read_text().splitlines()) < 3):
-        time.sleep(0.1)
+    script, csv = _chain_training(out, 500, rows=3)
     script.send_signal(signum)
     _, err = script.communicate(timeout=120)
     assert script.returncode == 128 + signal.SIGTERM, err  # the command's status: it stopped on SIGTERM
