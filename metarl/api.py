@@ -36,6 +36,7 @@ from metarl.baseline import LinearFeatureBaseline
 from metarl.config import ConfigError, TrainConfig, apply_overrides, check_seed, from_dict, load_config, to_dict
 from metarl.environment import check_named_imports, make_env, sample_tasks
 from metarl.episodes import advantages
+from metarl.errors import EnvError
 from metarl.policy import GaussianMLPPolicy, Params
 from metarl.sampler import Sampler
 from metarl.trainer import Trainer
@@ -245,10 +246,9 @@ class Run:
             try:
                 batch = sampler.sample(theta, tasks, int(seeds[k]), generator)
             except ValueError as exc:  # the policy's actions: only a step before can have made them non-finite
-                if k == 0 and "not finite" in str(exc) and str(exc).startswith("env "):  # the physics, for the tasks given
+                if k == 0 and isinstance(exc, EnvError) and exc.non_finite:  # the physics, for the tasks given
                     if self.config.env.id.startswith("metarl/"):  # metarl's own envs are finite on their tasks
-                        what = str(exc).split(": ", 1)[1].split("; fix the env")[0]
-                        raise ConfigError(f"tasks: {self.config.env.id} {what} for the tasks given "
+                        raise ConfigError(f"tasks: {self.config.env.id} {exc.problem} for the tasks given "
                                           f"{tasks[:3].tolist()}{' ...' if len(tasks) > 3 else ''}: "
                                           "they lie too far outside the range it draws tasks from (sample_tasks); "
                                           "give tasks nearer it") from None

@@ -227,24 +227,22 @@ def env_name(env: Any) -> str:
 
 def sample_tasks(env: Any, n: int, rng: np.random.Generator) -> np.ndarray:
     """``env.sample_tasks(n, rng)`` as float64 ``[n, k]`` of finite numbers; an env that returns anything else
-    (or refuses with a ValueError) is named in a :class:`~metarl.errors.UsageError`, as the sampler names an env
+    (or refuses with a ValueError) is named in an :class:`~metarl.errors.EnvError`, as the sampler names an env
     whose ``reset``/``step`` break the contract."""
-    from metarl.errors import UsageError
+    from metarl.errors import EnvError
 
     name = env_name(env)
-    fix = "; fix the env's sample_tasks (see docs/plugins.md for what a task env returns)"
+    fix = "fix the env's sample_tasks (see docs/plugins.md for what a task env returns)"
     try:
         raw = env.sample_tasks(n, rng)
     except ValueError as exc:
-        raise UsageError(f"env {name!r}: sample_tasks({n}, rng): {exc}{fix}") from None
+        raise EnvError(name, f"sample_tasks({n}, rng): {exc}", fix) from None
     try:
         tasks = np.asarray(raw, dtype=np.float64)
     except (TypeError, ValueError):
-        raise UsageError(f"env {name!r}: sample_tasks({n}, rng) returned {type(raw).__name__}, not an array of "
-                         f"numbers{fix}") from None
+        raise EnvError(name, f"sample_tasks({n}, rng) returned {type(raw).__name__}, not an array of numbers", fix) from None
     if tasks.ndim != 2 or tasks.shape[0] != n:
-        raise UsageError(f"env {name!r}: sample_tasks({n}, rng) returned shape {tasks.shape}, expected ({n}, k): one "
-                         f"row per task{fix}")
+        raise EnvError(name, f"sample_tasks({n}, rng) returned shape {tasks.shape}, expected ({n}, k): one row per task", fix)
     if not np.isfinite(tasks).all():
-        raise UsageError(f"env {name!r}: sample_tasks({n}, rng) returned values that are not finite (NaN or inf){fix}")
+        raise EnvError(name, f"sample_tasks({n}, rng) returned values that are not finite (NaN or inf)", fix, True)
     return tasks

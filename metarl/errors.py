@@ -18,6 +18,19 @@ class UsageError(ValueError):
     """Bad input: a field, flag, file or value the user can correct."""
 
 
+class EnvError(UsageError):
+    """A task env that broke its contract (a plug-in's code to fix): names the env, what it returned and the fix.
+    ``non_finite``: what it returned was NaN or inf, which metarl's own envs give only for tasks far outside
+    their distribution (so :meth:`metarl.api.Run.adapt` can name the tasks instead)."""
+
+    def __init__(self, env_name: str, problem: str, fix: str, non_finite: bool = False) -> None:
+        super().__init__(f"env {env_name!r}: {problem}; {fix}")
+        self.env_name, self.problem, self.fix, self.non_finite = env_name, problem, fix, non_finite
+
+    def __reduce__(self) -> tuple:  # pickled whole (a Ray worker's error reaches the trainer this way)
+        return type(self), (self.env_name, self.problem, self.fix, self.non_finite)
+
+
 class RunError(RuntimeError):
     """The run cannot go on for a reason outside the input (disk, permissions, another process)."""
 

@@ -251,11 +251,11 @@ def rollout(
     return out, {"env": env_time, "policy": policy_time}
 
 
-def _env_error(env: Any, what: str) -> Exception:
-    """A task env that broke its contract: a UsageError naming the env (a plug-in's code to fix)."""
-    from metarl.errors import UsageError
+def _env_error(env: Any, what: str, non_finite: bool = False) -> Exception:
+    """A task env that broke its contract: an :class:`~metarl.errors.EnvError` naming the env (a plug-in's code to fix)."""
+    from metarl.errors import EnvError
 
-    return UsageError(f"env {env_name(env)!r}: {what}; fix the env (see docs/plugins.md for what a task env returns)")
+    return EnvError(env_name(env), what, "fix the env (see docs/plugins.md for what a task env returns)", non_finite)
 
 
 def _count_items(result: Any) -> str:
@@ -275,7 +275,8 @@ def _checked(env: Any, call: str, what: str, value: Any, shape: tuple[int, ...],
         raise _env_error(env, f"{call} returned {what}{at} of shape {array.shape}, expected {shape} (one row per slot)")
     if finite and not np.isfinite(array).all():
         bad = np.argwhere(~np.isfinite(array))[0].tolist()
-        raise _env_error(env, f"{call} returned {what}{at} that are not finite (NaN or inf; first at index {bad})")
+        raise _env_error(env, f"{call} returned {what}{at} that are not finite (NaN or inf; first at index {bad})",
+                         non_finite=True)
     return array
 
 

@@ -275,3 +275,22 @@ def test_a_task_env_that_breaks_its_contract_is_named_in_one_line():
             rollout(env, policy, params, tasks, 3, 0, task_noise_seeds(torch.Generator().manual_seed(0), 2),
                     torch.float32)
         assert needle in str(exc.value) and str(exc.value).startswith("env "), (needle, str(exc.value))
+
+
+def test_an_env_error_says_whether_the_env_returned_non_finite_values_and_survives_pickling():
+    """Run.adapt tells far-out tasks from a broken env by ``non_finite``; a Ray worker's error is pickled."""
+    import pickle
+
+    from metarl.errors import EnvError, UsageError
+
+    cfg = load_config(SMOKE_NAV)
+    policy = GaussianMLPPolicy(2, 2, (8, 8), 1.0)
+    params = policy.init_params(torch.Generator().manual_seed(0))
+    tasks = np.array([[0.3, -0.2], [0.1, 0.4]])
+    for change, non_finite in ((lambda out: (out[0], out[1] * np.inf, *out[2:]), True), (lambda out: out[:4], False)):
+        env = _Broken(make_env(cfg.env, 6), change)
+        with pytest.raises(EnvError) as exc:
+            rollout(env, policy, params, tasks, 3, 0, task_noise_seeds(torch.Generator().manual_seed(0), 2), torch.float32)
+        assert isinstance(exc.value, UsageError) and exc.value.non_finite is non_finite
+        again = pickle.loads(pickle.dumps(exc.value))
+        assert (str(again), again.problem, again.non_finite) == (str(exc.value), exc.value.problem, non_finite)
