@@ -63,7 +63,7 @@ def main() -> None:
         sys.exit(f"task: no config {config!r}; pass the name of a file in experiments/configs without .yaml")
     sys.path.insert(0, os.path.dirname(HERE))
     from experiments import positive
-    from experiments.steps import run_metarl, stale_evaluation
+    from experiments.steps import evaluate_unless_current, run_metarl, stale_evaluation
     from metarl.config import ConfigError, check_hvp_subsample, check_seed, load_config, to_dict
     from metarl.trainer import config_differences
     from metarl.errors import UsageError
@@ -132,12 +132,9 @@ def main() -> None:
             else:
                 run_metarl("train", "--config", config, "--output", run, "--seed", str(seed), "--iterations",
                            str(iterations), "--set", f"algo.hvp_subsample={fraction}", "--no-progress")
-            why = stale_evaluation(evaluation, os.path.join(run, "checkpoints", "best.pt"), **batch)
-            if why is not None:
-                print(f"{run}: {why}", flush=True)
-                overwrite = ["--overwrite"] if os.path.exists(os.path.join(evaluation, "results.json")) else []
-                run_metarl("evaluate", run, *(() if args.batch_steps is None else ("--batch-steps", str(args.batch_steps))),
-                           *overwrite)
+            evaluate_unless_current(evaluation, os.path.join(run, "checkpoints", "best.pt"),
+                                    [run, *(() if args.batch_steps is None else ("--batch-steps", str(args.batch_steps)))],
+                                    **batch)
             record(fraction, seed, run)
     if len(batches) > 1:
         sys.exit(f"the runs' evaluations used different batches (batch_steps {sorted(batches)}); evaluate them "

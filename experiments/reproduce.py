@@ -101,7 +101,7 @@ def main() -> None:
     args = p.parse_args()
     sys.path.insert(0, os.path.dirname(HERE))  # run as a file: the repository root
     from experiments import positive
-    from experiments.steps import baseline_steps_done, run_metarl, stale_evaluation
+    from experiments.steps import baseline_steps_done, evaluate_unless_current, run_metarl
     from metarl.config import ConfigError, check_seed, load_config
 
     positive(p, baseline_steps=args.baseline_steps, iterations=args.iterations)
@@ -137,16 +137,11 @@ def main() -> None:
             run_metarl("baseline", kind, "--output", folder, "--resume", "--timesteps", str(args.baseline_steps))
     sources = {"maml": maml, "pretrained": os.path.join(out, "pretrained"), "oracle": os.path.join(out, "oracle")}
     for src in sources.values():
-        why = stale_evaluation(os.path.join(src, "evaluation"), os.path.join(src, "checkpoints", "best.pt"), seed=args.seed)
-        if why is not None:
-            print(f"{src}: {why}", flush=True)
-            overwrite = ["--overwrite"] if os.path.exists(os.path.join(src, "evaluation", "results.json")) else []
-            run_metarl("evaluate", src, "--seed", str(args.seed), *overwrite)
+        evaluate_unless_current(os.path.join(src, "evaluation"), os.path.join(src, "checkpoints", "best.pt"),
+                                [src, "--seed", str(args.seed)], seed=args.seed)
     random_dir = os.path.join(out, "random", "evaluation")
-    why = stale_evaluation(random_dir, None, seed=args.seed)
-    if why is not None:
-        overwrite = ["--overwrite"] if os.path.exists(os.path.join(random_dir, "results.json")) else []
-        run_metarl("evaluate", "--random", "--config", config, "--output", random_dir, "--seed", str(args.seed), *overwrite)
+    evaluate_unless_current(random_dir, None, ["--random", "--config", config, "--output", random_dir, "--seed",
+                                               str(args.seed)], seed=args.seed)
     table = run_metarl("plot", *(f"{m}={os.path.join(s, 'evaluation')}" for m, s in sources.items()),
                        f"random={random_dir}", "--output", os.path.join(out, "figure.png"), "--overwrite", capture=True)
     from metarl.checkpoint import atomic_write_bytes

@@ -118,3 +118,14 @@ def stale_evaluation(eval_dir: str, checkpoint: str | None, **settings: Any) -> 
         if saved.get(name) != want:
             return f"its evaluation has {name} {json.dumps(saved.get(name))}, this comparison {json.dumps(want)}"
     return None
+
+
+def evaluate_unless_current(eval_dir: str, checkpoint: str | None, command: list[str], **settings: Any) -> None:
+    """Run ``metarl evaluate COMMAND`` (whose output is ``eval_dir``) unless :func:`stale_evaluation` finds the
+    evaluation there finished and current; an earlier one is replaced (``--overwrite``), saying why."""
+    why = stale_evaluation(eval_dir, checkpoint, **settings)
+    if why is None:
+        return
+    print(f"{eval_dir}: {why}", flush=True)
+    earlier = os.path.exists(os.path.join(eval_dir, "results.json"))
+    run_metarl("evaluate", *command, *(["--overwrite"] if earlier else []))
