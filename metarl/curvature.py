@@ -20,6 +20,7 @@ against explicit Hessians and finite differences (``tests/metarl/test_meta_gradi
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -251,6 +252,28 @@ class Linearization:
             self.adapted = params
             self.post = forward_pass(params, post_obs, self.layers)
         self.chain = [] if first_order else steps  # first order: d adapted / d theta = I
+
+    def select(self, tasks: Tensor) -> "Linearization":
+        """This linearization restricted to the tasks ``tasks`` (indices into the task dimension), by slicing what
+        it holds: each task's tensors are its own, so the result is what building it from those tasks' episodes
+        computes, without running their inner steps and forward passes again."""
+        index = tasks.to(self.post.mu.device)
+
+        def pick(x: Tensor) -> Tensor:
+            return x.index_select(0, index)
+
+        def pick_pass(p: Pass) -> Pass:
+            params = {k: pick(v) for k, v in p.params.items()}
+            return Pass(params, [columns(params[f"w{i}"]) for i in range(len(p.cols))], [pick(x) for x in p.inputs],
+                        [pick(m) for m in p.masks], pick(p.mu))
+
+        out = copy.copy(self)
+        out.num_tasks = int(index.numel())
+        out.adapted = {k: pick(v) for k, v in self.adapted.items()}
+        out.post = pick_pass(self.post)
+        out.chain = [InnerStep(pick_pass(s.trace), s.alpha, [pick(d) for d in s.deltas], pick(s.q), pick(s.s2))
+                     for s in self.chain]
+        return out
 
     def _per_task(self, params: Params) -> Params:
         """Shared tensors copied to every task ``[T, ...]``: batched matrix products run faster on CPU than one

@@ -63,16 +63,34 @@ class MAMLTRPO:
         return surrogate, kl, mu, weights
 
     def old_policy(self, params: Params, inner: Sequence[AdaptationData], post: AdaptationData) -> tuple[Tensor, Tensor, Tensor]:
-        """``pi_theta'_old`` on the post-adaptation steps: log-probs, means and log-stds, detached."""
+        """``pi_theta'_old`` on the post-adaptation steps: log-probs, means and log-stds, detached.
+
+        For the Gaussian ReLU MLP (shared ``params``) these are the moments :meth:`meta_update` takes from the
+        linearization its products use (the same numbers bit for bit), so it does not adapt twice."""
+        if self._written_out_products() and params["w0"].dim() == 2:
+            return self._old_policy_of(self._linearization(params, inner, post), post)
         with torch.no_grad():
             adapted = {k: v.detach() for k, v in self.adapt(params, inner, create_graph=False).items()}
             obs, actions, _, _ = _flat_steps(post)
             mu, log_std = self.policy.moments(adapted, obs)
             return gaussian_log_prob(mu, log_std, actions), mu, log_std
 
+    def _linearization(self, theta: Params, inner: Sequence[AdaptationData], post: AdaptationData) -> curvature.Linearization:
+        """The adapted policies at ``theta`` with everything the written-out products need (computed without grad)."""
+        sizes = [self.s.inner_step_size] * len(inner)
+        return curvature.Linearization(self.policy, theta, inner, sizes, self.s.first_order, _flat_steps(post)[0])
+
+    def _old_policy_of(self, lin: curvature.Linearization, post: AdaptationData) -> tuple[Tensor, Tensor, Tensor]:
+        """:meth:`old_policy` read off a linearization at theta: its post-adaptation means and adapted log stds."""
+        with torch.no_grad():
+            mu = lin.post.mu
+            log_std = self.policy.log_std(lin.adapted, mu)
+            return gaussian_log_prob(mu, log_std, _flat_steps(post)[1]), mu, log_std
+
     def meta_gradients(self, theta: Params, inner: Sequence[AdaptationData], post: AdaptationData,
-                       old: tuple[Tensor, Tensor, Tensor],
-                       tasks: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor, Callable[[Tensor], Tensor]]:
+                       old: tuple[Tensor, Tensor, Tensor], tasks: Tensor | None = None, *,
+                       linearization: curvature.Linearization | None = None,
+                       ) -> tuple[Tensor, Tensor, Tensor, Callable[[Tensor], Tensor]]:
         """Surrogate, KL, the flat meta-gradient, and ``v -> H v`` for the exact Hessian H of the mean KL at theta.
 
         ``theta`` must require grad, and ``old`` must be the adapted policies at ``theta`` (``old_policy``).
@@ -87,17 +105,18 @@ class MAMLTRPO:
         ``tasks`` (indices into the task dimension) makes H the Hessian of the mean KL over those tasks
         only, each task's product still exact through its inner step; the surrogate, the KL and the
         meta-gradient are always over every task.  The mean over uniformly drawn subsets is the full H.
+
+        ``linearization``: the written-out products' :class:`~metarl.curvature.Linearization` at ``theta``, if the
+        caller already built it (:meth:`meta_update` does, for ``old``); otherwise it is built here.
         """
-        sizes = [self.s.inner_step_size] * len(inner)
         if self._written_out_products():
-            lin = curvature.Linearization(self.policy, theta, inner, sizes, self.s.first_order, _flat_steps(post)[0])
+            lin = self._linearization(theta, inner, post) if linearization is None else linearization
             log_std = self.policy.log_std(lin.adapted, lin.post.mu)
             surrogate, kl, ratio, weights = _losses(lin.post.mu, log_std, post, old)
             g = lin.gradient(*_surrogate_gradient(lin.post.mu, log_std, ratio, weights, post))
-            if tasks is not None:
-                inner, post = [select_tasks(d, tasks) for d in inner], select_tasks(post, tasks)
-                lin = curvature.Linearization(self.policy, theta, inner, sizes, self.s.first_order, _flat_steps(post)[0])
-                weights = _kl_weights(_flat_steps(post)[2])
+            if tasks is not None:  # the subset's tasks, sliced from the linearization of every task
+                lin = lin.select(tasks)
+                weights = _kl_weights(_flat_steps(post)[2][tasks.to(post.batch.mask.device)])
             hvp = lin.kl_hvp(weights, old[2] if tasks is None else old[2][tasks.to(old[2].device)])
             return surrogate, kl, g, hvp
         leaves = list(theta.values())
@@ -157,9 +176,12 @@ class MAMLTRPO:
         (a CPU generator; torch's default one if None); nothing is drawn when every task is used.
         """
         theta = {k: v.detach().requires_grad_() for k, v in params.items()}
-        old = self.old_policy(theta, inner, post)
+        # the written-out products' linearization holds the adapted policies at theta: the old policy is read
+        # off it, not adapted again
+        lin = self._linearization(theta, inner, post) if self._written_out_products() else None
+        old = self.old_policy(theta, inner, post) if lin is None else self._old_policy_of(lin, post)
         subset = curvature_tasks(post.batch.num_tasks, self.s.hvp_subsample, generator)
-        surrogate, kl, g, hvp = self.meta_gradients(theta, inner, post, old, subset)
+        surrogate, kl, g, hvp = self.meta_gradients(theta, inner, post, old, subset, linearization=lin)
 
         scale: Callable[..., Tensor | None] = trpo.max_step
         if self.s.hvp == "finite_difference":  # the released code's products, unguarded CG and step size

@@ -97,3 +97,74 @@ def test_written_out_meta_gradient_equals_autograd(monkeypatch, first_order, inn
     for w, a in zip(written, autograd):
         for x, y in zip(w, a):
             torch.testing.assert_close(x, y, rtol=1e-11, atol=1e-13)
+
+
+@pytest.mark.parametrize("first_order", [False, True])
+@pytest.mark.parametrize("inner_steps", [1, 2])
+def test_selected_linearization_is_the_one_built_from_those_tasks(first_order, inner_steps):
+    """Slicing the linearization of every task gives the products, gradients and adapted policies that building it
+    from the chosen tasks' episodes gives."""
+    from metarl.maml import select_tasks
+
+    policy, params, maml, _, _ = tiny_problem(first_order=first_order, hidden=(5, 3))
+    inner = [tiny_batch(T=4, seed=1 + k) for k in range(inner_steps)]
+    post = tiny_batch(T=4, seed=9)
+    theta = {k: v.clone() for k, v in params.items()}
+    sizes = [maml.s.inner_step_size] * inner_steps
+    tasks = torch.tensor([0, 2, 3])
+    sliced = curvature.Linearization(policy, theta, inner, sizes, first_order, _flat_steps(post)[0]).select(tasks)
+    sub_inner, sub_post = [select_tasks(d, tasks) for d in inner], select_tasks(post, tasks)
+    built = curvature.Linearization(policy, theta, sub_inner, sizes, first_order, _flat_steps(sub_post)[0])
+    assert sliced.num_tasks == built.num_tasks == 3
+    for k in built.adapted:
+        torch.testing.assert_close(sliced.adapted[k], built.adapted[k], rtol=1e-13, atol=1e-15)
+    gen = torch.Generator().manual_seed(6)
+    weights = torch.rand(3, _flat_steps(sub_post)[0].shape[1], generator=gen, dtype=torch.float64)
+    old_log_std = torch.randn(3, weights.shape[1], 2, generator=gen, dtype=torch.float64)
+    v = torch.randn(flat(params).numel(), generator=gen, dtype=torch.float64)
+    torch.testing.assert_close(sliced.kl_hvp(weights, old_log_std)(v), built.kl_hvp(weights, old_log_std)(v),
+                               rtol=1e-12, atol=1e-14)
+    grad_mu = torch.randn(built.post.mu.shape, generator=gen, dtype=torch.float64)
+    grad_log_std = torch.randn(3, 2, generator=gen, dtype=torch.float64)
+    torch.testing.assert_close(sliced.gradient(grad_mu, grad_log_std), built.gradient(grad_mu, grad_log_std),
+                               rtol=1e-12, atol=1e-14)
+
+
+def test_old_policy_read_off_the_linearization_equals_autograds_adaptation(monkeypatch):
+    """The written-out old policy (the linearization's adapted means and log stds) is autograd's adaptation's,
+    float64 to rounding."""
+    _, params, maml, _, _ = tiny_problem(hidden=(5, 3))
+    inner, post = [tiny_batch(seed=1), tiny_batch(seed=2)], tiny_batch(seed=9)
+    written = maml.old_policy(params, inner, post)
+    monkeypatch.setattr(curvature, "supports", lambda policy: False)
+    autograd = maml.old_policy(params, inner, post)
+    for x, y in zip(written, autograd):
+        torch.testing.assert_close(x, y, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("fraction", [1.0, 0.5])
+def test_meta_update_adapts_once_for_its_products_and_old_policy(monkeypatch, fraction):
+    """The update runs the written-out inner step once per inner step (its linearization gives the old policy and,
+    sliced, the subsample's products); autograd's adaptation runs only for the line search's candidates."""
+    from metarl import adaptation, maml as maml_module
+
+    _, params, maml, _, _ = tiny_problem(hidden=(5, 3))
+    maml.s.hvp_subsample = fraction
+    inner, post = [tiny_batch(T=4, seed=1)], tiny_batch(T=4, seed=9)
+    counts = {"inner_step": 0, "adapt": 0}
+    inner_step, adaptation_path = curvature.inner_step, adaptation.adaptation_path
+
+    def counted_inner_step(*args, **kwargs):
+        counts["inner_step"] += 1
+        return inner_step(*args, **kwargs)
+
+    def counted_adaptation_path(*args, **kwargs):
+        counts["adapt"] += 1
+        return adaptation_path(*args, **kwargs)
+
+    monkeypatch.setattr(curvature, "inner_step", counted_inner_step)
+    monkeypatch.setattr(adaptation, "adaptation_path", counted_adaptation_path)
+    _, stats = maml.meta_update(params, inner, post, torch.Generator().manual_seed(0))
+    assert stats["line_search_steps"] >= 1  # one adaptation per candidate, whether one is accepted or none
+    assert counts == {"inner_step": 1, "adapt": stats["line_search_steps"]}
+    assert maml_module.adapt is adaptation.adapt  # the count above saw every adaptation the learner made
