@@ -16,10 +16,12 @@ Everything that is compared is measured in the same run, on the same data:
   alternating order (medians), so that a change of the machine's load hits every variant alike; with
   ``--threads N`` also the exact update on N torch threads; ``--layouts`` times the layers' batched products
   in both storage orders (the choice ``metarl.curvature`` makes);
-* optionally (``--against FILE``) the exact update with the written-out products of FILE, another version of
-  ``metarl/curvature.py`` (``git show REV:metarl/curvature.py > FILE``), alternating with this one on the same
-  batch: a change to the products measured against the code before it in one run, with the largest
-  difference of the two updates' parameters;
+* optionally (``--against FILE``, once or twice) the exact update of another version of the code, alternating
+  with this one on the same batch: a change measured against the code before it in one run, with the largest
+  difference of the two updates' parameters.  FILE is a version of ``metarl/curvature.py`` (``git show
+  REV:metarl/curvature.py > FILE``) or of ``metarl/maml.py``; given one, the other module is this version's;
+  given both, the learner of the one runs with the products of the other.  With a version of ``metarl/maml.py``
+  and ``--subsample F`` its update with that fraction is timed too;
 * optionally (``--loops``) the update direction as the older ports computed it (Python loops over tasks);
 * optionally (``--compile``) one KL Hessian-vector product of the exact update (to which the conjugate
   gradient adds its damping), run as written and through ``torch.compile`` (TorchInductor), alternating on the same vector:
@@ -31,6 +33,8 @@ Everything that is compared is measured in the same run, on the same data:
     python -m experiments.bench_meta --config halfcheetah_vel --device cuda  # learner on the GPU
     python -m experiments.bench_meta --config halfcheetah_vel --no-autograd --compile --repeat 3
     python -m experiments.bench_meta --config ant_vel --no-autograd --repeat 3 --against /tmp/old_curvature.py
+    python -m experiments.bench_meta --config halfcheetah_vel --subsample 0.2 --no-autograd \
+        --against /tmp/old_maml.py --against /tmp/old_curvature.py          # both modules of another commit
 """
 
 from __future__ import annotations
@@ -283,21 +287,25 @@ class _Autograd:
 AUTOGRAD = _Autograd()
 
 
-def load_products(path: str) -> object:
-    """Another version of ``metarl/curvature.py``, loaded as a module of its own, or a usage error naming the file."""
+def load_version(path: str) -> tuple[str, object]:
+    """Another version of ``metarl/curvature.py`` or ``metarl/maml.py``, loaded as a module of its own:
+    ``("products", module)`` or ``("learner", module)``, or a usage error naming the file."""
     if not os.path.isfile(path):
-        raise ConfigError(f"--against: {path!r} is not a file; give a copy of metarl/curvature.py, e.g. "
-                          "git show HEAD~1:metarl/curvature.py > /tmp/old_curvature.py")
-    spec = importlib.util.spec_from_file_location("metarl_curvature_against", path)
+        raise ConfigError(f"--against: {path!r} is not a file; give a copy of metarl/curvature.py or metarl/maml.py, "
+                          "e.g. git show HEAD~1:metarl/curvature.py > /tmp/old_curvature.py")
+    name = f"metarl_against_{len([m for m in sys.modules if m.startswith('metarl_against_')])}"  # one per file
+    spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise ConfigError(f"--against: {path!r} cannot be loaded as a Python module; give a .py file")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
     spec.loader.exec_module(module)
+    if callable(getattr(module, "MAMLTRPO", None)):
+        return "learner", module
     if not all(callable(getattr(module, name, None)) for name in ("supports", "Linearization")):
-        raise ConfigError(f"--against: {path!r} has no supports() and Linearization, so it is not a version of "
-                          "metarl/curvature.py")
-    return module
+        raise ConfigError(f"--against: {path!r} has neither MAMLTRPO nor supports() and Linearization, so it is not "
+                          "a version of metarl/maml.py or metarl/curvature.py")
+    return "products", module
 
 
 def count_flops(fn: Callable[[], object]) -> int:
@@ -317,8 +325,9 @@ def main() -> None:
     p.add_argument("--threads", type=int, help="also time the exact update on this many torch threads")
     p.add_argument("--layouts", action="store_true",
                    help="also time the layers' batched products in both storage orders (what metarl.curvature chooses)")
-    p.add_argument("--against", metavar="FILE", help="also time the exact update with the written-out products of "
-                   "FILE, another version of metarl/curvature.py (git show REV:metarl/curvature.py > FILE), alternating")
+    p.add_argument("--against", metavar="FILE", action="append", default=[],
+                   help="also time the exact update of another version of metarl/curvature.py or metarl/maml.py (git "
+                   "show REV:metarl/maml.py > FILE), alternating; give it twice for both modules of another version")
     p.add_argument("--loops", action="store_true", help="also time the older ports' per-task loops (slow)")
     p.add_argument("--compile", action="store_true",
                    help="also time one Hessian-vector product as written and through torch.compile (compiles first)")
@@ -331,7 +340,14 @@ def main() -> None:
         if args.subsample is not None:
             check_hvp_subsample(args.subsample, "--subsample")
         device = resolve_device(args.device, "--device")
-        other = load_products(args.against) if args.against is not None else None
+        versions: dict[str, tuple[object, str]] = {}
+        for path in args.against:
+            kind, module = load_version(path)
+            if kind in versions:
+                raise ConfigError(f"--against: {path!r} and {versions[kind][1]!r} are both versions of "
+                                  f"{'metarl/maml.py' if kind == 'learner' else 'metarl/curvature.py'}; give at most "
+                                  "one of each")
+            versions[kind] = (module, path)
         cfg = load_config(os.path.join(HERE, "configs", f"{args.config}.yaml"), args.set)
     except ConfigError as exc:
         p.error(str(exc))
@@ -379,8 +395,8 @@ def main() -> None:
     if device.type == "cuda":
         graph_vs_eager(sampler, Sampler(env, policy, T, E, device, cuda_graph=False), params, tasks, gen, args.repeat)
 
-    def update(fraction: float) -> Callable[[], object]:
-        learner = MAMLTRPO(policy, maml.baseline, type(a)(**{**vars(a), "hvp_subsample": fraction}))
+    def update(fraction: float, learner_class: type = MAMLTRPO) -> Callable[[], object]:
+        learner = learner_class(policy, maml.baseline, type(a)(**{**vars(a), "hvp_subsample": fraction}))
         return lambda: learner.meta_update(params, [d_pre], d_post, torch.Generator().manual_seed(0))
 
     N = E * env.horizon
@@ -390,10 +406,21 @@ def main() -> None:
     print(f"\nthe meta-update against torch.bmm on the policy's shapes [{T}, {N}, {width}] x [{T}, {width}, {width}] "
           f"and on every layer's shapes {' -> '.join(map(str, sizes))}, same run, median of {args.repeat}:")
     variants: list[tuple[str, Callable[[], object], object]] = [("written-out products (metarl.curvature)", update(1.0), curvature)]
-    if other is not None:
-        variants.append((f"written-out products of {os.path.basename(args.against)}", update(1.0), other))
+    pairs = []  # (this version's variant, the other version's) compared after the timings
+    against = " + ".join(os.path.basename(path) for path in args.against)
+    learner, products = versions.get("learner", (None, ""))[0], versions.get("products", (curvature, ""))[0]
+    if learner is not None:
+        learner.curvature = products  # type: ignore[attr-defined]  # its products: the other file's, or this version's
+    other_class = MAMLTRPO if learner is None else learner.MAMLTRPO  # type: ignore[attr-defined]
+    if versions:
+        variants.append((f"version of {against}", update(1.0, other_class), products))
+        pairs.append((variants[0][0], variants[-1][0]))
     if args.subsample is not None:
         variants.append((f"written-out, hvp_subsample {args.subsample:g}", update(args.subsample), curvature))
+        if learner is not None:  # an older curvature.py alone may lack what this learner's subsample uses
+            variants.append((f"version of {against}, hvp_subsample {args.subsample:g}",
+                             update(args.subsample, other_class), products))
+            pairs.append((variants[-2][0], variants[-1][0]))
     if args.threads is not None:
         exact = update(1.0)
 
@@ -428,14 +455,15 @@ def main() -> None:
         print(f"  {name:42s} {seconds:7.2f} s  {flops[name] / 1e9:7.1f} GFLOP  {rate:6.1f} GFLOP/s  "
               f"bmm {ref:6.1f} GFLOP/s  ratio {100 * rate / ref:5.1f}%  bmm on every layer {layer_ref:6.1f} GFLOP/s  "
               f"ratio {100 * rate / layer_ref:5.1f}%" + (f"  (times {times})" if len(runs) > 1 else ""))
-    if other is not None:
-        mine, theirs = (results[variants[i][0]][0] for i in (0, 1))  # type: ignore[index]
+    for ours_name, theirs_name in pairs:
+        mine, theirs = results[ours_name][0], results[theirs_name][0]  # type: ignore[index]
         scale = max(float(v.abs().max()) for v in theirs.values())
         diff = max(float((mine[k] - theirs[k]).abs().max()) for k in theirs)
-        old_time = statistics.median(r[0] for r in measured[variants[1][0]])
-        new_time = statistics.median(r[0] for r in measured[variants[0][0]])
-        print(f"  this version against {os.path.basename(args.against)}: {new_time / old_time:.3f} of the time; the "
-              f"updates' parameters differ by at most {diff:.2g} ({diff / scale:.2g} of the largest entry)")
+        old_time = statistics.median(r[0] for r in measured[theirs_name])
+        new_time = statistics.median(r[0] for r in measured[ours_name])
+        fraction = "" if ours_name == variants[0][0] else f", hvp_subsample {args.subsample:g}"
+        print(f"  this version against {against}{fraction}: {new_time / old_time:.3f} of the "
+              f"time; the updates' parameters differ by at most {diff:.2g} ({diff / scale:.2g} of the largest entry)")
 
     if args.layouts:
         layouts(T, N, sizes, device, dtype)

@@ -39,7 +39,7 @@ def test_bench_meta_times_another_version_of_the_products_in_the_same_run(monkey
     out = capsys.readouterr().out
     assert metarl.maml.curvature is curvature  # the switch is restored
     ours = next(r for r in out.splitlines() if "written-out products (metarl.curvature)" in r)
-    theirs = next(r for r in out.splitlines() if "written-out products of copy_of_curvature.py" in r)
+    theirs = next(r for r in out.splitlines() if "version of copy_of_curvature.py" in r)
     gflop = [re.search(r"([\d.]+) GFLOP ", r).group(1) for r in (ours, theirs)]
     assert gflop[0] == gflop[1] and "ratio" in theirs
     summary = re.search(r"this version against copy_of_curvature.py: ([\d.]+) of the time; the updates' parameters "
@@ -47,15 +47,54 @@ def test_bench_meta_times_another_version_of_the_products_in_the_same_run(monkey
     assert summary and float(summary.group(1)) > 0 and float(summary.group(2)) == 0.0
 
 
+@pytest.mark.parametrize("modules", [("maml",), ("maml", "curvature")])
+def test_bench_meta_times_another_version_of_the_learner_in_the_same_run(monkeypatch, capsys, tmp_path, modules):
+    """``--against FILE`` with a version of metarl/maml.py (and of metarl/curvature.py) alternates that learner with
+    this one, exact and with the subsample; copies of this version give the same parameters and FLOPs in both."""
+    import re
+
+    import metarl.curvature
+    import metarl.maml
+
+    argv = ["bench_meta", "--config", "smoke_halfcheetah_vel", "--no-autograd", "--subsample", "0.5"]
+    for name in modules:
+        copy = tmp_path / f"copy_of_{name}.py"
+        copy.write_text(open(getattr(metarl, name).__file__).read())
+        argv += ["--against", str(copy)]
+    monkeypatch.setattr(sys, "argv", argv)
+    bench_meta.main()
+    out = capsys.readouterr().out
+    against = " + ".join(f"copy_of_{name}.py" for name in modules)
+    rows = {name: next(r for r in out.splitlines() if r.strip().startswith(name)) for name in (
+        "written-out products (metarl.curvature)", f"version of {against} ", "written-out, hvp_subsample 0.5",
+        f"version of {against}, hvp_subsample 0.5")}
+    gflop = {name: re.search(r"([\d.]+) GFLOP ", row).group(1) for name, row in rows.items()}
+    assert gflop["written-out products (metarl.curvature)"] == gflop[f"version of {against} "]
+    assert gflop["written-out, hvp_subsample 0.5"] == gflop[f"version of {against}, hvp_subsample 0.5"]
+    for fraction in ("", ", hvp_subsample 0.5"):
+        summary = re.search(rf"this version against {re.escape(against)}{fraction}: ([\d.]+) of the time; the "
+                            r"updates' parameters differ by at most (\S+) ", out)
+        assert summary and float(summary.group(1)) > 0 and float(summary.group(2)) == 0.0, out
+
+
 def test_bench_meta_refuses_a_file_that_is_not_the_products(monkeypatch, capsys, tmp_path):
     other = tmp_path / "other.py"
     other.write_text("x = 1\n")
-    for path, needle in ((tmp_path / "none.py", "is not a file"), (other, "has no supports() and Linearization")):
+    for path, needle in ((tmp_path / "none.py", "is not a file"),
+                         (other, "has neither MAMLTRPO nor supports() and Linearization")):
         monkeypatch.setattr(sys, "argv", ["bench_meta", "--config", "smoke_halfcheetah_vel", "--against", str(path)])
         with pytest.raises(SystemExit) as exc:
             bench_meta.main()
         err = capsys.readouterr().err
         assert exc.value.code == 2 and "--against" in err and needle in err, err
+    twice = ["--against", str(tmp_path / "a.py"), "--against", str(tmp_path / "b.py")]
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.py").write_text(open(bench_meta.curvature.__file__).read())
+    monkeypatch.setattr(sys, "argv", ["bench_meta", "--config", "smoke_halfcheetah_vel", *twice])
+    with pytest.raises(SystemExit) as exc:
+        bench_meta.main()
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "are both versions of metarl/curvature.py; give at most one of each" in err, err
 
 
 def test_flop_count_includes_the_in_place_products():
