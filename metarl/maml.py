@@ -187,13 +187,12 @@ class MAMLTRPO:
         if self.s.hvp == "finite_difference":  # the released code's products, unguarded CG and step size
             hvp, scale = self.finite_difference_hvp(theta, inner, post, old, subset), trpo.rllab_step
 
-        def fisher_vector(v: Tensor) -> Tensor:
-            return hvp(v) + self.s.cg_damping * v
-
+        fisher_vector = _damped(hvp, self.s.cg_damping)
         direction, product = trpo.solve(fisher_vector, -g.detach(), self.s.cg_iters, guard=scale is trpo.max_step)
         # exact products are linear, so the step's s.As comes from the products CG made; the released
         # finite-difference products are not, and rllab took a fresh one
         full_step = scale(direction, product if scale is trpo.max_step else fisher_vector, self.s.max_kl)
+        del lin, hvp, fisher_vector  # what the products kept is not needed by the line search: freed before it
         loss_before = surrogate.item()
         stats = {"surrogate_before": loss_before, "kl_before": kl.item(), "grad_norm": g.norm().item()}
         if full_step is None or not torch.isfinite(full_step).all():
@@ -213,6 +212,14 @@ class MAMLTRPO:
         new_params = {k: v.detach().clone() for k, v in unflat(new_flat, params).items()}
         return new_params, {**stats, "accepted": 1.0, "line_search_steps": float(ls.steps), "step_fraction": ls.fraction,
                             "surrogate_after": ls.loss, "kl_after": ls.kl, "surrogate_improvement": loss_before - ls.loss}
+
+
+def _damped(hvp: Callable[[Tensor], Tensor], damping: float) -> Callable[[Tensor], Tensor]:
+    """``v -> H v + damping v``: the products conjugate gradient solves with."""
+    def fisher_vector(v: Tensor) -> Tensor:
+        return hvp(v) + damping * v
+
+    return fisher_vector
 
 
 def finite_difference_eps(center: Tensor, base: float) -> float:
