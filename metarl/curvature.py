@@ -130,6 +130,7 @@ def _outer_acc_(out: Tensor, a: Tensor, b: Tensor) -> Tensor:
     return out.add_(_outer(a, b, out.dim() == 2))
 
 
+@torch.no_grad()  # the products write into buffers (``out=``), which autograd does not record
 def forward_pass(params: Params, obs: Tensor, layers: int) -> Pass:
     """The MLP's forward pass (as ``GaussianMLPPolicy.mean``), keeping layer inputs and ReLU masks (no grad).
 

@@ -168,3 +168,18 @@ def test_meta_update_adapts_once_for_its_products_and_old_policy(monkeypatch, fr
     assert stats["line_search_steps"] >= 1  # one adaptation per candidate, whether one is accepted or none
     assert counts == {"inner_step": 1, "adapt": stats["line_search_steps"]}
     assert maml_module.adapt is adaptation.adapt  # the count above saw every adaptation the learner made
+
+
+@pytest.mark.parametrize("hidden", [(), (4,), (5, 3)])
+def test_forward_pass_gives_the_policys_means_with_grad_on(hidden):
+    """The pass writes its products into buffers; it runs without grad whatever the caller's mode, and its
+    means, inputs and masks are the policy's."""
+    policy = GaussianMLPPolicy(3, 2, hidden, init_std=0.8)
+    params = {k: v.requires_grad_() for k, v in policy.init_params(torch.Generator().manual_seed(0), torch.float64).items()}
+    obs = torch.randn(2, 5, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    trace = curvature.forward_pass({k: v.unsqueeze(0).expand(2, *v.shape) for k, v in params.items()}, obs,
+                                   policy.num_layers)
+    with torch.no_grad():
+        torch.testing.assert_close(trace.mu, policy.mean(params, obs), rtol=1e-13, atol=1e-15)
+    assert len(trace.masks) == len(hidden) and all(torch.equal(x[..., -1], torch.ones_like(x[..., -1]))
+                                                   for x in trace.inputs)
