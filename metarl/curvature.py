@@ -136,8 +136,9 @@ def forward_pass(params: Params, obs: Tensor, layers: int) -> Pass:
 
     Each hidden layer's product is written straight into the next layer's ``[h | 1]``, and its mask is the sign of
     the activation after the ReLU (1.0 where active, 0.0 elsewhere): on HalfCheetahVel's ``[40, 2000, 100]``
-    these took 14.7 ms against 19.9 for the product and then a copy into ``[h | 1]``, and 3.6 ms against 24.1
-    for ``(h > 0).to(dtype)``, same values (2-core Xeon, one run; ``bench_meta --against`` times the update)."""
+    these took 14.3 ms against 16.7 for the product and then a copy into ``[h | 1]``, and 3.1 ms against 11.6
+    for ``(h > 0).to(dtype)``, same values (2-core Xeon, freed memory kept as the trainer keeps it, medians of 6
+    alternating rounds in one run; ``bench_meta --against`` times the update)."""
     inputs = [_with_ones(obs)]
     masks: list[Tensor] = []
     cols: list[Tensor] = []
