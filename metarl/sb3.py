@@ -375,6 +375,33 @@ def _own_settings(saved: dict[str, Any], zip_path: str) -> dict[str, Any]:
     return {k: v for k, v in out.items() if v is not None}
 
 
+def _import_dynamo_without_a_cache_folder() -> None:
+    """Import ``torch._dynamo`` (which every torch optimizer imports) without leaving a folder behind.
+
+    Importing it makes TorchInductor's cache folder, ``torchinductor_<user>`` in the system's temp directory,
+    and sets ``TORCHINDUCTOR_CACHE_DIR`` in the process's environment; a baseline compiles nothing, so the
+    folder stays empty.  When neither the folder nor the variable existed before, both are removed again.
+    A ``TORCHINDUCTOR_CACHE_DIR`` of the user's own, a folder that was there already, or an import done
+    earlier are left as they are.
+    """
+    import sys
+    import tempfile
+
+    if "torch._dynamo" in sys.modules or "TORCHINDUCTOR_CACHE_DIR" in os.environ:
+        return
+    temp = os.path.abspath(tempfile.gettempdir())
+    try:
+        before: set[str] | None = set(os.listdir(temp))
+    except OSError:
+        before = None
+    import torch._dynamo  # noqa: F401
+
+    folder = os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)
+    if folder and before is not None and os.path.dirname(folder) == temp and os.path.basename(folder) not in before:
+        with contextlib.suppress(OSError):  # not empty: something else wrote there meanwhile
+            os.rmdir(folder)
+
+
 def train_baseline(kind: str, cfg: Any, output: str, timesteps: int, seed: int | None = None,
                    num_slots: int | None = None, overwrite: bool = False, progress: Callable[[str], None] = print,
                    algo: str | None = None, resume: bool = False, save_every: int = BASELINE_SAVE_EVERY) -> dict[str, Any]:
@@ -470,6 +497,7 @@ def train_baseline(kind: str, cfg: Any, output: str, timesteps: int, seed: int |
         rollout = num_slots * horizon
         # the largest minibatch of at most 1000 steps that divides the rollout (SB3 warns on a ragged last one)
         batch_size = max(b for b in range(1, min(rollout, 1000) + 1) if rollout % b == 0)
+        _import_dynamo_without_a_cache_folder()
         common = dict(n_steps=horizon, batch_size=batch_size, gamma=cfg.algo.discount, seed=seed, verbose=0, device="cpu",
                       policy_kwargs=policy_kwargs(cfg.policy.hidden_sizes, cfg.policy.init_std))
         if algo == "trpo":

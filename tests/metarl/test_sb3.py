@@ -9,6 +9,7 @@ import torch
 import gymnasium
 from stable_baselines3 import PPO
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
+from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.vec_env import VecCheckNan
 
 from metarl import envs  # noqa: F401  (registers the ids)
@@ -16,7 +17,7 @@ from metarl import evaluation as ev
 from metarl.config import EnvConfig, load_config
 from metarl.errors import UsageError
 from metarl.policy import GaussianMLPPolicy
-from metarl.sb3 import SB3TaskVecEnv, policy_kwargs, sb3_policy_params, train_baseline
+from metarl.sb3 import SB3TaskVecEnv, _import_dynamo_without_a_cache_folder, policy_kwargs, sb3_policy_params, train_baseline
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
@@ -60,12 +61,20 @@ def test_oracle_observation_includes_the_task():
     np.testing.assert_allclose(obs[:, -1], [0.5, 1.5])
 
 
-def test_ppo_trains_a_few_hundred_steps_and_converts_exactly():
+def test_ppo_trains_a_few_hundred_steps_and_converts_exactly(tmp_path, monkeypatch):
+    import tempfile
+
+    temp = tmp_path / "system-temp"  # the test's own SB3 model logs nowhere, as train_baseline's does
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
     env = gymnasium.make_vec("metarl/Navigation2D-v0", num_envs=4, horizon=25)
     vec = SB3TaskVecEnv(env, seed=0)
+    _import_dynamo_without_a_cache_folder()  # what train_baseline does first (a no-op once torch has imported it)
     model = PPO("MlpPolicy", vec, n_steps=25, batch_size=50, n_epochs=2, seed=0, device="cpu",
                 policy_kwargs=policy_kwargs([16, 16], 1.0))
+    model.set_logger(Logger(folder=None, output_formats=[]))
     model.learn(total_timesteps=300)
+    assert list(temp.iterdir()) == []
     assert model.num_timesteps >= 300
     params = sb3_policy_params(model, torch.float64)
     policy = GaussianMLPPolicy(2, 2, (16, 16))
@@ -86,6 +95,33 @@ def test_conversion_refuses_other_activations():
     model = PPO("MlpPolicy", SB3TaskVecEnv(env), n_steps=5, batch_size=10, device="cpu")  # Tanh by default
     with pytest.raises(ValueError, match="ReLU"):
         sb3_policy_params(model)
+
+
+@pytest.mark.parametrize("present", [False, True])
+def test_metarl_baseline_leaves_nothing_in_the_system_temp_directory(tmp_path, present):
+    """A fresh process (torch imports its compiler once per process): ``metarl baseline`` with TMPDIR set."""
+    import subprocess
+
+    temp = tmp_path / "system-temp"
+    temp.mkdir()
+    env = {k: v for k, v in ev.os.environ.items() if k != "TORCHINDUCTOR_CACHE_DIR"}
+    env["TMPDIR"] = str(temp)
+    if present:  # a folder that was there before (another torch program's cache) is left alone
+        import getpass
+        import re
+
+        mine = "torchinductor_" + re.sub(r'[\\/:*?"<>|]', "_", getpass.getuser())  # torch's name for it
+        (temp / mine).mkdir()
+    config = ev.os.path.join(ev.os.path.dirname(__file__), "..", "..", "experiments", "configs", "smoke_navigation2d.yaml")
+    code = ("import os, sys; from metarl.cli import main; main(sys.argv[1:]); "
+            "print('cache variable:', os.environ.get('TORCHINDUCTOR_CACHE_DIR'))")
+    out = subprocess.run([sys.executable, "-c", code, "baseline", "oracle", "--config", config, "--output",
+                          str(tmp_path / "run"), "--algo", "ppo", "--timesteps", "100", "--slots", "4"],
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr
+    assert "cache variable: None" in out.stdout
+    assert (tmp_path / "run" / "checkpoints" / "best.pt").exists()
+    assert sorted(p.name for p in temp.iterdir()) == ([mine] if present else [])
 
 
 @pytest.mark.parametrize("kind,algo", [("pretrained", "trpo"), ("oracle", "trpo"), ("oracle", "ppo")])
