@@ -66,6 +66,35 @@ def test_features_follow_the_paper():
     np.testing.assert_allclose(f[1], [-3.0, 9.0, 0.01, 1e-4, 1e-6, 1.0])
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_features_equal_their_blocks_bit_for_bit(dtype):
+    g = torch.Generator().manual_seed(2)
+    obs = (torch.randn(3, 2, 7, 5, generator=g, dtype=torch.float64) * 8).to(dtype)  # some beyond +-10
+    obs[0, 0, 0, 0] = -0.0
+    o = obs.to(torch.float64).clamp(-10.0, 10.0)
+    t = (torch.arange(7, dtype=torch.float64) / 100.0).view(-1, 1).expand(3, 2, 7, 1)
+    blocks = torch.cat([o, o * o, t, t * t, t * t * t, torch.ones_like(t)], dim=-1)
+    feats = LinearFeatureBaseline.features(obs)
+    assert feats.dtype == torch.float64 and feats.is_contiguous()
+    assert torch.equal(feats.view(torch.int64), blocks.view(torch.int64))
+
+
+@pytest.mark.parametrize("method", ["fit_predict", "fit_predict_previous"])
+def test_observations_on_masked_steps_do_not_move_the_fit(method):
+    g = torch.Generator().manual_seed(4)
+    obs = torch.randn(2, 3, 6, 2, generator=g)
+    ret = torch.randn(2, 3, 6, generator=g)
+    mask = torch.ones(2, 3, 6)
+    mask[0, 1, 2:] = 0
+    mask[1, 0, 5:] = 0
+    v1, w1 = getattr(LinearFeatureBaseline(1e-3), method)(obs, ret, mask)
+    obs2 = obs.clone()
+    obs2[mask == 0] = 7.5  # the env's frozen observations after an episode ended could be anything
+    v2, w2 = getattr(LinearFeatureBaseline(1e-3), method)(obs2, ret, mask)
+    assert torch.equal(w1, w2) and torch.equal(v1, v2)
+    assert (v1[mask == 0] == 0).all()
+
+
 def test_masked_steps_do_not_move_the_fit():
     g = torch.Generator().manual_seed(1)
     obs = torch.randn(1, 2, 5, 1, generator=g, dtype=torch.float64)
