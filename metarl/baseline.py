@@ -26,10 +26,9 @@ class LinearFeatureBaseline:
     def features(obs: Tensor) -> Tensor:
         """Features ``[T, E, H, 2 * obs_dim + 4]`` of observations ``[T, E, H, obs_dim]``.
 
-        Written column block by column block into one float64 tensor (clipped in the observations' dtype, which
-        gives the same values: the bounds are exact in both): on AntVel's batch ``[40, 20, 200, 125]`` this took
-        60-65 ms against 145-151 ms for building each block and concatenating them, the same bits (2-core Xeon,
-        medians of 7)."""
+        Written block by block into one float64 tensor, without a temporary per block and a concatenation
+        (clipped in the observations' dtype, which gives the same values: the bounds are exact in both); on
+        the Ant tasks' batches the tensor is 325 MB."""
         n, horizon = obs.shape[-1], obs.shape[-2]
         out = torch.empty(*obs.shape[:-1], 2 * n + 4, dtype=torch.float64, device=obs.device)
         o = out[..., :n]
