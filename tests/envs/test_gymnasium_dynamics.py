@@ -11,7 +11,8 @@ from metarl import envs  # noqa: F401
     "our_id,their_id,obs_dim",
     [("metarl/HalfCheetahVel-v0", "HalfCheetah-v5", 17), ("metarl/AntDir-v0", "Ant-v5", 105)],
 )
-def test_state_trajectories_match_gymnasium(our_id, their_id, obs_dim):
+def test_state_trajectories_match_gymnasium(our_id, their_id, obs_dim, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # gymnasium's own half-cheetah makes MuJoCo write MUJOCO_LOG.TXT where it runs
     ours = gymnasium.make_vec(our_id, num_envs=1, dynamics="gymnasium")
     assert ours.horizon == 100 and ours.single_observation_space.shape == (obs_dim,)
     ours.set_tasks(np.array([[1.0]]))

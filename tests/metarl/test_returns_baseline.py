@@ -77,6 +77,9 @@ def test_features_equal_their_blocks_bit_for_bit(dtype):
     feats = LinearFeatureBaseline.features(obs)
     assert feats.dtype == torch.float64 and feats.is_contiguous()
     assert torch.equal(feats.view(torch.int64), blocks.view(torch.int64))
+    # observations that require grad (a user's own pipeline) give the same features, detached
+    again = LinearFeatureBaseline.features(obs.clone().requires_grad_(True))
+    assert not again.requires_grad and torch.equal(again.view(torch.int64), blocks.view(torch.int64))
 
 
 @pytest.mark.parametrize("method", ["fit_predict", "fit_predict_previous"])

@@ -17,7 +17,7 @@ from metarl import evaluation as ev
 from metarl.config import EnvConfig, load_config
 from metarl.errors import UsageError
 from metarl.policy import GaussianMLPPolicy
-from metarl.sb3 import SB3TaskVecEnv, _import_dynamo_without_a_cache_folder, policy_kwargs, sb3_policy_params, train_baseline
+from metarl.sb3 import SB3TaskVecEnv, policy_kwargs, sb3_policy_params, train_baseline
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
@@ -64,12 +64,12 @@ def test_oracle_observation_includes_the_task():
 def test_ppo_trains_a_few_hundred_steps_and_converts_exactly(tmp_path, monkeypatch):
     import tempfile
 
-    temp = tmp_path / "system-temp"  # the test's own SB3 model logs nowhere, as train_baseline's does
+    temp = tmp_path / "system-temp"  # the test's own SB3 model logs nowhere, as train_baseline's does (torch's
+    # compiler cache, which an optimizer makes, goes where tests/conftest.py puts it)
     temp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(temp))
     env = gymnasium.make_vec("metarl/Navigation2D-v0", num_envs=4, horizon=25)
     vec = SB3TaskVecEnv(env, seed=0)
-    _import_dynamo_without_a_cache_folder()  # what train_baseline does first (a no-op once torch has imported it)
     model = PPO("MlpPolicy", vec, n_steps=25, batch_size=50, n_epochs=2, seed=0, device="cpu",
                 policy_kwargs=policy_kwargs([16, 16], 1.0))
     model.set_logger(Logger(folder=None, output_formats=[]))
@@ -110,7 +110,11 @@ def test_metarl_baseline_leaves_nothing_in_the_system_temp_directory(tmp_path, p
         import getpass
         import re
 
-        mine = "torchinductor_" + re.sub(r'[\\/:*?"<>|]', "_", getpass.getuser())  # torch's name for it
+        try:  # torch's name for it, with its fallback where the user has no name
+            user = getpass.getuser()
+        except (KeyError, ModuleNotFoundError, OSError):
+            user = f"uid_{ev.os.getuid()}"
+        mine = "torchinductor_" + re.sub(r'[\\/:*?"<>|]', "_", user)
         (temp / mine).mkdir()
     config = ev.os.path.join(ev.os.path.dirname(__file__), "..", "..", "experiments", "configs", "smoke_navigation2d.yaml")
     code = ("import os, sys; from metarl.cli import main; main(sys.argv[1:]); "
