@@ -97,25 +97,20 @@ def test_conversion_refuses_other_activations():
         sb3_policy_params(model)
 
 
-@pytest.mark.parametrize("present", [False, True])
-def test_metarl_baseline_leaves_nothing_in_the_system_temp_directory(tmp_path, present):
-    """A fresh process (torch imports its compiler once per process): ``metarl baseline`` with TMPDIR set."""
-    import subprocess
-
+def _fresh_temp(tmp_path):
+    """An empty system temp directory for a child process, and that process's environment."""
     temp = tmp_path / "system-temp"
     temp.mkdir()
     env = {k: v for k, v in ev.os.environ.items() if k != "TORCHINDUCTOR_CACHE_DIR"}
     env["TMPDIR"] = str(temp)
-    if present:  # a folder that was there before (another torch program's cache) is left alone
-        import getpass
-        import re
+    return temp, env
 
-        try:  # torch's name for it, with its fallback where the user has no name
-            user = getpass.getuser()
-        except (KeyError, ModuleNotFoundError, OSError):
-            user = f"uid_{ev.os.getuid()}"
-        mine = "torchinductor_" + re.sub(r'[\\/:*?"<>|]', "_", user)
-        (temp / mine).mkdir()
+
+def test_metarl_baseline_leaves_nothing_in_the_system_temp_directory(tmp_path):
+    """A fresh process (torch imports its compiler once per process): ``metarl baseline`` with TMPDIR set."""
+    import subprocess
+
+    temp, env = _fresh_temp(tmp_path)
     config = ev.os.path.join(ev.os.path.dirname(__file__), "..", "..", "experiments", "configs", "smoke_navigation2d.yaml")
     code = ("import os, sys; from metarl.cli import main; main(sys.argv[1:]); "
             "print('cache variable:', os.environ.get('TORCHINDUCTOR_CACHE_DIR'))")
@@ -125,7 +120,29 @@ def test_metarl_baseline_leaves_nothing_in_the_system_temp_directory(tmp_path, p
     assert out.returncode == 0, out.stderr
     assert "cache variable: None" in out.stdout
     assert (tmp_path / "run" / "checkpoints" / "best.pt").exists()
-    assert sorted(p.name for p in temp.iterdir()) == ([mine] if present else [])
+    assert list(temp.iterdir()) == []
+
+
+def test_a_compiler_cache_folder_that_was_there_is_left_alone(tmp_path):
+    """Another torch program's cache folder in the temp directory is kept; the variable torch sets is still taken
+    back (it was not set before).  What train_baseline does first, then an optimizer, in a fresh process."""
+    import getpass
+    import re
+    import subprocess
+
+    temp, env = _fresh_temp(tmp_path)
+    try:  # torch's name for it, with its fallback where the user has no name
+        user = getpass.getuser()
+    except (KeyError, ModuleNotFoundError, OSError):
+        user = f"uid_{ev.os.getuid()}"
+    mine = "torchinductor_" + re.sub(r'[\\/:*?"<>|]', "_", user)
+    (temp / mine).mkdir()
+    code = ("import os, torch; from metarl.sb3 import _import_dynamo_without_a_cache_folder as f; f(); "
+            "torch.optim.Adam([torch.zeros(1, requires_grad=True)]); print(os.environ.get('TORCHINDUCTOR_CACHE_DIR'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "None"
+    assert [p.name for p in temp.iterdir()] == [mine]
 
 
 @pytest.mark.parametrize("kind,algo", [("pretrained", "trpo"), ("oracle", "trpo"), ("oracle", "ppo")])
