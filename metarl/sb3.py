@@ -380,9 +380,9 @@ def _import_dynamo_without_a_cache_folder() -> None:
 
     Importing it makes TorchInductor's cache folder, ``torchinductor_<user>`` in the system's temp directory,
     and sets ``TORCHINDUCTOR_CACHE_DIR`` in the process's environment; a baseline compiles nothing, so the
-    folder stays empty.  When neither the folder nor the variable existed before, both are removed again.
-    A ``TORCHINDUCTOR_CACHE_DIR`` of the user's own, a folder that was there already, or an import done
-    earlier are left as they are.
+    folder stays empty.  The variable is taken back and the folder removed, unless the folder was there
+    before (another torch program's cache, left alone).  A ``TORCHINDUCTOR_CACHE_DIR`` of the user's own, or
+    an import done earlier in the process, leaves everything as it is.
     """
     import sys
     import tempfile
