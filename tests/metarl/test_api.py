@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -220,11 +221,34 @@ def test_examples_name_bad_input_and_keep_files(tmp_path):
              ("seed_sweep.py", ["--config", SMOKE, "--output", tmp_path, "--seeds", 1, 0], "--output: ", "is not a run directory"),
              ("seed_sweep.py", ["--config", SMOKE, "--output", tmp_path / "sweep", "--seeds", 0, -1], "--seeds: ",
               "expected an integer >= 0")]
-    for name, args, flag, needle in cases:
-        res = subprocess.run([sys.executable, os.path.join(ROOT, "experiments", "examples", name), *map(str, args)],
-                             capture_output=True, text=True, timeout=300, cwd=tmp_path, env={**os.environ, "MPLBACKEND": "Agg"})
-        assert res.returncode == 2 and flag in res.stderr and needle in res.stderr, (name, res.stderr[-2000:])
-        assert "Traceback" not in res.stderr
+    # each case as `python SCRIPT ARGS` runs it (as __main__, with its argv), all in one child process: one
+    # start-up of python and torch instead of one per case; every case stops at its argument check
+    driver = """
+import contextlib, io, json, runpy, sys, traceback
+out = []
+for path, argv in json.loads(sys.argv[1]):
+    err = io.StringIO()
+    sys.argv = [path, *argv]
+    code = 0
+    with contextlib.redirect_stderr(err):
+        try:
+            runpy.run_path(path, run_name="__main__")
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+    out.append([code, err.getvalue()])
+print(json.dumps(out))
+"""
+    runs = [[os.path.join(ROOT, "experiments", "examples", name), [str(a) for a in args]] for name, args, _, _ in cases]
+    res = subprocess.run([sys.executable, "-c", driver, json.dumps(runs)], capture_output=True, text=True, timeout=600,
+                         cwd=tmp_path, env={**os.environ, "MPLBACKEND": "Agg"})
+    assert res.returncode == 0, res.stderr[-2000:]
+    results = json.loads(res.stdout.splitlines()[-1])
+    for (name, _, flag, needle), (code, err) in zip(cases, results, strict=True):
+        assert code == 2 and flag in err and needle in err, (name, err[-2000:])
+        assert "Traceback" not in err
     assert mine.read_bytes() == b"my figure" and sorted(os.listdir(tmp_path)) == ["mine.png", "seed-0"]
     assert os.listdir(tmp_path / "seed-0") == ["notes.txt"]
 
